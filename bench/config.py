@@ -1,0 +1,321 @@
+"""Run configuration: frozen dataclasses, one base, profiles as small deltas, typed overrides.
+
+The base configuration is the notebook's (``full``): vocabulary 10,000, max length 250, embedding
+100, hidden 256, 2 layers, dropout 0.5, batch 64, Adam 1e-3, 5 epochs. ``quick`` and ``smoke`` are
+deltas on it, applied with :func:`dataclasses.replace`, and so are the user's ``--set`` overrides,
+which are type-checked against the field they name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+from data_pipeline import DataConfig
+
+PROFILES = ("smoke", "quick", "full")
+
+
+class ConfigError(ValueError):
+    """A setting that is unknown, of the wrong type, or out of range."""
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Hyperparameters handed to the model builder (only those a builder accepts)."""
+
+    embedding_dim: int = 100
+    hidden_dim: int = 256
+    num_layers: int = 2
+    dropout: float = 0.5
+    # "auto" lets each model pick its fastest exact way of keeping padding out, per device.
+    padding_mode: str = "auto"
+
+    def __post_init__(self) -> None:
+        _check(self.embedding_dim >= 1, "model.embedding_dim must be >= 1")
+        _check(self.hidden_dim >= 1, "model.hidden_dim must be >= 1")
+        _check(self.num_layers >= 1, "model.num_layers must be >= 1")
+        _check(0.0 <= self.dropout < 1.0, "model.dropout must be in [0, 1)")
+        _check(
+            self.padding_mode in ("auto", "padded", "packed"),
+            "model.padding_mode must be one of auto, padded, packed",
+        )
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The optimisation loop: one trainer for every model."""
+
+    epochs: int = 5
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0  # max gradient norm; 0 disables clipping
+    patience: int = 2  # epochs without a better validation loss before stopping
+    max_time_s: float = 0.0  # wall-clock limit of the training loop; 0 means none
+    bf16: bool = True  # bf16 autocast, used on CUDA only
+    eval_batch_size: int = 256
+
+    def __post_init__(self) -> None:
+        _check(self.epochs >= 1, "train.epochs must be >= 1")
+        _check(self.batch_size >= 1, "train.batch_size must be >= 1")
+        _check(self.lr > 0, "train.lr must be > 0")
+        _check(self.weight_decay >= 0, "train.weight_decay must be >= 0")
+        _check(self.grad_clip >= 0, "train.grad_clip must be >= 0 (0 disables clipping)")
+        _check(self.patience >= 1, "train.patience must be >= 1")
+        _check(self.max_time_s >= 0, "train.max_time_s must be >= 0 (0 means no limit)")
+        _check(self.eval_batch_size >= 1, "train.eval_batch_size must be >= 1")
+
+
+@dataclass(frozen=True)
+class MeasureConfig:
+    """How speed and memory are measured."""
+
+    warmup_batches: int = 5  # training batches per run excluded from throughput
+    infer_warmup_batches: int = 2  # evaluation batches excluded from inference throughput
+    latency_warmup: int = 5
+    latency_reps: int = 50
+    matmul_size: int = 1024  # side of the square matmul that calibrates `efficiency`
+
+    def __post_init__(self) -> None:
+        _check(self.warmup_batches >= 0, "measure.warmup_batches must be >= 0")
+        _check(self.infer_warmup_batches >= 0, "measure.infer_warmup_batches must be >= 0")
+        _check(self.latency_warmup >= 0, "measure.latency_warmup must be >= 0")
+        _check(self.latency_reps >= 3, "measure.latency_reps must be >= 3")
+        _check(self.matmul_size >= 16, "measure.matmul_size must be >= 16")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that determines a run's numbers, except the architecture and the seed."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    measure: MeasureConfig = field(default_factory=MeasureConfig)
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message)
+
+
+# Profiles are deltas on the base (= full). Each delta maps "section.field" to a value.
+# quick: sized so every default architecture trains on the real data in about 20 minutes on 2 CPU
+# cores (measurements in docs/profiles.md): a smaller, single-layer model learns faster per second
+# with a higher learning rate, and lighter dropout suits the smaller capacity.
+PROFILE_DELTAS: dict[str, dict[str, Any]] = {
+    "full": {},
+    "quick": {
+        "model.embedding_dim": 64,
+        "model.hidden_dim": 64,
+        "model.num_layers": 1,
+        "model.dropout": 0.3,
+        "train.lr": 3e-3,
+        "train.epochs": 5,
+    },
+    "smoke": {
+        "data.vocab_size": 2_000,
+        "data.max_len": 100,
+        "data.train_limit": 2_000,
+        "data.test_limit": 1_000,
+        "model.embedding_dim": 16,
+        "model.hidden_dim": 16,
+        "model.num_layers": 1,
+        "model.dropout": 0.1,
+        "train.lr": 5e-3,
+        "train.epochs": 2,
+        "measure.warmup_batches": 2,
+        "measure.latency_reps": 10,
+        "measure.latency_warmup": 2,
+        "measure.matmul_size": 256,
+    },
+}
+
+
+def field_types(section_cls: type) -> dict[str, Any]:
+    """The resolved type hints of a config dataclass's fields."""
+    return typing.get_type_hints(section_cls)
+
+
+def _section_classes() -> dict[str, type]:
+    return {f.name: f.type_cls for f in _SECTIONS}
+
+
+@dataclass(frozen=True)
+class _Section:
+    name: str
+    type_cls: type
+
+
+_SECTIONS = (
+    _Section("data", DataConfig),
+    _Section("model", ModelConfig),
+    _Section("train", TrainConfig),
+    _Section("measure", MeasureConfig),
+)
+
+
+def all_keys() -> list[str]:
+    """Every settable key, as ``section.field``."""
+    return [f"{s.name}.{f.name}" for s in _SECTIONS for f in dataclasses.fields(s.type_cls)]
+
+
+def resolve_key(key: str) -> tuple[str, str]:
+    """Map ``section.field`` or an unambiguous bare ``field`` to (section, field)."""
+    keys = all_keys()
+    if "." in key:
+        if key not in keys:
+            raise ConfigError(f"unknown setting {key!r}; settable keys: {', '.join(keys)}")
+        section, name = key.split(".", 1)
+        return section, name
+    matches = [k for k in keys if k.split(".", 1)[1] == key]
+    if not matches:
+        raise ConfigError(f"unknown setting {key!r}; settable keys: {', '.join(keys)}")
+    if len(matches) > 1:
+        raise ConfigError(f"setting {key!r} is ambiguous; write one of {', '.join(matches)}")
+    section, name = matches[0].split(".", 1)
+    return section, name
+
+
+def parse_value(key: str, text: str, annotation: Any) -> Any:
+    """Parse ``text`` as the type ``annotation`` of field ``key``; raise ConfigError if it isn't."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if text.lower() in ("none", "null", ""):
+            return None
+        return parse_value(key, text, args[0])
+    try:
+        if annotation is bool:
+            lowered = text.lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if annotation is int:
+            return int(text.replace("_", ""))
+        if annotation is float:
+            return float(text)
+        if annotation is str:
+            return text
+    except ValueError:
+        raise ConfigError(f"{key} expects {annotation.__name__}, got {text!r}") from None
+    raise ConfigError(f"{key} has an unsupported type {annotation!r}")
+
+
+def apply_overrides(config: RunConfig, overrides: dict[str, Any]) -> RunConfig:
+    """Return ``config`` with ``{"section.field" | "field": value}`` applied.
+
+    String values are parsed to the field's type; other values must already have it. Each section
+    is rebuilt with :func:`dataclasses.replace`, so its range checks run on the result.
+    """
+    by_section: dict[str, dict[str, Any]] = {}
+    for key, value in overrides.items():
+        section, name = resolve_key(key)
+        annotation = field_types(_section_classes()[section])[name]
+        if isinstance(value, str) and annotation is not str:
+            value = parse_value(f"{section}.{name}", value, annotation)
+        elif not _is_instance(value, annotation):
+            raise ConfigError(f"{section}.{name} expects {annotation}, got {value!r}")
+        by_section.setdefault(section, {})[name] = value
+    changes = {}
+    for section, values in by_section.items():
+        try:
+            changes[section] = dataclasses.replace(getattr(config, section), **values)
+        except ValueError as exc:  # a section's own range check (DataConfig raises ValueError)
+            raise ConfigError(str(exc)) from None
+    return dataclasses.replace(config, **changes)
+
+
+def _is_instance(value: Any, annotation: Any) -> bool:
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(_is_instance(value, a) for a in typing.get_args(annotation))
+    if annotation is type(None):
+        return value is None
+    if annotation is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, annotation)
+
+
+def profile_config(profile: str, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """The base configuration with the profile's delta, then ``overrides``, applied."""
+    if profile not in PROFILE_DELTAS:
+        raise ConfigError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    config = apply_overrides(RunConfig(), PROFILE_DELTAS[profile])
+    return apply_overrides(config, overrides or {})
+
+
+def config_to_dict(config: RunConfig) -> dict[str, Any]:
+    """A JSON-ready nested dict of ``config``."""
+    return dataclasses.asdict(config)
+
+
+def config_from_dict(payload: dict[str, Any]) -> RunConfig:
+    """Rebuild a :class:`RunConfig` from :func:`config_to_dict`'s output (unknown keys rejected)."""
+    sections = {}
+    for section in _SECTIONS:
+        values = dict(payload.get(section.name, {}))
+        known = {f.name for f in dataclasses.fields(section.type_cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"unknown {section.name} settings: {', '.join(unknown)}")
+        sections[section.name] = section.type_cls(**values)
+    return RunConfig(**sections)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run: an architecture and a seed under a configuration, on a device."""
+
+    arch: str
+    seed: int
+    profile: str
+    device: str  # "cpu" or "cuda"
+    threads: int
+    config: RunConfig
+    data_path: str | None = None  # explicit dataset path; None means RNNBENCH_IMDB or the cache
+    keep_artifacts: bool = True  # checkpoint + vocab beside the record
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved spec as stored in the record (config sections at top level)."""
+        return {
+            "arch": self.arch,
+            "seed": self.seed,
+            "profile": self.profile,
+            "device": self.device,
+            "threads": self.threads,
+            **config_to_dict(self.config),
+        }
+
+    @property
+    def run_id(self) -> str:
+        """``<arch>-s<seed>-<hash>``: stable for the same resolved spec.
+
+        Where the data comes from is not part of the hash (the data's checksum is recorded), nor
+        whether artifacts are kept: neither changes the numbers.
+        """
+        blob = json.dumps(self.to_dict(), sort_keys=True, default=str).encode()
+        return f"{self.arch}-s{self.seed}-{hashlib.sha256(blob).hexdigest()[:8]}"
+
+    @classmethod
+    def from_dict(cls, payload: dict[str, Any], **extra: Any) -> RunSpec:
+        """Rebuild a spec from :meth:`to_dict`'s output."""
+        return cls(
+            arch=payload["arch"],
+            seed=payload["seed"],
+            profile=payload["profile"],
+            device=payload["device"],
+            threads=payload["threads"],
+            config=config_from_dict(payload),
+            **extra,
+        )

@@ -1,0 +1,242 @@
+"""Execute one RunSpec in the current process and leave its record (and artifacts) on disk.
+
+A RunSpec goes in, a record comes out, both plain data: the same function runs in a local child
+process today and could run as a task of a cluster engine tomorrow. Nothing here assumes that runs
+share a process or a disk other than the results folder.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn import metrics as skm
+from torch import nn
+
+from bench import records
+from bench.config import RunSpec
+from bench.environment import capture
+from bench.measure import (
+    PeakMemory,
+    matmul_flops_per_s,
+    measure_latency,
+    model_flops_per_token,
+    training_flops,
+)
+from bench.trainer import DivergedError, FitResult, Trainer
+from data_pipeline import ImdbData, load_imdb
+from models import create_model, model_info
+
+CHECKPOINT_NAME = "model.pt"
+VOCAB_NAME = "vocab.txt"
+CONFIG_NAME = "config.json"
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU and CUDA) for a run."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; ``cuda`` without a GPU is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for, but torch sees no CUDA device")
+    return torch.device(name)
+
+
+def model_hyperparams(spec: RunSpec) -> dict[str, Any]:
+    """The configured hyperparameters this spec's architecture accepts, over its defaults."""
+    info = model_info(spec.arch)
+    configured = vars(spec.config.model)
+    return {k: configured.get(k, default) for k, default in info.hyperparams.items()}
+
+
+def build_model(spec: RunSpec, vocab_size: int, pad_index: int) -> nn.Module:
+    """The spec's model, with the configured hyperparameters it accepts."""
+    return create_model(
+        spec.arch, vocab_size=vocab_size, pad_index=pad_index, **model_hyperparams(spec)
+    )
+
+
+def is_recurrent(model: nn.Module) -> bool:
+    """Whether a model has a recurrence (a fused recurrent layer or a cell it declares itself)."""
+    return bool(getattr(model, "is_recurrent", False)) or any(
+        isinstance(m, nn.RNNBase) for m in model.modules()
+    )
+
+
+def data_block(data: ImdbData) -> dict[str, Any]:
+    """The record's description of the data a run saw."""
+    return {
+        "source": str(data.source.path),
+        "source_kind": data.source.kind,
+        "origin": data.source.origin,
+        "checksum": data.source.checksum,
+        "n_train": len(data.train),
+        "n_val": len(data.val),
+        "n_test": len(data.test),
+        "vocab_size": len(data.vocab),
+        "cache_hit": data.cache_hit,
+        "n_decode_errors": data.n_decode_errors,
+        "prep_time_s": sum(data.timings_s.values()),
+    }
+
+
+def classification_metrics(probs: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """Accuracy, precision, recall, F1 and ROC-AUC of thresholded probabilities."""
+    predicted = (probs > 0.5).astype(np.int8)
+    both_classes = len(np.unique(labels)) == 2
+    return {
+        "test_accuracy": float(skm.accuracy_score(labels, predicted)),
+        "test_precision": float(skm.precision_score(labels, predicted, zero_division=0)),
+        "test_recall": float(skm.recall_score(labels, predicted, zero_division=0)),
+        "test_f1": float(skm.f1_score(labels, predicted, zero_division=0)),
+        "test_roc_auc": float(skm.roc_auc_score(labels, probs)) if both_classes else float("nan"),
+    }
+
+
+def _error_of(exc: BaseException) -> dict[str, str]:
+    if isinstance(exc, DivergedError):
+        kind = "nan_loss"
+    elif isinstance(exc, torch.cuda.OutOfMemoryError | MemoryError) or "out of memory" in str(exc):
+        kind = "oom"
+    else:
+        kind = "crash"
+    return {"type": kind, "message": f"{type(exc).__name__}: {exc}".strip()[:500]}
+
+
+def base_record(spec: RunSpec, device: torch.device) -> dict[str, Any]:
+    """The fields every record has, before the run produces anything."""
+    return {
+        "schema_version": records.SCHEMA_VERSION,
+        "run_id": spec.run_id,
+        "arch": spec.arch,
+        "model_description": model_info(spec.arch).description,
+        "seed": spec.seed,
+        "profile": spec.profile,
+        "status": "ok",
+        "error": None,
+        "spec": spec.to_dict(),
+        "environment": capture(device),
+        "data": {},
+        "metrics": {},
+        "history": [],
+        "artifacts": {},
+    }
+
+
+def execute_run(spec: RunSpec, run_dir: Path, *, progress: bool = True) -> dict[str, Any]:
+    """Run one spec end to end and write its record; failures are recorded, not raised.
+
+    NaN losses, out-of-memory errors and crashes become a record with ``error``; a crash also
+    prints its traceback, since a programming error must be seen, not only counted.
+    KeyboardInterrupt propagates and leaves no record, so a resumed grid runs this spec again.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(spec.threads)
+    device = resolve_device(spec.device)
+    record = base_record(spec, device)
+    try:
+        _run(spec, run_dir, device, record, progress=progress)
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:  # noqa: BLE001 - failures are data; the traceback is still shown
+        record["status"] = "failed"
+        record["error"] = _error_of(exc)
+        if record["error"]["type"] == "crash":
+            traceback.print_exc(file=sys.stderr)
+    records.write_record(run_dir, record)
+    return record
+
+
+def _run(
+    spec: RunSpec, run_dir: Path, device: torch.device, record: dict[str, Any], *, progress: bool
+) -> None:
+    data = load_imdb(spec.config.data, spec.data_path, progress=progress)
+    record["data"] = data_block(data)
+    seed_everything(spec.seed)
+    model = build_model(spec, len(data.vocab), data.pad_index)
+    record["spec"]["model"] = {**model_hyperparams(spec), "recurrent": is_recurrent(model)}
+    metrics = record["metrics"]
+    metrics["param_count"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+    trainer = Trainer(
+        model, spec.config.train, spec.config.measure, device, pad_index=data.pad_index,
+        progress=progress,
+    )
+    with PeakMemory(device) as train_mem:
+        fit = trainer.fit(data.train, data.val, seed=spec.seed, desc=f"{spec.arch} s{spec.seed} ")
+    record["history"] = fit.history
+    model.load_state_dict(fit.best_state)
+
+    with PeakMemory(device) as infer_mem:
+        test = trainer.evaluate(data.test, desc="test")
+    best = fit.history[fit.best_epoch - 1]
+    metrics.update(classification_metrics(test.probs, test.labels))
+    metrics.update(
+        test_loss=test.loss,
+        val_loss=best["val_loss"],
+        val_accuracy=best["val_accuracy"],
+        train_samples_per_s=fit.train_samples_per_s,
+        train_tokens_per_s=fit.train_tokens_per_s,
+        infer_samples_per_s=test.samples_per_s,
+        train_peak_mem_mb=train_mem.peak_mb,
+        infer_peak_mem_mb=infer_mem.peak_mb,
+        train_time_s=fit.train_time_s,
+        epochs_run=fit.epochs_run,
+        best_epoch=fit.best_epoch,
+    )
+    record["stop_reason"] = fit.stop_reason
+    metrics.update(_latency(model, data, spec, device))
+    metrics["efficiency"] = _efficiency(model, fit, spec, device)
+
+    np.save(run_dir / records.TEST_PROBS_NAME, test.probs.astype(np.float32))
+    np.save(run_dir / records.TEST_LABELS_NAME, test.labels.astype(np.int8))
+    artifacts = {"test_probs": records.TEST_PROBS_NAME, "test_labels": records.TEST_LABELS_NAME,
+                 "checkpoint": None, "vocab": None, "config": None}
+    if spec.keep_artifacts:
+        torch.save(fit.best_state, run_dir / CHECKPOINT_NAME)
+        data.vocab.save(run_dir / VOCAB_NAME)
+        records.write_json_atomic(run_dir / CONFIG_NAME, spec.to_dict())
+        artifacts.update(checkpoint=CHECKPOINT_NAME, vocab=VOCAB_NAME, config=CONFIG_NAME)
+    record["artifacts"] = artifacts
+    if fit.train_samples_per_s is None:
+        raise RuntimeError("no steady-state training batches were timed; is the train split empty?")
+
+
+def _latency(model: nn.Module, data: ImdbData, spec: RunSpec, device: torch.device) -> dict[str, float]:
+    """p50/p95 latency of one review of median length, batch of one, evaluation mode."""
+    lengths = data.test.lengths
+    median_len = int(lengths.median())
+    index = int(torch.argmin((lengths - median_len).abs()))
+    tokens, lens = data.test.pad([index], data.pad_index)
+    tokens = tokens.to(device)
+    model.eval()
+    measure = spec.config.measure
+
+    @torch.inference_mode()
+    def predict_one() -> torch.Tensor:
+        return model(tokens, lens)
+
+    latency = measure_latency(predict_one, device, warmup=measure.latency_warmup, reps=measure.latency_reps)
+    return {"latency_ms_p50": latency.p50_ms, "latency_ms_p95": latency.p95_ms}
+
+
+def _efficiency(model: nn.Module, fit: FitResult, spec: RunSpec, device: torch.device) -> float | None:
+    """Achieved training FLOP/s over the dense matmul FLOP/s of this device, this process."""
+    if not fit.steady_time_s:
+        return None
+    achieved = training_flops(model_flops_per_token(model), fit.steady_tokens) / fit.steady_time_s
+    dtype = torch.bfloat16 if device.type == "cuda" and spec.config.train.bf16 else torch.float32
+    peak = matmul_flops_per_s(device, size=spec.config.measure.matmul_size, dtype=dtype)
+    return achieved / peak

@@ -1,0 +1,206 @@
+"""Run records: one JSON file per run, written atomically, with a versioned schema.
+
+A record is plain data (a ``dict`` that round-trips through JSON). It carries everything a report
+needs, so a report is rebuilt from records alone and never re-trains anything. The schema is
+documented in ``docs/record-schema.md``; :func:`validate_record` is its executable form.
+
+Layout of a results folder::
+
+    <out>/manifest.json            the grid: profile, device, argv, start/finish, wall time
+    <out>/runs/<run_id>/record.json
+    <out>/runs/<run_id>/test_probs.npy   per-review test probabilities (float32, test-split order)
+    <out>/runs/<run_id>/model.pt, vocab.txt, config.json   (unless records-only)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+RECORD_NAME = "record.json"
+MANIFEST_NAME = "manifest.json"
+RUNS_DIR = "runs"
+TEST_PROBS_NAME = "test_probs.npy"
+TEST_LABELS_NAME = "test_labels.npy"
+
+#: Error types a failed run may carry.
+ERROR_TYPES = ("nan_loss", "oom", "timeout", "crash", "interrupted")
+
+#: Metrics every successful run has, with whether higher is better (None: neither, a count).
+#: Reports take column direction from here, so a new metric is declared once.
+METRICS: dict[str, bool | None] = {
+    "param_count": None,
+    "test_accuracy": True,
+    "test_loss": False,
+    "test_precision": True,
+    "test_recall": True,
+    "test_f1": True,
+    "test_roc_auc": True,
+    "val_accuracy": True,
+    "val_loss": False,
+    "train_samples_per_s": True,
+    "train_tokens_per_s": True,
+    "infer_samples_per_s": True,
+    "latency_ms_p50": False,
+    "latency_ms_p95": False,
+    "train_peak_mem_mb": False,
+    "infer_peak_mem_mb": False,
+    "train_time_s": False,
+    "epochs_run": None,
+    "best_epoch": None,
+    "efficiency": True,
+}
+
+#: Keys of one entry of ``history`` (one per epoch run).
+HISTORY_KEYS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "epoch_time_s")
+
+_REQUIRED_TOP = {
+    "schema_version": int,
+    "run_id": str,
+    "arch": str,
+    "seed": int,
+    "profile": str,
+    "status": str,
+    "spec": dict,
+    "environment": dict,
+    "data": dict,
+    "metrics": dict,
+    "history": list,
+}
+
+
+class RecordError(ValueError):
+    """A record (or results folder) that does not follow the schema."""
+
+
+def validate_record(record: dict[str, Any]) -> dict[str, Any]:
+    """Check ``record`` against the schema and return it; raise :class:`RecordError` if not."""
+    if not isinstance(record, dict):
+        raise RecordError("a record must be a JSON object")
+    for key, typ in _REQUIRED_TOP.items():
+        if key not in record:
+            raise RecordError(f"record is missing {key!r}")
+        if not isinstance(record[key], typ) or (typ is int and isinstance(record[key], bool)):
+            raise RecordError(f"record field {key!r} must be {typ.__name__}")
+    if record["schema_version"] != SCHEMA_VERSION:
+        raise RecordError(
+            f"record schema_version {record['schema_version']} is not {SCHEMA_VERSION}; "
+            "re-run with this version of rnnbench"
+        )
+    status = record["status"]
+    if status not in ("ok", "failed"):
+        raise RecordError(f"record status must be 'ok' or 'failed', not {status!r}")
+    error = record.get("error")
+    if status == "failed":
+        if not isinstance(error, dict) or error.get("type") not in ERROR_TYPES:
+            raise RecordError(f"a failed record needs error.type in {ERROR_TYPES}")
+        if not isinstance(error.get("message"), str):
+            raise RecordError("a failed record needs error.message")
+    else:
+        if error is not None:
+            raise RecordError("a successful record must have error null")
+        missing = [m for m in METRICS if m not in record["metrics"]]
+        if missing:
+            raise RecordError(f"record metrics missing: {', '.join(missing)}")
+    for name, value in record["metrics"].items():
+        if value is not None and not isinstance(value, int | float):
+            raise RecordError(f"metric {name!r} must be a number or null")
+    for entry in record["history"]:
+        if not isinstance(entry, dict) or any(k not in entry for k in HISTORY_KEYS):
+            raise RecordError(f"each history entry needs {', '.join(HISTORY_KEYS)}")
+    return record
+
+
+def _json_default(value: Any) -> Any:
+    # numpy scalars and paths appear in metrics and specs; JSON has no NaN, so it becomes null.
+    if hasattr(value, "item"):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _clean_floats(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean_floats(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean_floats(v) for v in value]
+    return value
+
+
+def write_json_atomic(path: Path, payload: Any) -> None:
+    """Write ``payload`` as JSON to ``path`` via a temporary file and an atomic rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(_clean_floats(payload), indent=2, sort_keys=False, default=_json_default)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_record(run_dir: Path, record: dict[str, Any]) -> Path:
+    """Validate and atomically write ``record`` as ``run_dir/record.json``."""
+    validate_record(record)
+    path = Path(run_dir) / RECORD_NAME
+    write_json_atomic(path, record)
+    return path
+
+
+def read_record(path: Path) -> dict[str, Any]:
+    """Read and validate one record; a corrupt file raises :class:`RecordError` naming it."""
+    path = Path(path)
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise RecordError(f"cannot read record {path}: {exc}") from None
+    try:
+        return validate_record(record)
+    except RecordError as exc:
+        raise RecordError(f"{path}: {exc}") from None
+
+
+def record_paths(results_dir: Path) -> list[Path]:
+    """The record files of a results folder, sorted by run folder name."""
+    return sorted((Path(results_dir) / RUNS_DIR).glob(f"*/{RECORD_NAME}"))
+
+
+def load_records(results_dir: Path) -> list[dict[str, Any]]:
+    """All records of a results folder; raise :class:`RecordError` if it is not one."""
+    results_dir = Path(results_dir)
+    if not results_dir.is_dir():
+        raise RecordError(f"{results_dir} is not a folder")
+    if not (results_dir / MANIFEST_NAME).is_file():
+        raise RecordError(f"{results_dir} is not an rnnbench results folder (no {MANIFEST_NAME})")
+    return [read_record(p) for p in record_paths(results_dir)]
+
+
+def read_manifest(results_dir: Path) -> dict[str, Any]:
+    """The manifest of a results folder (grid settings and timing)."""
+    path = Path(results_dir) / MANIFEST_NAME
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise RecordError(f"cannot read manifest {path}: {exc}") from None
+    if not isinstance(manifest, dict) or manifest.get("schema_version") != SCHEMA_VERSION:
+        raise RecordError(f"{path} is not a version-{SCHEMA_VERSION} rnnbench manifest")
+    return manifest
+
+
+def ok_records(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The successful records only."""
+    return [r for r in records if r["status"] == "ok"]

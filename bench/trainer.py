@@ -1,0 +1,266 @@
+"""One trainer for every model: Adam, BCE-with-logits, clipping, selection on validation.
+
+The trainer only relies on the model contract ``forward(tokens, lengths) -> logits[B]``; it never
+asks which kind of model it holds. Loss and accuracy accumulate on the device and are read once per
+epoch (and by the progress bar at most about once a second), so a GPU is never stalled per step.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from bench.config import MeasureConfig, TrainConfig
+from bench.measure import gc_disabled, synchronize
+from data_pipeline import Batch, EncodedSplit, make_batches
+
+# The progress bar's running loss is read (a host sync on CUDA) at most this often.
+_PROGRESS_INTERVAL_S = 1.0
+
+
+class DivergedError(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+@dataclass
+class EvalResult:
+    """One pass over a split in evaluation mode."""
+
+    loss: float
+    accuracy: float
+    probs: np.ndarray  # P(positive) per review, in split order
+    labels: np.ndarray  # int8, split order
+    samples_per_s: float | None  # steady state, warm-up batches excluded; None if too few batches
+    time_s: float
+
+
+@dataclass
+class FitResult:
+    """What training produced: the selected weights and how the loop went."""
+
+    history: list[dict[str, float]]
+    best_epoch: int
+    epochs_run: int
+    best_state: dict[str, torch.Tensor]
+    train_time_s: float
+    stop_reason: str  # "epochs", "early_stop" or "time_limit"
+    steady_samples: int = 0
+    steady_tokens: int = 0
+    steady_time_s: float = 0.0
+    extra: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def train_samples_per_s(self) -> float | None:
+        return self.steady_samples / self.steady_time_s if self.steady_time_s > 0 else None
+
+    @property
+    def train_tokens_per_s(self) -> float | None:
+        return self.steady_tokens / self.steady_time_s if self.steady_time_s > 0 else None
+
+
+def _to_device(batch: Batch, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    # Lengths stay on the CPU: packing wants them there, and models validate them there without a
+    # device sync.
+    non_blocking = device.type == "cuda"
+    return (
+        batch.tokens.to(device, non_blocking=non_blocking),
+        batch.lengths,
+        batch.labels.to(device, non_blocking=non_blocking),
+    )
+
+
+class Trainer:
+    """Fits a model on a training split, selects on validation, evaluates any split."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        train_config: TrainConfig,
+        measure_config: MeasureConfig,
+        device: torch.device,
+        *,
+        pad_index: int,
+        progress: bool = True,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self.model = model.to(device)
+        self.cfg = train_config
+        self.measure = measure_config
+        self.device = device
+        self.pad_index = pad_index
+        self.progress = progress
+        self.clock = clock
+        self.loss_fn = nn.BCEWithLogitsLoss(reduction="sum")
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.Adam(params, lr=train_config.lr, weight_decay=train_config.weight_decay)
+        self._params = params
+
+    def _autocast(self) -> torch.autocast:
+        enabled = self.cfg.bf16 and self.device.type == "cuda"
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=enabled)
+
+    def train_step(self, tokens: torch.Tensor, lengths: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimisation step; returns (summed loss, number correct) as device tensors."""
+        with self._autocast():
+            logits = self.model(tokens, lengths)
+        loss = self.loss_fn(logits.float(), labels)
+        self.optimizer.zero_grad(set_to_none=True)
+        (loss / labels.shape[0]).backward()
+        if self.cfg.grad_clip > 0:
+            nn.utils.clip_grad_norm_(self._params, self.cfg.grad_clip)
+        self.optimizer.step()
+        correct = ((logits.detach() > 0) == (labels > 0.5)).sum()
+        return loss.detach(), correct
+
+    def fit(self, train: EncodedSplit, val: EncodedSplit, *, seed: int, desc: str = "") -> FitResult:
+        """Train for up to ``epochs`` epochs with early stopping on validation loss."""
+        cfg = self.cfg
+        history: list[dict[str, float]] = []
+        best_loss = math.inf
+        best_epoch = 0
+        best_state = copy.deepcopy(self.model.state_dict())
+        stale = 0
+        stop_reason = "epochs"
+        steady_samples = steady_tokens = 0
+        steady_time = 0.0
+        start = self.clock()
+        deadline = start + cfg.max_time_s if cfg.max_time_s > 0 else math.inf
+
+        for epoch in range(1, cfg.epochs + 1):
+            epoch_start = self.clock()
+            batches = make_batches(
+                train, cfg.batch_size, pad_index=self.pad_index, shuffle=True, seed=seed * 100_003 + epoch
+            )
+            self.model.train()
+            loss_sum = torch.zeros((), device=self.device)
+            correct_sum = torch.zeros((), device=self.device, dtype=torch.long)
+            seen = 0
+            warmup = min(self.measure.warmup_batches, max(len(batches) - 1, 0))
+            window_start: float | None = None
+            window_samples = window_tokens = 0
+            bar = tqdm(
+                total=len(batches), desc=f"{desc}epoch {epoch}/{cfg.epochs}", unit="batch",
+                leave=False, disable=not self.progress, file=sys.stderr, dynamic_ncols=True,
+            )
+            last_report = self.clock()
+            timed_out = False
+            with gc_disabled():
+                for i, batch in enumerate(batches):
+                    if i == warmup:
+                        synchronize(self.device)
+                        window_start = self.clock()
+                    tokens, lengths, labels = _to_device(batch, self.device)
+                    loss, correct = self.train_step(tokens, lengths, labels)
+                    loss_sum += loss
+                    correct_sum += correct
+                    seen += len(batch.lengths)
+                    if window_start is not None:
+                        window_samples += len(batch.lengths)
+                        window_tokens += int(batch.lengths.sum())
+                    now = self.clock()
+                    bar.update(1)
+                    if now - last_report >= _PROGRESS_INTERVAL_S:
+                        elapsed = now - epoch_start
+                        bar.set_postfix(loss=f"{loss_sum.item() / seen:.4f}", samples_s=f"{seen / elapsed:,.0f}")
+                        last_report = now
+                    if now > deadline:
+                        timed_out = True
+                        break
+                synchronize(self.device)
+                if window_start is not None and window_samples:
+                    steady_time += self.clock() - window_start
+                    steady_samples += window_samples
+                    steady_tokens += window_tokens
+            bar.close()
+
+            train_loss = loss_sum.item() / max(seen, 1)
+            if not math.isfinite(train_loss):
+                raise DivergedError(f"training loss became {train_loss} in epoch {epoch}")
+            val = self.evaluate(val, desc=f"{desc}validate")
+            history.append(
+                {
+                    "epoch": epoch,
+                    "train_loss": train_loss,
+                    "train_accuracy": correct_sum.item() / max(seen, 1),
+                    "val_loss": val.loss,
+                    "val_accuracy": val.accuracy,
+                    "epoch_time_s": self.clock() - epoch_start,
+                }
+            )
+            if val.loss < best_loss:
+                best_loss, best_epoch, stale = val.loss, epoch, 0
+                best_state = copy.deepcopy(self.model.state_dict())
+            else:
+                stale += 1
+            if timed_out:
+                stop_reason = "time_limit"
+                break
+            if stale >= cfg.patience and epoch < cfg.epochs:
+                stop_reason = "early_stop"
+                break
+
+        return FitResult(
+            history=history,
+            best_epoch=best_epoch,
+            epochs_run=len(history),
+            best_state=best_state,
+            train_time_s=self.clock() - start,
+            stop_reason=stop_reason,
+            steady_samples=steady_samples,
+            steady_tokens=steady_tokens,
+            steady_time_s=steady_time,
+        )
+
+    @torch.inference_mode()
+    def evaluate(self, split: EncodedSplit, *, desc: str = "evaluate") -> EvalResult:
+        """One evaluation-mode pass in deterministic order; probabilities come back in split order."""
+        self.model.eval()
+        batches = make_batches(split, self.cfg.eval_batch_size, pad_index=self.pad_index, shuffle=False)
+        loss_sum = torch.zeros((), device=self.device)
+        probs_parts: list[torch.Tensor] = []
+        warmup = min(self.measure.infer_warmup_batches, max(len(batches) - 1, 0))
+        window_start: float | None = None
+        window_samples = 0
+        start = self.clock()
+        with gc_disabled():
+            for i, batch in enumerate(
+                tqdm(batches, desc=desc, unit="batch", leave=False, disable=not self.progress, file=sys.stderr)
+            ):
+                if i == warmup:
+                    synchronize(self.device)
+                    window_start = self.clock()
+                tokens, lengths, labels = _to_device(batch, self.device)
+                with self._autocast():
+                    logits = self.model(tokens, lengths).float()
+                loss_sum += self.loss_fn(logits, labels)
+                probs_parts.append(torch.sigmoid(logits))
+                if window_start is not None:
+                    window_samples += len(batch.lengths)
+            synchronize(self.device)
+            end = self.clock()
+        probs_sorted = torch.cat(probs_parts).cpu()
+        order = torch.cat([b.index for b in batches])
+        probs = torch.empty(len(split), dtype=torch.float32)
+        probs[order] = probs_sorted
+        labels_np = split.labels.numpy().astype(np.int8)
+        probs_np = probs.numpy()
+        accuracy = float(((probs_np > 0.5).astype(np.int8) == labels_np).mean()) if len(split) else math.nan
+        window_time = end - window_start if window_start is not None else 0.0
+        return EvalResult(
+            loss=loss_sum.item() / max(len(split), 1),
+            accuracy=accuracy,
+            probs=probs_np,
+            labels=labels_np,
+            samples_per_s=window_samples / window_time if window_time > 0 and window_samples else None,
+            time_s=end - start,
+        )
+

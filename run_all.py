@@ -1,0 +1,295 @@
+#!/usr/bin/env python3
+"""rnnbench: train every chosen architecture on IMDb through one pipeline and one trainer, then
+write a report that compares accuracy, speed and memory.
+
+    python run_all.py                          # the default set, profile for this machine
+    python run_all.py --profile smoke          # a minute, end to end
+    python run_all.py --archs 'lstm,bi*' --seeds 3
+    python run_all.py --report-only --out results/quick-cpu
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class UsageError(Exception):
+    """Bad input: printed as one line, exit code 2."""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="run_all.py",
+        description=__doc__.split("\n\n")[0],
+        epilog=(
+            "Data: --data PATH or the RNNBENCH_IMDB variable name the IMDb archive "
+            "(aclImdb_v1.tar.gz, its labeled part, or an extracted aclImdb/ folder); otherwise the "
+            "cache ($XDG_CACHE_HOME/rnnbench) or a download is used. Exit codes: 0 done, 1 a run "
+            "crashed, 2 bad input, 130 interrupted."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "--profile", choices=("smoke", "quick", "full"), default=None,
+        help="configuration profile: smoke (a minute, subsampled data), quick (~20 min on 2 CPU "
+        "cores), full (the notebook's configuration, meant for a GPU); default: full on CUDA, "
+        "quick on CPU",
+    )
+    parser.add_argument(
+        "--archs", nargs="+", default=None, metavar="NAME",
+        help="architectures: registry names or glob patterns, space- or comma-separated "
+        "(see --list-archs); default: the registry's default set",
+    )
+    parser.add_argument("--seeds", type=_positive_int, default=1, metavar="N",
+                        help="run every architecture with model seeds 0..N-1")
+    parser.add_argument("--epochs", type=_positive_int, default=None,
+                        help="override the profile's number of epochs")
+    parser.add_argument(
+        "--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
+        help="override any run setting, e.g. train.lr=3e-3 or model.hidden_dim=128 (repeatable; "
+        "bare field names work when unambiguous; see docs/configuration.md)",
+    )
+    parser.add_argument("--threads", type=_positive_int, default=None,
+                        help="CPU threads per run (default: torch's default, the core count)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                        help="compute device; auto picks CUDA when present")
+    parser.add_argument("--data", default=None, metavar="PATH",
+                        help="IMDb archive or extracted aclImdb/ folder (else $RNNBENCH_IMDB, the "
+                        "cache, or a download)")
+    parser.add_argument("--out", type=Path, default=None, metavar="DIR",
+                        help="results folder (default: results/<profile>-<device>)")
+    exists = parser.add_mutually_exclusive_group()
+    exists.add_argument("--resume", action="store_true",
+                        help="continue in an existing results folder, skipping finished runs")
+    exists.add_argument("--overwrite", action="store_true",
+                        help="delete an existing results folder's runs and report first")
+    parser.add_argument("--run-id", action="append", default=[], metavar="ID",
+                        help="(re-)run only this run of the grid, replacing its record (repeatable)")
+    parser.add_argument("--records-only", action="store_true",
+                        help="keep records and test probabilities only, no checkpoints")
+    parser.add_argument("--report-only", action="store_true",
+                        help="re-render the report from the records in --out; no training")
+    parser.add_argument("--list-archs", action="store_true",
+                        help="list the registered architectures and exit")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return parser
+
+
+def _split_archs(values: list[str] | None) -> list[str] | None:
+    if values is None:
+        return None
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+def resolve_archs(patterns: list[str] | None) -> list[str]:
+    """Registry names from names or globs, in registry order; unknown names fail with hints."""
+    from models import list_models, model_info
+
+    if not patterns:
+        return list_models(default_only=True)
+    chosen: list[str] = []
+    for pattern in patterns:
+        if any(ch in pattern for ch in "*?["):
+            matched = list_models(pattern)
+            if not matched:
+                raise UsageError(
+                    f"--archs pattern {pattern!r} matches no architecture; "
+                    f"registered: {', '.join(list_models())}"
+                )
+        else:
+            model_info(pattern)  # raises UnknownModelError with "did you mean"
+            matched = [pattern]
+        chosen.extend(m for m in matched if m not in chosen)
+    order = {name: i for i, name in enumerate(list_models())}
+    return sorted(chosen, key=order.__getitem__)
+
+
+def list_archs() -> str:
+    from models import list_models, model_info
+
+    lines = []
+    for name in list_models():
+        info = model_info(name)
+        mark = "*" if info.default else " "
+        lines.append(f"{mark} {name:<20} {info.description}")
+    lines.append("(* = in the default set)")
+    return "\n".join(lines)
+
+
+def parse_settings(settings: list[str]) -> dict[str, str]:
+    overrides = {}
+    for item in settings:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--set expects KEY=VALUE, got {item!r}")
+        overrides[key.strip()] = value.strip()
+    return overrides
+
+
+def prepare_out_dir(out: Path, *, resume: bool, overwrite: bool, run_ids: list[str]) -> None:
+    from bench import records
+
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file; give a folder path")
+    is_results = (out / records.MANIFEST_NAME).is_file()
+    has_content = out.is_dir() and any(out.iterdir())
+    if resume or run_ids:
+        if has_content and not is_results:
+            raise UsageError(f"{out} is not an rnnbench results folder (no manifest.json); "
+                             "choose another --out")
+        if is_results:
+            records.read_manifest(out)
+            records.load_records(out)  # a corrupt record is reported before anything runs
+        return
+    if not has_content:
+        return
+    if not overwrite:
+        raise UsageError(f"results folder {out} already exists; pass --resume to continue it, "
+                         "--overwrite to replace it, or choose another --out")
+    if not is_results:
+        raise UsageError(f"{out} is not an rnnbench results folder; refusing to overwrite it")
+    for name in (records.RUNS_DIR, "plots"):
+        shutil.rmtree(out / name, ignore_errors=True)
+    for name in ("report.md", "summary.csv", records.MANIFEST_NAME):
+        (out / name).unlink(missing_ok=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return _main(args, argv if argv is not None else sys.argv[1:])
+    except UsageError as exc:
+        print(f"run_all.py: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _main(args: argparse.Namespace, argv: list[str]) -> int:
+    # Imports here keep `--help` instant and let usage errors appear before torch loads.
+    from bench import records
+    from bench.config import ConfigError, profile_config
+    from bench.executor import resolve_device
+    from bench.runner import plan_grid, run_grid, utc_now, write_manifest
+    from data_pipeline import DataError, load_imdb
+    from models import UnknownModelError
+    from reports import render_report, terminal_summary
+
+    if args.list_archs:
+        print(list_archs())
+        return 0
+    try:
+        device = resolve_device(args.device)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    profile = args.profile or ("full" if device.type == "cuda" else "quick")
+    out = args.out or Path("results") / f"{profile}-{device.type}"
+
+    if args.report_only:
+        try:
+            path = render_report(out)
+            print(terminal_summary(records.load_records(out), records.read_manifest(out)))
+        except records.RecordError as exc:
+            raise UsageError(f"{exc}") from None
+        print(f"\nreport: {path}")
+        return 0
+
+    try:
+        archs = resolve_archs(_split_archs(args.archs))
+        overrides = parse_settings(args.settings)
+        if args.epochs is not None:
+            overrides["train.epochs"] = str(args.epochs)
+        config = profile_config(profile, overrides)
+    except (ConfigError, UnknownModelError) as exc:
+        raise UsageError(str(exc)) from None
+
+    import torch
+
+    threads = args.threads or torch.get_num_threads()
+    data_path = args.data
+    specs = plan_grid(
+        archs, args.seeds, profile=profile, config=config, device=device.type, threads=threads,
+        data_path=data_path, keep_artifacts=not args.records_only,
+    )
+    if args.run_id:
+        known = {s.run_id for s in specs}
+        unknown = [r for r in args.run_id if r not in known]
+        if unknown:
+            raise UsageError(f"--run-id {unknown[0]} is not in this grid; its runs are: "
+                             f"{', '.join(sorted(known))}")
+        specs = [s for s in specs if s.run_id in args.run_id]
+    try:
+        prepare_out_dir(out, resume=args.resume, overwrite=args.overwrite, run_ids=args.run_id)
+    except records.RecordError as exc:
+        raise UsageError(f"{exc}") from None
+
+    print(f"rnnbench: profile {profile} on {device.type}, {len(archs)} architecture(s) x "
+          f"{args.seeds} seed(s) -> {out}", file=sys.stderr)
+    try:
+        data = load_imdb(config.data, data_path, progress=not args.no_progress)
+    except DataError as exc:
+        raise UsageError(str(exc)) from None
+    # The children load the same data from the cache this warmed; keep only its description.
+    print(f"data: {data.source.path} ({len(data.train):,} train / {len(data.val):,} validation / "
+          f"{len(data.test):,} test reviews, vocabulary {len(data.vocab):,})", file=sys.stderr)
+    del data
+
+    out.mkdir(parents=True, exist_ok=True)
+    previous = records.read_manifest(out) if (out / records.MANIFEST_NAME).is_file() else {}
+    manifest = {
+        "profile": profile,
+        "device": device.type,
+        "threads": threads,
+        "argv": ["run_all.py", *argv],
+        "archs": archs,
+        "seeds": args.seeds,
+        "protocol": "fixed",
+        "started_utc": previous.get("started_utc", utc_now()),
+        "finished_utc": None,
+        "wall_time_s": previous.get("wall_time_s", 0.0),
+    }
+    write_manifest(out, manifest)
+    started = time.perf_counter()
+    outcome = run_grid(specs, out, resume=args.resume, progress=not args.no_progress,
+                       log=lambda msg: print(msg, file=sys.stderr, flush=True))
+    manifest.update(finished_utc=utc_now(),
+                    wall_time_s=manifest["wall_time_s"] + time.perf_counter() - started,
+                    interrupted=outcome.interrupted)
+    write_manifest(out, manifest)
+
+    all_records = records.load_records(out)
+    if all_records:
+        path = render_report(out)
+        print()
+        print(terminal_summary(all_records, manifest))
+        print(f"\nreport: {path}")
+    if outcome.interrupted:
+        print("interrupted; continue with --resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if outcome.crashed:
+        print(f"{len(outcome.crashed)} run(s) crashed (tracebacks above): "
+              f"{', '.join(outcome.crashed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())
