@@ -185,19 +185,19 @@ class Trainer:
             train_loss = loss_sum.item() / max(seen, 1)
             if not math.isfinite(train_loss):
                 raise DivergedError(f"training loss became {train_loss} in epoch {epoch}")
-            val = self.evaluate(val, desc=f"{desc}validate")
+            val_result = self.evaluate(val, desc=f"{desc}validate")
             history.append(
                 {
                     "epoch": epoch,
                     "train_loss": train_loss,
                     "train_accuracy": correct_sum.item() / max(seen, 1),
-                    "val_loss": val.loss,
-                    "val_accuracy": val.accuracy,
+                    "val_loss": val_result.loss,
+                    "val_accuracy": val_result.accuracy,
                     "epoch_time_s": self.clock() - epoch_start,
                 }
             )
-            if val.loss < best_loss:
-                best_loss, best_epoch, stale = val.loss, epoch, 0
+            if val_result.loss < best_loss:
+                best_loss, best_epoch, stale = val_result.loss, epoch, 0
                 best_state = copy.deepcopy(self.model.state_dict())
             else:
                 stale += 1

@@ -1,0 +1,105 @@
+"""Classify reviews with a trained run: ``python -m bench.predict RUN_DIR "a review"``.
+
+Loads the run's resolved spec (``config.json``), vocabulary and selected checkpoint, then runs the
+same tokenizer and encoding as training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from bench.config import ConfigError, RunSpec
+from bench.executor import CHECKPOINT_NAME, CONFIG_NAME, VOCAB_NAME, build_model
+from data_pipeline import Vocab, tokenize
+
+
+class PredictError(Exception):
+    """A run folder that cannot be loaded, or input that cannot be classified."""
+
+
+@dataclass(frozen=True)
+class Prediction:
+    label: str  # "positive" or "negative"
+    probability: float  # P(positive)
+
+
+class Predictor:
+    """A trained model with its vocabulary and settings, ready to classify raw text."""
+
+    def __init__(self, run_dir: Path) -> None:
+        run_dir = Path(run_dir)
+        missing = [n for n in (CONFIG_NAME, VOCAB_NAME, CHECKPOINT_NAME) if not (run_dir / n).is_file()]
+        if missing:
+            raise PredictError(
+                f"{run_dir} has no {', '.join(missing)}: give a run folder (results/<...>/runs/<run_id>) "
+                "of a run that kept its artifacts (not --records-only)"
+            )
+        try:
+            self.spec = RunSpec.from_dict(json.loads((run_dir / CONFIG_NAME).read_text()))
+        except (json.JSONDecodeError, KeyError, TypeError, ConfigError) as exc:
+            raise PredictError(f"{run_dir / CONFIG_NAME} is not a valid run config: {exc}") from None
+        self.vocab = Vocab.load(run_dir / VOCAB_NAME)
+        self.model: nn.Module = build_model(self.spec, len(self.vocab), self.vocab.pad_index)
+        try:
+            state = torch.load(run_dir / CHECKPOINT_NAME, map_location="cpu", weights_only=True)
+            self.model.load_state_dict(state)
+        except (RuntimeError, OSError, EOFError) as exc:
+            raise PredictError(f"cannot load checkpoint {run_dir / CHECKPOINT_NAME}: {exc}") from None
+        self.model.eval()
+        self.max_len = self.spec.config.data.max_len
+
+    def encode(self, text: str) -> list[int]:
+        ids = self.vocab.lookup(tokenize(text))[: self.max_len]
+        return ids or [self.vocab.unk_index]  # an empty review is one <unk>, as in training
+
+    @torch.inference_mode()
+    def predict(self, texts: list[str]) -> list[Prediction]:
+        """Classify each text; returns one prediction per text, in order."""
+        if not texts:
+            return []
+        encoded = [self.encode(t) for t in texts]
+        lengths = torch.tensor([len(e) for e in encoded], dtype=torch.long)
+        tokens = torch.full((len(encoded), int(lengths.max())), self.vocab.pad_index, dtype=torch.long)
+        for row, ids in enumerate(encoded):
+            tokens[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+        probs = torch.sigmoid(self.model(tokens, lengths).float()).tolist()
+        return [Prediction("positive" if p > 0.5 else "negative", p) for p in probs]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.predict",
+        description="Classify movie reviews as positive or negative with a trained run.",
+    )
+    parser.add_argument("run_dir", type=Path, help="a run folder: results/<name>/runs/<run_id>")
+    parser.add_argument("text", nargs="*", help="review text(s) to classify")
+    parser.add_argument("--file", type=Path, help="a text file with one review per line")
+    args = parser.parse_args(argv)
+    texts = list(args.text)
+    try:
+        if args.file is not None:
+            try:
+                texts += [ln for ln in args.file.read_text(encoding="utf-8", errors="replace").splitlines() if ln.strip()]
+            except OSError as exc:
+                raise PredictError(f"cannot read --file {args.file}: {exc.strerror}") from None
+        if not texts:
+            raise PredictError("nothing to classify: give review text(s) or --file FILE")
+        predictor = Predictor(args.run_dir)
+    except PredictError as exc:
+        print(f"predict: error: {exc}", file=sys.stderr)
+        return 2
+    for text, pred in zip(texts, predictor.predict(texts), strict=True):
+        snippet = text if len(text) <= 60 else text[:57] + "..."
+        print(f"{pred.label}\t{pred.probability:.3f}\t{snippet}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

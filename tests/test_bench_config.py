@@ -1,0 +1,80 @@
+"""Run configuration: profiles, typed overrides, range checks, stable run ids."""
+
+import dataclasses
+
+import pytest
+
+from bench.config import (
+    ConfigError,
+    RunConfig,
+    RunSpec,
+    apply_overrides,
+    config_from_dict,
+    config_to_dict,
+    profile_config,
+)
+
+
+def test_full_profile_is_the_notebook_configuration():
+    cfg = profile_config("full")
+    assert (cfg.data.vocab_size, cfg.data.max_len) == (10_000, 250)
+    assert (cfg.model.embedding_dim, cfg.model.hidden_dim, cfg.model.num_layers) == (100, 256, 2)
+    assert cfg.model.dropout == 0.5
+    assert (cfg.train.batch_size, cfg.train.lr, cfg.train.epochs) == (64, 1e-3, 5)
+
+
+def test_profiles_are_deltas_on_one_base():
+    quick, smoke = profile_config("quick"), profile_config("smoke")
+    assert quick.model.hidden_dim < 256 and quick.data == RunConfig().data
+    assert smoke.data.train_limit is not None and smoke.train.epochs <= 2
+
+
+@pytest.mark.parametrize(
+    ("key", "text", "expected"),
+    [("train.lr", "3e-3", 3e-3), ("lr", "0.01", 0.01), ("model.hidden_dim", "128", 128),
+     ("train.bf16", "false", False), ("data.train_limit", "none", None), ("epochs", "7", 7)],
+)
+def test_overrides_are_parsed_to_the_field_type(key, text, expected):
+    cfg = apply_overrides(RunConfig(), {key: text})
+    section, name = ("train", key) if "." not in key else key.split(".")
+    if "." not in key:
+        section = next(s for s in ("data", "model", "train", "measure")
+                       if name in {f.name for f in dataclasses.fields(getattr(cfg, s))})
+    assert getattr(getattr(cfg, section), name) == expected
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [({"train.lr": "-1"}, "train.lr must be > 0"),
+     ({"train.batch_size": "0"}, "train.batch_size must be >= 1"),
+     ({"data.max_len": "0"}, "max_len"),
+     ({"train.lr": "fast"}, "train.lr expects float"),
+     ({"hidden": "3"}, "unknown setting 'hidden'"),
+     ({"train.nope": "3"}, "unknown setting 'train.nope'"),
+     ({"model.padding_mode": "sideways"}, "padding_mode")],
+)
+def test_bad_overrides_fail_with_a_clear_message(overrides, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        apply_overrides(RunConfig(), overrides)
+
+
+def test_unknown_profile_is_refused():
+    with pytest.raises(ConfigError, match="unknown profile 'fast'"):
+        profile_config("fast")
+
+
+def test_config_round_trips_through_a_dict():
+    cfg = profile_config("smoke", {"train.lr": "0.02"})
+    assert config_from_dict(config_to_dict(cfg)) == cfg
+    with pytest.raises(ConfigError, match="unknown train settings: bogus"):
+        config_from_dict({**config_to_dict(cfg), "train": {"bogus": 1}})
+
+
+def test_run_id_is_stable_and_depends_on_the_spec():
+    cfg = profile_config("smoke")
+    spec = RunSpec("lstm", 0, "smoke", "cpu", 2, cfg)
+    assert spec.run_id == RunSpec("lstm", 0, "smoke", "cpu", 2, cfg, data_path="/elsewhere").run_id
+    assert spec.run_id.startswith("lstm-s0-") and len(spec.run_id) == len("lstm-s0-") + 8
+    other = RunSpec("lstm", 0, "smoke", "cpu", 2, apply_overrides(cfg, {"train.lr": "0.1"}))
+    assert other.run_id != spec.run_id
+    assert RunSpec.from_dict(spec.to_dict()) == spec

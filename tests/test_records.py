@@ -1,0 +1,78 @@
+"""The record schema: validation, atomic writes, and the documentation agreeing with the code."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from bench import records
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def make_record(**changes):
+    record = {
+        "schema_version": records.SCHEMA_VERSION, "run_id": "lstm-s0-0123abcd", "arch": "lstm",
+        "seed": 0, "profile": "smoke", "status": "ok", "error": None, "spec": {},
+        "environment": {}, "data": {}, "metrics": {m: 1.0 for m in records.METRICS},
+        "history": [{k: 1.0 for k in records.HISTORY_KEYS}],
+    }
+    record.update(changes)
+    return record
+
+
+def test_a_complete_record_validates_and_round_trips(tmp_path):
+    path = records.write_record(tmp_path, make_record())
+    assert records.read_record(path) == make_record()
+    assert [p.name for p in tmp_path.iterdir()] == ["record.json"]  # no temp file left
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [({"schema_version": 0}, "schema_version 0"),
+     ({"status": "done"}, "status must be"),
+     ({"status": "failed"}, "error.type"),
+     ({"status": "failed", "error": {"type": "oom"}}, "error.message"),
+     ({"metrics": {"param_count": 1}}, "metrics missing"),
+     ({"seed": "0"}, "'seed' must be int"),
+     ({"history": [{"epoch": 1}]}, "history entry")],
+)
+def test_invalid_records_are_rejected(changes, message):
+    with pytest.raises(records.RecordError, match=message):
+        records.validate_record(make_record(**changes))
+
+
+def test_a_failed_record_needs_no_metrics():
+    failed = make_record(status="failed", error={"type": "nan_loss", "message": "loss nan"},
+                         metrics={}, history=[])
+    assert records.validate_record(failed) is failed
+
+
+def test_nan_becomes_null_in_json(tmp_path):
+    record = make_record()
+    record["metrics"]["efficiency"] = float("nan")
+    records.write_record(tmp_path, record)
+    assert json.loads((tmp_path / "record.json").read_text())["metrics"]["efficiency"] is None
+
+
+def test_a_corrupt_record_names_its_file(tmp_path):
+    run = tmp_path / "runs" / "x"
+    run.mkdir(parents=True)
+    (run / "record.json").write_text("{not json")
+    (tmp_path / "manifest.json").write_text(json.dumps({"schema_version": 1}))
+    with pytest.raises(records.RecordError, match="cannot read record .*record.json"):
+        records.load_records(tmp_path)
+
+
+def test_a_folder_without_manifest_is_not_a_results_folder(tmp_path):
+    with pytest.raises(records.RecordError, match="not an rnnbench results folder"):
+        records.load_records(tmp_path)
+
+
+def test_schema_page_documents_every_metric_and_history_key():
+    page = (ROOT / "docs" / "record-schema.md").read_text()
+    documented = set(re.findall(r"`([a-z0-9_]+)`", page))
+    assert set(records.METRICS) <= documented
+    assert set(records.HISTORY_KEYS) <= documented
+    assert f"version {records.SCHEMA_VERSION}" in page
