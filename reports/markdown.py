@@ -1,0 +1,438 @@
+"""The markdown report, assembled from the summaries, the comparisons and the plot names.
+
+Everything here is a function of the records and the manifest: no clock is read, no path of the
+machine that renders is written, so the same folder always renders the same bytes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from reports.compare import ALPHA, METHOD_BOOTSTRAP, METHOD_MCNEMAR, N_BOOT, THRESHOLD, Comparer
+from reports.plots import PLOT_TITLES
+from reports.recommend import format_p, format_points, recommend
+from reports.table import MISSING, ArchSummary, main_table, markdown_table
+
+DATASET_CITATION = (
+    "Andrew L. Maas, Raymond E. Daly, Peter T. Pham, Dan Huang, Andrew Y. Ng and Christopher "
+    'Potts. 2011. "Learning Word Vectors for Sentiment Analysis." In *Proceedings of the 49th '
+    "Annual Meeting of the Association for Computational Linguistics (ACL 2011)*, pages 142–150."
+)
+
+#: How each figure is measured, copied from docs/record-schema.md (a test keeps them equal).
+MEASUREMENT_DEFINITIONS: dict[str, str] = {
+    "param_count": "trainable parameters",
+    "test_accuracy": "on the whole test split, once, with the checkpoint selected on validation",
+    "train_samples_per_s": (
+        "steady-state training throughput: warm-up batches excluded; tokens are real tokens, "
+        "padding excluded"
+    ),
+    "infer_samples_per_s": "evaluation-mode forward passes at the evaluation batch size",
+    "latency_ms_p50": "one review of median length, batch of one, after warm-up",
+    "train_peak_mem_mb": (
+        "CUDA: `torch.cuda.max_memory_allocated`, reset before the phase. CPU: growth of peak "
+        "resident memory (VmHWM) over the phase's baseline"
+    ),
+    "train_time_s": "wall time of the training loop including validation passes",
+    "efficiency": (
+        "model FLOP/s achieved in training ÷ dense matmul FLOP/s measured on the same device in "
+        "the same process"
+    ),
+}
+
+#: Which columns each definition covers, as the report names them.
+_DEFINITION_LABELS: dict[str, str] = {
+    "param_count": "Params",
+    "test_accuracy": "Test accuracy, F1, ROC-AUC",
+    "train_samples_per_s": "Train samples/s, tokens/s",
+    "infer_samples_per_s": "Infer samples/s",
+    "latency_ms_p50": "Latency p50, p95",
+    "train_peak_mem_mb": "Train and infer peak MiB",
+    "train_time_s": "Train time",
+    "efficiency": "Efficiency",
+}
+
+PUBLISHED_RESULTS: tuple[tuple[str, str, str], ...] = (
+    (
+        "TF-IDF + logistic regression",
+        "bag of word n-grams on the standard 25k/25k split; about 88% with unigrams, up to about "
+        "91% with uni- and bigrams, depending on the n-gram range and regularisation",
+        "≈ 88–91%",
+    ),
+    (
+        "fastText-style model (Keras `imdb_fasttext` example; Joulin et al. 2016)",
+        "averaged embeddings of uni- and bigrams, 20,000 words, max length 400, embedding 50, "
+        "5 epochs",
+        "90.6%",
+    ),
+    (
+        "Maas et al. 2011 (the dataset paper)",
+        "learned word vectors plus bag of words, also using the 50,000 unlabeled reviews",
+        "88.9%",
+    ),
+    (
+        "NBSVM-bi (Wang & Manning 2012, *Baselines and Bigrams*)",
+        "naive-Bayes log-count-ratio features of uni- and bigrams fed to an SVM",
+        "91.2%",
+    ),
+    (
+        "bentrevett/pytorch-sentiment-analysis, 2-layer BiLSTM",
+        "GloVe 100-d initialised embeddings, hidden 256, dropout 0.5, packed sequences, 5 epochs, "
+        "validation split carved from train; the figure varies across versions of the tutorial",
+        "85.3–86.2%",
+    ),
+)
+
+
+def _distinct(values: Iterable[Any]) -> list[Any]:
+    out: list[Any] = []
+    for value in values:
+        if value not in out and value not in (None, ""):
+            out.append(value)
+    return out
+
+
+def _field(records: Sequence[dict[str, Any]], section: str, key: str) -> str:
+    """A field shared by the records, or every value it takes with a note that it varies."""
+    values = _distinct((r.get(section) or {}).get(key) for r in records)
+    if not values:
+        return MISSING
+    if len(values) == 1:
+        return str(values[0])
+    return ", ".join(str(v) for v in values) + " (varies across runs)"
+
+
+def _count_field(records: Sequence[dict[str, Any]], key: str) -> str:
+    values = _distinct((r.get("data") or {}).get(key) for r in records)
+    if not values:
+        return MISSING
+    text = ", ".join(f"{v:,}" if isinstance(v, int) else str(v) for v in values)
+    return text + (" (varies across runs)" if len(values) > 1 else "")
+
+
+def _run_date(records: Sequence[dict[str, Any]], manifest: Mapping[str, Any]) -> str:
+    started = manifest.get("started_utc")
+    if isinstance(started, str) and started:
+        return started[:10]
+    dates = sorted(_distinct((r.get("environment") or {}).get("date_utc") for r in records))
+    return str(dates[0])[:10] if dates else "unknown date"
+
+
+def _protocol(manifest: Mapping[str, Any]) -> str:
+    protocol = manifest.get("protocol")
+    if protocol == "tuned":
+        return "tuned: hyperparameters chosen per architecture on the validation split"
+    if protocol == "fixed":
+        return "fixed: every architecture trained with the profile's hyperparameters, no tuning"
+    return "not recorded in the manifest (the runner's default is fixed hyperparameters)"
+
+
+def _git(records: Sequence[dict[str, Any]]) -> str:
+    parts = []
+    for env in _distinct(
+        (
+            (r.get("environment") or {}).get("git_commit"),
+            (r.get("environment") or {}).get("git_dirty"),
+        )
+        for r in records
+    ):
+        commit, dirty = env
+        if commit:
+            parts.append(f"`{str(commit)[:12]}`" + (" (uncommitted changes)" if dirty else ""))
+    if not parts:
+        return MISSING
+    return ", ".join(parts) + (" (varies across runs)" if len(parts) > 1 else "")
+
+
+def header(records: Sequence[dict[str, Any]], manifest: Mapping[str, Any]) -> str:
+    """Title, run facts (date, data, hardware, software, code) and the protocol."""
+    profile = manifest.get("profile") or _field(records, "spec", "profile")
+    device = manifest.get("device") or _field(records, "spec", "device")
+    wall = manifest.get("wall_time_s")
+    wall_text = f"{wall:,.0f} s ({wall / 60:.1f} min)" if isinstance(wall, int | float) else MISSING
+    gpu = _field(records, "environment", "device_name")
+    cuda = _field(records, "environment", "cuda")
+    cudnn = _field(records, "environment", "cudnn")
+    checksum = _field(records, "data", "checksum")
+    facts = [
+        ("Date of the run", _run_date(records, manifest)),
+        ("Profile", f"`{profile}` on `{device}`"),
+        ("Protocol", _protocol(manifest)),
+        ("Data", f"IMDb large movie review dataset, from `{_field(records, 'data', 'source')}`"),
+        ("Data checksum", f"`{checksum}`" if checksum != MISSING else MISSING),
+        (
+            "Splits (reviews)",
+            f"train {_count_field(records, 'n_train')}, validation {_count_field(records, 'n_val')}, "
+            f"test {_count_field(records, 'n_test')}; vocabulary {_count_field(records, 'vocab_size')}",
+        ),
+        (
+            "CPU",
+            f"{_field(records, 'environment', 'cpu_model')}, "
+            f"{_field(records, 'environment', 'threads')} threads",
+        ),
+        ("GPU", gpu if gpu != MISSING else "none"),
+        (
+            "Software",
+            f"Python {_field(records, 'environment', 'python')}, torch "
+            f"{_field(records, 'environment', 'torch')}, CUDA {cuda}, cuDNN {cudnn}",
+        ),
+        ("Code", f"git {_git(records)}"),
+        ("Total time", wall_text),
+    ]
+    argv = manifest.get("argv")
+    if isinstance(argv, list) and argv:
+        facts.append(("Command", "`" + " ".join(str(a) for a in argv) + "`"))
+    table = markdown_table(
+        ["", ""], [[f"**{k}**", v.replace("|", "\\|")] for k, v in facts], align="ll"
+    )
+    return "\n".join(
+        [
+            f"# rnnbench: recurrent text classifiers on IMDb (`{profile}`, `{device}`)",
+            "",
+            table,
+            "",
+            f"Dataset: {DATASET_CITATION}",
+            "",
+            "**Timings and memory figures come from this machine only.** Do not compare them with "
+            "another machine's report; across machines only `efficiency` (achieved FLOP/s as a "
+            "fraction of a matmul measured on the same device in the same process) is meaningful. "
+            "Within this report, speed ratios compare runs made on the same machine in one session.",
+        ]
+    )
+
+
+def results_section(rows: Sequence[ArchSummary], manifest: Mapping[str, Any]) -> str:
+    """The main table with its legend and the failures spelled out."""
+    lines = ["## Results", "", main_table(rows), ""]
+    lines.append(
+        "↑ higher is better, ↓ lower is better; **bold**: the best of the column. Cells are the "
+        "mean ± sample standard deviation over seeds (n = seeds that succeeded; with n=1 there is "
+        "no spread). The test accuracy interval is the 95% Student t interval of the mean over "
+        f"seeds (t with n−1 degrees of freedom). {MISSING}: not measured for that model."
+    )
+    notes = []
+    for row in rows:
+        if row.failed:
+            notes.append(
+                f"- `{row.arch}`: {len(row.failed)} of {len(row.records)} seeds failed "
+                f"({row.failure_text()})"
+                + ("; the figures above are from the others." if row.ok else ".")
+            )
+    recorded = {row.arch for row in rows}
+    missing = [a for a in manifest.get("archs") or [] if a not in recorded]
+    if missing:
+        notes.append(
+            "- No record at all for "
+            + ", ".join(f"`{a}`" for a in missing)
+            + " (not run, or the run was interrupted before writing one)."
+        )
+    if notes:
+        lines += ["", "Failures:", "", *notes]
+    described = [r for r in rows if r.description]
+    if described:
+        lines += ["", "Architectures:", ""]
+        lines += [
+            f"- `{r.arch}`: {r.description}"
+            + {True: " (recurrent)", False: " (non-recurrent)"}.get(r.recurrent, "")
+            for r in described
+        ]
+    return "\n".join(lines)
+
+
+def comparison_section(rows: Sequence[ArchSummary], comparer: Comparer) -> str:
+    """The most accurate architecture against each other one, paired by seed."""
+    ok = [r for r in rows if r.value("test_accuracy") is not None]
+    lines = ["## Paired comparisons", ""]
+    if len(ok) < 2:
+        return "\n".join(lines + ["Only one architecture has a test accuracy: nothing to compare."])
+    best = max(ok, key=lambda r: r.value("test_accuracy"))
+    body = []
+    for row in ok:
+        if row is best:
+            continue
+        cmp = comparer.compare(best.arch, row.arch)
+        if not cmp.available:
+            body.append([f"`{row.arch}`", MISSING, MISSING, MISSING, MISSING, MISSING, MISSING,
+                         f"not available: {cmp.reason}"])  # fmt: skip
+            continue
+        body.append(
+            [
+                f"`{row.arch}`",
+                ", ".join(str(s) for s in cmp.seeds),
+                f"{cmp.n_reviews:,}",
+                format_points(cmp.diff),
+                f"{format_points(cmp.ci_lo)} to {format_points(cmp.ci_hi)}",
+                format_p(cmp.p_value).removeprefix("p = ").removeprefix("p "),
+                cmp.method,
+                cmp.verdict(),
+            ]
+        )
+    headers = ["Against", "Paired seeds", "Reviews", f"`{best.arch}` − it (points)",
+               "95% CI (points)", "p", "Test", "Verdict"]  # fmt: skip
+    lines += [
+        f"The most accurate architecture, `{best.arch}`, against each other one on the same test "
+        f"reviews (a review counts as predicted positive when its probability exceeds "
+        f"{THRESHOLD}; runs paired by seed).",
+        "",
+        markdown_table(headers, body, align="lrrrrrll"),
+        "",
+        f"How a tie is decided (significance level {ALPHA:.0%}): with several seeds in common, "
+        f"the {METHOD_BOOTSTRAP} ({N_BOOT:,} replicates, each resampling reviews with replacement "
+        "and, independently, seeds) gives a 95% percentile interval of the accuracy difference, "
+        "and the difference is a tie when that interval contains zero; its p-value is the share "
+        "of replicates, shifted to the null, at least as far from zero as the observation. With "
+        f"one seed in common, the {METHOD_MCNEMAR} test (a two-sided binomial test on the reviews "
+        "exactly one of the two gets right) gives the p-value and the difference is a tie when "
+        f"p ≥ {ALPHA}; the interval is then the bootstrap over reviews alone. Pairs whose runs "
+        "kept no test predictions are not available rather than guessed.",
+    ]
+    return "\n".join(lines)
+
+
+def plots_section(plot_names: Iterable[str]) -> str:
+    """The figures, embedded by relative path."""
+    lines = ["## Plots", ""]
+    names = [n for n in PLOT_TITLES if n in set(plot_names)]
+    if not names:
+        return "\n".join(lines + ["No figure could be drawn: no run has the figures they need."])
+    for name in names:
+        lines += [f"### {PLOT_TITLES[name]}", "", f"![{PLOT_TITLES[name]}](plots/{name})", ""]
+    lines.append(
+        "Each architecture has the same colour in every figure. Speed and memory are this "
+        "machine's; a log axis is used where the values span a factor of ten or more."
+    )
+    return "\n".join(lines)
+
+
+def _flatten(prefix: str, value: Any, out: dict[str, str]) -> None:
+    if isinstance(value, Mapping):
+        for key, sub in value.items():
+            _flatten(f"{prefix}.{key}" if prefix else str(key), sub, out)
+    else:
+        out[prefix] = value if isinstance(value, str) else json.dumps(value)
+
+
+#: Spec fields that identify a run rather than configure it.
+_SPEC_IDENTITY = ("arch", "seed")
+
+
+def _settings(rows: Sequence[ArchSummary]) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
+    """Spec settings shared by every architecture, and those that differ (per architecture)."""
+    per_arch: dict[str, dict[str, str]] = {}
+    for row in rows:
+        flat: dict[str, str] = {}
+        spec = {
+            k: v for k, v in (row.records[0].get("spec") or {}).items() if k not in _SPEC_IDENTITY
+        }
+        _flatten("", spec, flat)
+        per_arch[row.arch] = flat
+    keys: list[str] = []
+    for flat in per_arch.values():
+        keys += [k for k in flat if k not in keys]
+    common, differing = {}, {}
+    for key in keys:
+        values = [flat.get(key) for flat in per_arch.values()]
+        if all(v == values[0] for v in values):
+            common[key] = values[0]
+        else:
+            differing[key] = {arch: flat.get(key, MISSING) for arch, flat in per_arch.items()}
+    return common, differing
+
+
+def measurement_section(rows: Sequence[ArchSummary]) -> str:
+    """Settings, validation protocol, what the timers and memory figures cover, the intervals."""
+    common, differing = _settings(rows)
+    lines = ["## How this was measured", "", "### Settings", ""]
+    if common:
+        lines += [
+            "Shared by every architecture (from the run specs):",
+            "",
+            markdown_table(
+                ["Setting", "Value"],
+                [[f"`{k}`", f"`{v}`"] for k, v in common.items()],
+                align="ll",
+            ),
+            "",
+        ]
+    if differing:
+        archs = [r.arch for r in rows]
+        lines += [
+            "Set per architecture:",
+            "",
+            markdown_table(
+                ["Setting"] + [f"`{a}`" for a in archs],
+                [
+                    [f"`{k}`"] + [f"`{v[a]}`" if v[a] != MISSING else MISSING for a in archs]
+                    for k, v in differing.items()
+                ],
+            ),  # fmt: skip
+            "",
+        ]
+    split_seed = common.get("data.split_seed")
+    lines += [
+        "### Protocol",
+        "",
+        "- A stratified validation split is carved from the training reviews with a fixed split "
+        "seed" + (f" (`{split_seed}`)" if split_seed else "") + ", the same for every run; the "
+        "vocabulary is built from the training split only.",
+        "- Each epoch is scored on validation; the checkpoint with the lowest validation loss is "
+        "kept (early stopping may end training before the configured epochs).",
+        "- The test split is evaluated once per run, with that checkpoint. Nothing is selected on "
+        "test.",
+        "- Seeds change the model's initialisation, dropout and batch order, not the split.",
+        "",
+        "### What the figures include",
+        "",
+        markdown_table(
+            ["Figure", "How it is measured"],
+            [[_DEFINITION_LABELS[k], v] for k, v in MEASUREMENT_DEFINITIONS.items()],
+            align="ll",
+        ),
+        "",
+        "### Intervals and ties",
+        "",
+        "- Spread over seeds: sample standard deviation (n−1). The 95% interval of a mean over n "
+        "seeds is the Student t interval, mean ± t(0.975, n−1) · s / √n (t computed exactly, "
+        "from the regularised incomplete beta function); none is given for n = 1.",
+        f"- Accuracy differences between architectures: paired bootstrap over reviews and seeds "
+        f"for the 95% interval; {METHOD_MCNEMAR} as the p-value when only one seed is paired; "
+        f"not significant at {ALPHA:.0%} means a tie (see *Paired comparisons*).",
+    ]
+    return "\n".join(lines)
+
+
+def published_section() -> str:
+    """Reference figures from the literature, clearly apart from what was measured here."""
+    body = [[name, setting, acc] for name, setting, acc in PUBLISHED_RESULTS]
+    return "\n".join(
+        [
+            "## Published results (not measured here)",
+            "",
+            "For orientation only: other code, other preprocessing, other hardware, usually the "
+            "full 25,000-review training set. None of these numbers was produced by this run.",
+            "",
+            markdown_table(["Model", "Setting", "Test accuracy"], body, align="llr"),
+        ]
+    )
+
+
+def render_markdown(
+    records: Sequence[dict[str, Any]],
+    manifest: Mapping[str, Any],
+    rows: Sequence[ArchSummary],
+    comparer: Comparer,
+    plot_names: Iterable[str],
+) -> str:
+    """The whole report."""
+    sections = [
+        header(records, manifest),
+        results_section(rows, manifest),
+        "## Which one should I use?\n\n" + recommend(rows, comparer),
+        comparison_section(rows, comparer),
+        plots_section(plot_names),
+        measurement_section([r for r in rows if r.records]),
+        published_section(),
+    ]
+    return "\n\n".join(sections) + "\n"

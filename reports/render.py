@@ -1,0 +1,73 @@
+"""Render a results folder: ``report.md``, ``summary.csv`` and ``plots/*.png`` beside the runs.
+
+Everything is computed in memory first and written only once it all succeeded, each file through
+a temporary file and an atomic rename: a bad record leaves the folder as it was, and an
+interrupted render leaves whole files (old or new), never half of one.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from bench.records import RecordError, load_records, read_manifest
+from reports.compare import Comparer
+from reports.markdown import render_markdown
+from reports.plots import render_plots
+from reports.table import summarize, summary_frame
+
+REPORT_NAME = "report.md"
+SUMMARY_NAME = "summary.csv"
+PLOTS_DIR = "plots"
+
+
+def write_bytes_atomic(path: Path, payload: bytes) -> None:
+    """Write ``payload`` to ``path`` via a temporary file in the same folder and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(payload)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def build_outputs(results_dir: Path) -> dict[str, bytes]:
+    """Every output file of the report, keyed by its path relative to ``results_dir``.
+
+    Raises :class:`bench.records.RecordError` when the folder is not a results folder, a record
+    is corrupt, or there is no record at all.
+    """
+    results_dir = Path(results_dir)
+    records = load_records(results_dir)
+    manifest = read_manifest(results_dir)
+    if not records:
+        raise RecordError(f"{results_dir} holds no run records yet (runs/*/record.json)")
+    rows = summarize(records, manifest.get("archs"))
+    comparer = Comparer(results_dir, rows)
+    plots = render_plots(rows)
+    markdown = render_markdown(records, manifest, rows, comparer, plots)
+    frame = summary_frame(records, manifest.get("archs"))
+    outputs = {
+        REPORT_NAME: markdown.encode("utf-8"),
+        SUMMARY_NAME: frame.to_csv(index=False, float_format="%.10g", lineterminator="\n").encode(
+            "utf-8"
+        ),
+    }
+    outputs.update({f"{PLOTS_DIR}/{name}": png for name, png in plots.items()})
+    return outputs
+
+
+def render_report(results_dir: Path) -> Path:
+    """Render the report of ``results_dir`` into it and return the path of ``report.md``."""
+    results_dir = Path(results_dir)
+    outputs = build_outputs(results_dir)
+    # The report last: a reader who sees a new report.md finds its plots and summary already there.
+    for relative in sorted(outputs, key=lambda name: name == REPORT_NAME):
+        write_bytes_atomic(results_dir / relative, outputs[relative])
+    return results_dir / REPORT_NAME

@@ -1,0 +1,183 @@
+"""Statistics for the report, in numpy and the standard library only (no scipy).
+
+- :func:`mean_std_ci`: mean, sample standard deviation and the Student t confidence interval of
+  the mean, for a metric measured once per seed.
+- :func:`mcnemar_exact`: the exact (binomial) McNemar test on the discordant pairs of two
+  classifiers scored on the same reviews.
+- :func:`paired_bootstrap`: the accuracy difference of two classifiers with a percentile bootstrap
+  confidence interval, resampling reviews and, when there are several, seeds.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import numpy as np
+
+
+def _betacf(a: float, b: float, x: float) -> float:
+    """Continued fraction of the regularized incomplete beta function (modified Lentz)."""
+    tiny = 1e-300
+    qab, qap, qam = a + b, a + 1.0, a - 1.0
+    c, d = 1.0, 1.0 - qab * x / qap
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 500):
+        m2 = 2 * m
+        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
+        d = 1.0 + aa * d
+        d = 1.0 / (d if abs(d) > tiny else tiny)
+        c = 1.0 + aa / c
+        c = c if abs(c) > tiny else tiny
+        h *= d * c
+        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
+        d = 1.0 + aa * d
+        d = 1.0 / (d if abs(d) > tiny else tiny)
+        c = 1.0 + aa / c
+        c = c if abs(c) > tiny else tiny
+        delta = d * c
+        h *= delta
+        if abs(delta - 1.0) < 1e-15:
+            break
+    return h
+
+
+def _betainc(a: float, b: float, x: float) -> float:
+    """Regularized incomplete beta function I_x(a, b) for 0 <= x <= 1."""
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    log_front = (
+        math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
+    )
+    # The continued fraction converges fast only on one side of the mean; use the symmetry
+    # I_x(a, b) = 1 - I_{1-x}(b, a) on the other.
+    if x < (a + 1.0) / (a + b + 2.0):
+        return math.exp(log_front) * _betacf(a, b, x) / a
+    return 1.0 - math.exp(log_front) * _betacf(b, a, 1.0 - x) / b
+
+
+def student_t_cdf(t: float, df: float) -> float:
+    """P(T <= t) for Student's t distribution with ``df`` degrees of freedom."""
+    tail = 0.5 * _betainc(df / 2.0, 0.5, df / (df + t * t))
+    return 1.0 - tail if t >= 0 else tail
+
+
+def student_t_quantile(p: float, df: float) -> float:
+    """The ``p`` quantile of Student's t with ``df`` degrees of freedom (bisection on the CDF)."""
+    if not 0.0 < p < 1.0:
+        raise ValueError(f"p must lie in (0, 1), not {p}")
+    if df <= 0:
+        raise ValueError(f"df must be positive, not {df}")
+    if p < 0.5:
+        return -student_t_quantile(1.0 - p, df)
+    lo, hi = 0.0, 1.0
+    while student_t_cdf(hi, df) < p:
+        hi *= 2.0
+    # 200 halvings take any bracket below float resolution; the CDF is monotone, so this is exact
+    # to the precision of the incomplete beta function (about 1e-14).
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if student_t_cdf(mid, df) < p:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo <= 1e-13 * max(1.0, hi):
+            break
+    return 0.5 * (lo + hi)
+
+
+def mean_std_ci(
+    values: Iterable[float | None], confidence: float = 0.95
+) -> tuple[float, float, float, float, int]:
+    """Mean, sample std (ddof=1) and the two-sided Student t interval of the mean.
+
+    ``None`` and NaN values are dropped (a metric a run could not measure). Returns
+    ``(mean, std, lo, hi, n)``; with ``n == 1`` the std and the interval are NaN (one seed says
+    nothing about spread), with ``n == 0`` everything but ``n`` is NaN.
+    """
+    clean = [float(v) for v in values if v is not None and not math.isnan(float(v))]
+    n = len(clean)
+    if n == 0:
+        return (math.nan, math.nan, math.nan, math.nan, 0)
+    arr = np.asarray(clean, dtype=np.float64)
+    mean = float(arr.mean())
+    if n == 1:
+        return (mean, math.nan, math.nan, math.nan, 1)
+    std = float(arr.std(ddof=1))
+    half = student_t_quantile(0.5 + confidence / 2.0, n - 1) * std / math.sqrt(n)
+    return (mean, std, mean - half, mean + half, n)
+
+
+def mcnemar_exact(b: int, c: int) -> float:
+    """Two-sided exact McNemar p-value for ``b`` and ``c`` discordant pairs.
+
+    ``b``: reviews the first classifier gets right and the second wrong; ``c``: the reverse. Under
+    the null both kinds are equally likely, so ``min(b, c)`` is Binomial(b + c, 1/2); the p-value
+    is twice its lower tail, capped at 1.
+    """
+    if b < 0 or c < 0:
+        raise ValueError("discordant counts must be non-negative")
+    n = b + c
+    if n == 0:
+        return 1.0
+    k_max = min(b, c)
+    # Exact integer arithmetic: 0.5**n underflows for n > 1074, which a 25,000-review test set
+    # reaches easily; Python's int / int division is correctly rounded however large they are.
+    term, tail = 1, 1
+    for k in range(1, k_max + 1):
+        term = term * (n - k + 1) // k
+        tail += term
+    return min(1.0, 2 * tail / 2**n)
+
+
+def paired_bootstrap(
+    correct_a: np.ndarray,
+    correct_b: np.ndarray,
+    n_boot: int = 2000,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> tuple[float, float, float, float]:
+    """Accuracy difference ``a - b`` with a paired percentile bootstrap interval and p-value.
+
+    ``correct_a`` and ``correct_b`` are boolean arrays of shape ``[n_seeds, n_reviews]`` (or
+    ``[n_reviews]`` for one seed): whether each classifier got each test review right, row ``s``
+    of both coming from the same seed. Each replicate resamples reviews with replacement (the
+    same reviews for every seed, which keeps the pairing) and, when there is more than one seed,
+    the seeds too, so the interval covers both the test-set sampling and the training
+    randomness. Returns ``(diff, lo, hi, p)``: the observed difference in accuracy (fraction),
+    the interval, and the two-sided p-value of "no difference" from the bootstrap distribution
+    shifted to the null.
+    """
+    a = np.atleast_2d(np.asarray(correct_a, dtype=bool))
+    b = np.atleast_2d(np.asarray(correct_b, dtype=bool))
+    if a.shape != b.shape:
+        raise ValueError(f"paired arrays differ in shape: {a.shape} vs {b.shape}")
+    n_seeds, n_reviews = a.shape
+    if n_reviews == 0:
+        raise ValueError("no reviews to compare")
+    delta = a.astype(np.int8) - b.astype(np.int8)  # [n_seeds, n_reviews], in {-1, 0, 1}
+    diff = float(delta.mean())
+    # Resampling reviews only changes how often each review's column of ``delta`` is counted, and
+    # columns take at most 3**n_seeds distinct values: drawing how many reviews of each distinct
+    # column a replicate holds (one multinomial) is the same bootstrap as drawing the reviews, at
+    # a cost that does not grow with the size of the test set.
+    patterns, pattern_counts = np.unique(delta, axis=1, return_counts=True)
+    rng = np.random.default_rng(seed)
+    counts = rng.multinomial(n_reviews, pattern_counts / n_reviews, size=n_boot)
+    per_seed = counts @ patterns.T.astype(np.float64)  # [n_boot, n_seeds]: summed differences
+    if n_seeds > 1:
+        seed_draws = rng.integers(0, n_seeds, size=(n_boot, n_seeds))
+        seed_counts = (seed_draws[:, :, None] == np.arange(n_seeds)).sum(axis=1)
+    else:
+        seed_counts = np.ones((n_boot, 1))
+    boot = (per_seed * seed_counts).sum(axis=1) / (n_seeds * n_reviews)
+    alpha = 1.0 - confidence
+    lo, hi = np.quantile(boot, [alpha / 2.0, 1.0 - alpha / 2.0])
+    # Shifting the bootstrap distribution to the null (centre 0) and counting replicates at least
+    # as extreme as the observation; the +1s keep p above zero with a finite number of replicates.
+    extreme = int(np.count_nonzero(np.abs(boot - diff) >= abs(diff) - 1e-12))
+    p = (extreme + 1) / (n_boot + 1)
+    return diff, float(lo), float(hi), min(1.0, p)

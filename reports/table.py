@@ -1,0 +1,351 @@
+"""Per-architecture summaries of run records, and the tables built from them.
+
+:func:`summarize` groups records by architecture (rows in registry order, as the runner writes it
+into the manifest) and aggregates each metric over the successful seeds. The main markdown table,
+the terminal table and :func:`summary_frame` (the data behind ``summary.csv``) are views of it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+from tabulate import tabulate
+
+from bench.records import METRICS, ok_records
+from reports.stats import mean_std_ci
+
+#: Shown for a figure that was not measured (a null metric, a single seed's spread).
+MISSING = "—"
+
+
+@dataclass(frozen=True)
+class MetricStats:
+    """One metric of one architecture over its successful seeds (NaN where undefined)."""
+
+    mean: float
+    std: float
+    ci_lo: float
+    ci_hi: float
+    n: int
+
+    @property
+    def present(self) -> bool:
+        return self.n > 0
+
+
+@dataclass
+class ArchSummary:
+    """Everything the report says about one architecture."""
+
+    arch: str
+    description: str
+    recurrent: bool | None
+    records: list[dict[str, Any]]
+    ok: list[dict[str, Any]] = field(default_factory=list)
+    failed: list[dict[str, Any]] = field(default_factory=list)
+    stats: dict[str, MetricStats] = field(default_factory=dict)
+
+    def value(self, metric: str) -> float | None:
+        """The mean of ``metric`` over the successful seeds, or None if never measured."""
+        stat = self.stats.get(metric)
+        return stat.mean if stat is not None and stat.present else None
+
+    @property
+    def seeds(self) -> list[int]:
+        return sorted(r["seed"] for r in self.ok)
+
+    def failure_text(self) -> str:
+        """The distinct errors of the failed seeds, e.g. ``oom: CUDA out of memory``."""
+        seen: list[str] = []
+        for rec in self.failed:
+            err = rec.get("error") or {}
+            text = f"{err.get('type', 'crash')}: {_one_line(err.get('message', ''))}"
+            if text not in seen:
+                seen.append(text)
+        return "; ".join(seen)
+
+
+def _one_line(text: str, limit: int = 80) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _arch_order(records: Sequence[dict[str, Any]], arch_order: Iterable[str] | None) -> list[str]:
+    order: list[str] = []
+    for arch in list(arch_order or []) + [r["arch"] for r in records]:
+        if arch not in order:
+            order.append(arch)
+    return order
+
+
+def summarize(
+    records: Sequence[dict[str, Any]], arch_order: Iterable[str] | None = None
+) -> list[ArchSummary]:
+    """Group ``records`` by architecture and aggregate every metric over the successful seeds.
+
+    Rows follow ``arch_order`` (the manifest's ``archs``, i.e. the registry order), then any
+    other architecture in order of first appearance in ``records``. An architecture named in
+    ``arch_order`` without any record gets no row.
+    """
+    by_arch: dict[str, list[dict[str, Any]]] = {}
+    for rec in records:
+        by_arch.setdefault(rec["arch"], []).append(rec)
+    rows = []
+    for arch in _arch_order(records, arch_order):
+        recs = sorted(by_arch.get(arch, []), key=lambda r: r["seed"])
+        if not recs:
+            continue
+        first = recs[0]
+        model_spec = (first.get("spec") or {}).get("model") or {}
+        recurrent = model_spec.get("recurrent")
+        row = ArchSummary(
+            arch=arch,
+            description=str(first.get("model_description") or ""),
+            recurrent=recurrent if isinstance(recurrent, bool) else None,
+            records=recs,
+            ok=ok_records(recs),
+            failed=[r for r in recs if r["status"] != "ok"],
+        )
+        for metric in METRICS:
+            row.stats[metric] = MetricStats(*mean_std_ci(r["metrics"].get(metric) for r in row.ok))
+        rows.append(row)
+    return rows
+
+
+def summary_frame(
+    records: Sequence[dict[str, Any]], arch_order: Iterable[str] | None = None
+) -> pd.DataFrame:
+    """One row per architecture: run counts, then ``<metric>_mean/_std/_n/_ci_lo/_ci_hi``.
+
+    The interval is the 95% Student t interval over seeds; with one seed std and interval are
+    NaN. Row order as in :func:`summarize`.
+    """
+    rows = []
+    for summary in summarize(records, arch_order):
+        row: dict[str, Any] = {
+            "arch": summary.arch,
+            "description": summary.description,
+            "recurrent": summary.recurrent,
+            "n_runs": len(summary.records),
+            "n_ok": len(summary.ok),
+            "n_failed": len(summary.failed),
+            "errors": summary.failure_text(),
+        }
+        for metric, stat in summary.stats.items():
+            row[f"{metric}_mean"] = stat.mean
+            row[f"{metric}_std"] = stat.std
+            row[f"{metric}_n"] = stat.n
+            row[f"{metric}_ci_lo"] = stat.ci_lo
+            row[f"{metric}_ci_hi"] = stat.ci_hi
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+# ---- number formatting -------------------------------------------------------------------------
+
+
+def _decimals(value: float, sig: int = 3, max_decimals: int = 4) -> int:
+    """Decimals that show ``value`` to ``sig`` significant figures (none for large numbers)."""
+    if value == 0 or not math.isfinite(value):
+        return 0
+    return int(min(max_decimals, max(0, sig - 1 - math.floor(math.log10(abs(value))))))
+
+
+def format_count(value: float) -> str:
+    """A parameter count: ``1.23M``, ``45.6k``, ``789``."""
+    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= scale:
+            scaled = value / scale
+            return f"{scaled:.{_decimals(scaled)}f}{suffix}"
+    return f"{value:.0f}"
+
+
+#: How each column's numbers are shown: (scale, fixed decimals or None for 3 significant figures).
+_KINDS: dict[str, tuple[float, int | None]] = {
+    "percent": (100.0, 2),  # a fraction shown as a percentage
+    "fraction": (1.0, 3),
+    "sig3": (1.0, None),
+    "efficiency": (100.0, None),
+}
+
+
+def format_number(value: float | None, kind: str) -> str:
+    """One number as the report shows it (``—`` when missing)."""
+    if value is None or not math.isfinite(value):
+        return MISSING
+    if kind == "count":
+        return format_count(value)
+    scale, fixed = _KINDS[kind]
+    scaled = value * scale
+    decimals = fixed if fixed is not None else _decimals(scaled)
+    return f"{scaled:,.{decimals}f}"
+
+
+def format_mean_std(stat: MetricStats, kind: str) -> str:
+    """``mean ± std`` with the std to the mean's decimals; just the mean with one seed."""
+    if not stat.present:
+        return MISSING
+    if stat.n == 1 or not math.isfinite(stat.std) or kind == "count":
+        return format_number(stat.mean, kind)
+    scale, fixed = _KINDS[kind]
+    decimals = fixed if fixed is not None else _decimals(stat.mean * scale)
+    return f"{stat.mean * scale:,.{decimals}f} ± {stat.std * scale:,.{decimals}f}"
+
+
+def format_ci(stat: MetricStats, kind: str) -> str:
+    """``[lo, hi]`` of the 95% interval, or ``—`` with fewer than two seeds."""
+    if stat.n < 2 or not math.isfinite(stat.ci_lo):
+        return MISSING
+    return f"[{format_number(stat.ci_lo, kind)}, {format_number(stat.ci_hi, kind)}]"
+
+
+# ---- the main table ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Column:
+    """A metric column of the main table."""
+
+    metric: str
+    label: str
+    kind: str
+
+    @property
+    def header(self) -> str:
+        direction = METRICS.get(self.metric)
+        arrow = {True: " ↑", False: " ↓"}.get(direction, "")
+        return f"{self.label}{arrow}"
+
+
+MAIN_COLUMNS: tuple[Column, ...] = (
+    Column("param_count", "Params", "count"),
+    Column("test_accuracy", "Test acc %", "percent"),
+    Column("val_accuracy", "Val acc %", "percent"),
+    Column("test_f1", "F1", "fraction"),
+    Column("test_roc_auc", "ROC-AUC", "fraction"),
+    Column("train_samples_per_s", "Train samples/s", "sig3"),
+    Column("train_tokens_per_s", "Train tokens/s", "sig3"),
+    Column("infer_samples_per_s", "Infer samples/s", "sig3"),
+    Column("latency_ms_p50", "Latency p50 ms", "sig3"),
+    Column("latency_ms_p95", "Latency p95 ms", "sig3"),
+    Column("train_peak_mem_mb", "Train peak MiB", "sig3"),
+    Column("infer_peak_mem_mb", "Infer peak MiB", "sig3"),
+    Column("efficiency", "Efficiency %", "efficiency"),
+    Column("train_time_s", "Train time s", "sig3"),
+)
+
+
+def _best_values(rows: Sequence[ArchSummary]) -> dict[str, float]:
+    """The best mean per directional column, when at least two architectures have one."""
+    best: dict[str, float] = {}
+    for col in MAIN_COLUMNS:
+        direction = METRICS.get(col.metric)
+        values = [v for r in rows if (v := r.value(col.metric)) is not None]
+        # Bold singles out a winner; with one value, or all equal, there is none.
+        if direction is None or len(set(values)) < 2:
+            continue
+        best[col.metric] = max(values) if direction else min(values)
+    return best
+
+
+def seeds_cell(row: ArchSummary) -> str:
+    """``3``, or ``2 (1 of 3 failed)`` when some seeds failed."""
+    if not row.failed:
+        return str(len(row.ok))
+    return f"{len(row.ok)} ({len(row.failed)} of {len(row.records)} failed)"
+
+
+def _escape(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def main_table_rows(rows: Sequence[ArchSummary]) -> tuple[list[str], list[list[str]]]:
+    """Headers and cells of the main table (markdown emphasis included)."""
+    headers = ["Architecture", "Seeds"]
+    for col in MAIN_COLUMNS:
+        headers.append(col.header)
+        if col.metric == "test_accuracy":
+            headers.append("Test acc 95% CI")
+    best = _best_values(rows)
+    body = []
+    for row in rows:
+        cells = [f"`{row.arch}`", seeds_cell(row)]
+        for col in MAIN_COLUMNS:
+            stat = row.stats[col.metric]
+            if not row.ok:
+                # Every seed failed: the failure is the result. Parameters may still be known.
+                if col.metric == "param_count" and any(
+                    r["metrics"].get("param_count") is not None for r in row.failed
+                ):
+                    cells.append(format_count(row.failed[0]["metrics"]["param_count"]))
+                elif col.metric == "test_accuracy":
+                    cells.append(_escape(f"FAIL ({row.failure_text()})"))
+                    cells.append(MISSING)
+                else:
+                    cells.append("FAIL")
+                continue
+            text = format_mean_std(stat, col.kind)
+            if col.metric in best and stat.present and stat.mean == best[col.metric]:
+                text = f"**{text}**"
+            if col.metric == "test_accuracy":
+                cells.append(f"{text} (n={stat.n})")
+                cells.append(format_ci(stat, col.kind))
+            else:
+                cells.append(text)
+        body.append(cells)
+    return headers, body
+
+
+def markdown_table(
+    headers: Sequence[str], body: Sequence[Sequence[str]], align: str | None = None
+) -> str:
+    """A GitHub markdown table. ``align`` has one letter per column, ``l`` or ``r``; by default
+    the first column (names) is left-aligned and the rest (numbers) right-aligned."""
+    align = align or "l" + "r" * (len(headers) - 1)
+    rules = [{"l": "---", "r": "---:"}[letter] for letter in align]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join(rules) + "|"]
+    lines += ["| " + " | ".join(cells) + " |" for cells in body]
+    return "\n".join(lines)
+
+
+def main_table(rows: Sequence[ArchSummary]) -> str:
+    """The report's main table as markdown."""
+    return markdown_table(*main_table_rows(rows))
+
+
+#: The few columns worth a terminal line at the end of a run.
+_TERMINAL_COLUMNS: tuple[Column, ...] = (
+    Column("test_accuracy", "test acc %", "percent"),
+    Column("param_count", "params", "count"),
+    Column("train_samples_per_s", "train samples/s", "sig3"),
+    Column("latency_ms_p50", "latency p50 ms", "sig3"),
+    Column("train_peak_mem_mb", "train peak MiB", "sig3"),
+    Column("train_time_s", "train time s", "sig3"),
+)
+
+
+def terminal_summary(records: Sequence[dict[str, Any]], manifest: dict[str, Any] | None) -> str:
+    """A compact plain-text table of the run for the terminal (tabulate)."""
+    manifest = manifest or {}
+    rows = summarize(records, manifest.get("archs"))
+    headers = ["arch", "seeds"] + [c.header for c in _TERMINAL_COLUMNS]
+    body = []
+    for row in rows:
+        if not row.ok:
+            body.append([row.arch, seeds_cell(row), f"FAIL ({row.failure_text()})"])
+            continue
+        body.append(
+            [row.arch, seeds_cell(row)]
+            + [format_mean_std(row.stats[c.metric], c.kind) for c in _TERMINAL_COLUMNS]
+        )
+    title = (
+        f"rnnbench: profile {manifest.get('profile', '?')}, device {manifest.get('device', '?')}"
+    )
+    if isinstance(manifest.get("wall_time_s"), int | float):
+        title += f", {manifest['wall_time_s']:.0f} s"
+    table = tabulate(body, headers=headers, tablefmt="simple", disable_numparse=True)
+    return f"{title}\n{table}"

@@ -1,0 +1,279 @@
+"""Hand-made run records and results folders for the report tests.
+
+Every record built here passes :func:`bench.records.validate_record`, so the reports are tested
+on exactly the shape the runner writes, without training anything.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.records import (
+    MANIFEST_NAME,
+    METRICS,
+    RUNS_DIR,
+    SCHEMA_VERSION,
+    TEST_LABELS_NAME,
+    TEST_PROBS_NAME,
+    load_records,
+    validate_record,
+    write_json_atomic,
+    write_record,
+)
+
+#: Plausible metrics of a small CPU run; tests override what they assert on.
+BASE_METRICS: dict[str, float | int | None] = {
+    "param_count": 650_000,
+    "test_accuracy": 0.85,
+    "test_loss": 0.35,
+    "test_precision": 0.86,
+    "test_recall": 0.84,
+    "test_f1": 0.85,
+    "test_roc_auc": 0.92,
+    "val_accuracy": 0.855,
+    "val_loss": 0.34,
+    "train_samples_per_s": 500.0,
+    "train_tokens_per_s": 100_000.0,
+    "infer_samples_per_s": 2_000.0,
+    "latency_ms_p50": 2.0,
+    "latency_ms_p95": 2.6,
+    "train_peak_mem_mb": 120.0,
+    "infer_peak_mem_mb": 40.0,
+    "train_time_s": 60.0,
+    "epochs_run": 3,
+    "best_epoch": 3,
+    "efficiency": 0.05,
+}
+assert set(BASE_METRICS) == set(METRICS), "factory metrics out of step with bench.records.METRICS"
+
+
+def run_id(arch: str, seed: int, profile: str = "smoke") -> str:
+    """``<arch>-s<seed>-<8 hex>``, the hex a hash of what identifies the run here."""
+    digest = hashlib.sha256(f"{arch}|{seed}|{profile}".encode()).hexdigest()[:8]
+    return f"{arch}-s{seed}-{digest}"
+
+
+def make_history(n_epochs: int, final_accuracy: float = 0.85) -> list[dict[str, float]]:
+    """Per-epoch entries with falling loss and rising accuracy towards ``final_accuracy``."""
+    history = []
+    for epoch in range(1, n_epochs + 1):
+        progress = epoch / n_epochs
+        history.append(
+            {
+                "epoch": epoch,
+                "train_loss": 0.7 - 0.45 * progress,
+                "train_accuracy": 0.5 + (final_accuracy + 0.05 - 0.5) * progress,
+                "val_loss": 0.7 - 0.35 * progress,
+                "val_accuracy": 0.5 + (final_accuracy - 0.5) * progress,
+                "epoch_time_s": 20.0,
+            }
+        )
+    return history
+
+
+def make_record(
+    arch: str = "lstm",
+    seed: int = 0,
+    *,
+    metrics: dict[str, float | int | None] | None = None,
+    status: str = "ok",
+    error: tuple[str, str] | None = None,
+    recurrent: bool = True,
+    description: str | None = None,
+    n_epochs: int = 3,
+    profile: str = "smoke",
+    device: str = "cpu",
+    model: dict[str, Any] | None = None,
+    environment: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One valid record. ``status="failed"`` needs ``error=(type, message)`` and keeps no metrics
+    unless ``metrics`` gives the ones the run got to."""
+    if status == "ok":
+        values = {**BASE_METRICS, **(metrics or {})}
+        history = make_history(n_epochs, float(values["test_accuracy"] or 0.85))
+        values["epochs_run"] = len(history)
+    else:
+        values = dict(metrics or {})
+        history = []
+    record = {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": run_id(arch, seed, profile),
+        "arch": arch,
+        "model_description": description if description is not None else f"{arch} classifier",
+        "seed": seed,
+        "profile": profile,
+        "status": status,
+        "error": None if error is None else {"type": error[0], "message": error[1]},
+        "spec": {
+            "arch": arch,
+            "seed": seed,
+            "profile": profile,
+            "device": device,
+            "threads": 2,
+            "data": {
+                "vocab_size": 10_000,
+                "max_length": 250,
+                "val_fraction": 0.2,
+                "split_seed": 1234,
+            },
+            "model": {
+                "embedding_dim": 64,
+                "hidden_dim": 64,
+                "num_layers": 1,
+                "dropout": 0.2,
+                "recurrent": recurrent,
+                **(model or {}),
+            },  # fmt: skip
+            "train": {"batch_size": 64, "lr": 0.001, "epochs": n_epochs, "patience": 2},
+            "measure": {"warmup_batches": 3, "latency_repeats": 50},
+        },
+        "environment": {
+            "git_commit": "0123456789abcdef0123456789abcdef01234567",
+            "git_dirty": False,
+            "date_utc": "2025-01-02T10:00:00Z",
+            "python": "3.11.9",
+            "torch": "2.13.0+cpu",
+            "cuda": None,
+            "cudnn": None,
+            "device": device,
+            "device_name": None,
+            "cpu_model": "Test CPU @ 2.0GHz",
+            "threads": 2,
+            "blas": "openblas",
+            "onednn": None,
+            "packages": {"numpy": "2.0"},
+            **(environment or {}),
+        },
+        "data": {
+            "source": "/data/aclImdb_v1.tar.gz",
+            "source_kind": "archive",
+            "origin": "local",
+            "checksum": "c40f74a18d3b61f90feba1e17730e0d38e8b97c05fde7008942e91923d1658fe",
+            "n_train": 20_000,
+            "n_val": 5_000,
+            "n_test": 25_000,
+            "vocab_size": 10_000,
+            "cache_hit": True,
+            "n_decode_errors": 0,
+            "prep_time_s": 1.5,
+        },
+        "metrics": values,
+        "history": history,
+        "artifacts": {
+            "test_probs": None,
+            "test_labels": None,
+            "checkpoint": None,
+            "vocab": None,
+            "config": None,
+        },  # fmt: skip
+    }
+    return validate_record(record)
+
+
+def make_manifest(archs: list[str], seeds: list[int], **overrides: Any) -> dict[str, Any]:
+    """A manifest for a grid of ``archs`` x ``seeds``."""
+    manifest = {
+        "schema_version": SCHEMA_VERSION,
+        "profile": "smoke",
+        "device": "cpu",
+        "argv": ["run_all.py", "--profile", "smoke"],
+        "archs": list(archs),
+        "seeds": list(seeds),
+        "started_utc": "2025-01-02T10:00:00Z",
+        "finished_utc": "2025-01-02T10:30:00Z",
+        "wall_time_s": 1800.0,
+        "protocol": "fixed",
+    }
+    manifest.update(overrides)
+    return manifest
+
+
+def shared_labels(n_reviews: int) -> np.ndarray:
+    """The shared test labels: half positive, interleaved."""
+    return (np.arange(n_reviews) % 2).astype(np.int8)
+
+
+def correct_mask(n_reviews: int, accuracy: float, seed: int) -> np.ndarray:
+    """Exactly ``round(accuracy * n_reviews)`` correct reviews, at random positions."""
+    mask = np.zeros(n_reviews, dtype=bool)
+    n_correct = int(round(accuracy * n_reviews))
+    mask[np.random.default_rng(seed).permutation(n_reviews)[:n_correct]] = True
+    return mask
+
+
+def write_results(
+    folder: Path,
+    records: list[dict[str, Any]],
+    manifest: dict[str, Any],
+    correct: dict[str, np.ndarray] | None = None,
+) -> Path:
+    """Write a results folder. ``correct`` maps run ids to per-review correctness: those runs get
+    ``test_probs.npy``/``test_labels.npy`` and a ``test_accuracy`` that matches them."""
+    folder = Path(folder)
+    write_json_atomic(folder / MANIFEST_NAME, manifest)
+    for record in records:
+        record = copy.deepcopy(record)
+        run_dir = folder / RUNS_DIR / record["run_id"]
+        run_dir.mkdir(parents=True, exist_ok=True)
+        mask = (correct or {}).get(record["run_id"])
+        if mask is not None:
+            labels = shared_labels(mask.size)
+            predicted = np.where(mask, labels, 1 - labels)
+            probs = np.where(predicted == 1, 0.9, 0.1).astype(np.float32)
+            np.save(run_dir / TEST_PROBS_NAME, probs)
+            np.save(run_dir / TEST_LABELS_NAME, labels)
+            record["artifacts"].update(test_probs=TEST_PROBS_NAME, test_labels=TEST_LABELS_NAME)
+            record["metrics"]["test_accuracy"] = float(mask.mean())
+        write_record(run_dir, record)
+    return folder
+
+
+def make_grid(
+    folder: Path,
+    archs: dict[str, dict[str, Any]],
+    seeds: list[int],
+    n_reviews: int = 2000,
+    **manifest_overrides: Any,
+) -> tuple[Path, list[dict[str, Any]]]:
+    """Write a results folder for ``archs`` x ``seeds`` and return it with its records.
+
+    Each ``archs`` value may hold ``accuracy`` (per-review correctness is drawn to match it
+    exactly, so paired tests see it), ``recurrent``, ``metrics`` (overrides), ``n_epochs``,
+    ``failed`` (seed -> (error type, message)) and ``predictions`` (False: keep none).
+    """
+    records, correct = [], {}
+    for position, (arch, opts) in enumerate(archs.items()):
+        for seed in seeds:
+            failure = (opts.get("failed") or {}).get(seed)
+            if failure is not None:
+                records.append(
+                    make_record(
+                        arch,
+                        seed,
+                        status="failed",
+                        error=failure,
+                        recurrent=opts.get("recurrent", True),
+                    )  # fmt: skip
+                )
+                continue
+            accuracy = opts.get("accuracy", 0.85)
+            record = make_record(
+                arch,
+                seed,
+                metrics={"test_accuracy": accuracy, **(opts.get("metrics") or {})},
+                recurrent=opts.get("recurrent", True),
+                n_epochs=opts.get("n_epochs", 3),
+            )
+            records.append(record)
+            if opts.get("predictions", True):
+                # Different seeds and architectures err on different reviews, as real runs do.
+                mask_seed = 1000 * position + seed
+                correct[record["run_id"]] = correct_mask(n_reviews, accuracy, mask_seed)
+    manifest = make_manifest(list(archs), seeds, **manifest_overrides)
+    write_results(folder, records, manifest, correct)
+    return folder, load_records(folder)

@@ -1,0 +1,324 @@
+"""Reports from hand-made records: tables, recommendations, ties, plots, the CLI."""
+
+import json
+import math
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench.records import RecordError
+from reports import render_report, summary_frame, terminal_summary
+from reports.compare import METHOD_BOOTSTRAP, METHOD_MCNEMAR, Comparer
+from reports.markdown import MEASUREMENT_DEFINITIONS
+from reports.recommend import pareto_set, recommend
+from reports.stats import mcnemar_exact
+from reports.table import main_table, summarize
+from tests.factories import make_grid, make_manifest, make_record, write_results
+
+REPO = Path(__file__).resolve().parents[1]
+
+#: A full grid: recurrent models, a bag-of-embeddings baseline, the linear floor, a failed seed.
+GRID = {
+    "rnn": {"accuracy": 0.70, "metrics": {"latency_ms_p50": 1.0, "latency_ms_p95": 1.5,
+                                          "train_samples_per_s": 900.0, "train_peak_mem_mb": 50.0,
+                                          "param_count": 600_000}},
+    "lstm": {"accuracy": 0.86, "metrics": {"latency_ms_p50": 3.0, "latency_ms_p95": 4.0,
+                                           "train_samples_per_s": 400.0, "train_peak_mem_mb": 120.0,
+                                           "param_count": 700_000},
+             "failed": {2: ("oom", "CUDA out of memory. Tried to allocate 2.00 GiB")}},
+    "gru": {"accuracy": 0.8615, "metrics": {"latency_ms_p50": 2.0, "latency_ms_p95": 2.5,
+                                            "train_samples_per_s": 450.0,
+                                            "train_peak_mem_mb": 110.0, "param_count": 680_000}},
+    "bag": {"accuracy": 0.80, "recurrent": False,
+            "metrics": {"latency_ms_p50": 0.2, "latency_ms_p95": 0.3, "train_samples_per_s": 8000.0,
+                        "train_peak_mem_mb": 30.0, "param_count": 640_000}},
+    "tfidf_logreg": {"accuracy": 0.75, "recurrent": False, "n_epochs": 1,
+                     "metrics": {"efficiency": None, "train_tokens_per_s": None,
+                                 "latency_ms_p50": 0.05, "latency_ms_p95": 0.08,
+                                 "train_samples_per_s": 20000.0, "train_peak_mem_mb": 400.0,
+                                 "param_count": 20_001}},
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory):
+    folder, records = make_grid(tmp_path_factory.mktemp("grid"), GRID, seeds=[0, 1, 2])
+    report = render_report(folder)
+    return folder, records, report.read_text(encoding="utf-8")
+
+
+def _section(text: str, title: str) -> str:
+    return text.split(f"## {title}", 1)[1].split("\n## ", 1)[0]
+
+
+def _table_row(text: str, arch: str) -> list[str]:
+    line = next(ln for ln in _section(text, "Results").splitlines() if ln.startswith(f"| `{arch}`"))
+    return [cell.strip() for cell in line.strip("|").split("|")]
+
+
+# ---- tables --------------------------------------------------------------------------------------
+
+
+def test_summary_frame_rows_follow_the_manifest_and_aggregate_seeds(rendered):
+    _, records, _ = rendered
+    frame = summary_frame(records, ["gru", "rnn", "lstm", "bag", "tfidf_logreg"])
+    assert list(frame["arch"]) == ["gru", "rnn", "lstm", "bag", "tfidf_logreg"]
+    lstm = frame.set_index("arch").loc["lstm"]
+    assert (lstm["n_runs"], lstm["n_ok"], lstm["n_failed"]) == (3, 2, 1)
+    assert lstm["test_accuracy_n"] == 2
+    assert lstm["test_accuracy_mean"] == pytest.approx(0.86)
+    assert "oom" in lstm["errors"]
+    # Without an order, rows come in order of first appearance in the records.
+    assert list(summary_frame(records[::-1])["arch"])[0] == "tfidf_logreg"
+
+
+def test_one_seed_shows_no_spread_and_several_seeds_do():
+    one = [make_record("lstm", 0, metrics={"test_accuracy": 0.8})]
+    cells = main_table(summarize(one)).splitlines()[2]
+    assert "80.00 (n=1)" in cells and "±" not in cells
+    many = [make_record("lstm", s, metrics={"test_accuracy": a}) for s, a in enumerate([0.8, 0.82])]
+    cells = main_table(summarize(many)).splitlines()[2]
+    assert "81.00 ± 1.41 (n=2)" in cells
+    frame = summary_frame(one)
+    assert frame.loc[0, "test_accuracy_n"] == 1 and math.isnan(frame.loc[0, "test_accuracy_std"])
+
+
+def test_main_table_marks_direction_best_values_and_failures(rendered):
+    _, _, text = rendered
+    header = _section(text, "Results").splitlines()[2]
+    assert "Test acc % ↑" in header and "Latency p50 ms ↓" in header and "Params |" in header
+    assert "Train peak MiB ↓" in header and "Efficiency % ↑" in header
+    gru = _table_row(text, "gru")
+    assert gru[3].startswith("**86.15")  # the most accurate, in bold
+    assert not _table_row(text, "rnn")[3].startswith("**")
+    assert _table_row(text, "lstm")[1] == "2 (1 of 3 failed)"
+    assert "`lstm`: 1 of 3 seeds failed (oom: CUDA out of memory" in text
+
+
+def test_an_architecture_whose_every_seed_failed_gets_a_fail_row(tmp_path):
+    grid = {"lstm": {"accuracy": 0.85},
+            "bilstm": {"failed": {0: ("oom", "out of memory"), 1: ("timeout", "over 600 s")}}}  # fmt: skip
+    folder, records = make_grid(tmp_path, grid, seeds=[0, 1])
+    row = main_table(summarize(records, list(grid))).splitlines()[3]
+    assert "FAIL (oom: out of memory; timeout: over 600 s)" in row
+    assert row.count("FAIL") >= 10
+    assert "FAIL" in terminal_summary(records, make_manifest(["lstm", "bilstm"], [0, 1]))
+    text = render_report(folder).read_text(encoding="utf-8")
+    assert "`bilstm`: 2 of 2 seeds failed" in text
+
+
+def test_the_non_torch_floor_round_trips_with_missing_figures(rendered):
+    folder, _, text = rendered
+    row = _table_row(text, "tfidf_logreg")
+    headers = [c.strip() for c in _section(text, "Results").splitlines()[2].strip("|").split("|")]
+    assert row[headers.index("Efficiency % ↑")] == "—"
+    assert row[headers.index("Train tokens/s ↑")] == "—"
+    assert row[headers.index("Params")] == "20.0k"
+    csv = (folder / "summary.csv").read_text(encoding="utf-8").splitlines()
+    columns = csv[0].split(",")
+    floor = next(line for line in csv if line.startswith("tfidf_logreg,")).split(",")
+    assert floor[columns.index("efficiency_n")] == "0"
+    assert floor[columns.index("efficiency_mean")] == ""
+
+
+def test_terminal_summary_is_compact_and_ordered(rendered):
+    _, records, _ = rendered
+    text = terminal_summary(records, make_manifest(list(GRID), [0, 1, 2]))
+    lines = text.splitlines()
+    assert lines[0].startswith("rnnbench: profile smoke, device cpu")
+    archs = [ln.split()[0] for ln in lines[3:]]
+    assert archs == list(GRID)
+    assert "86.15 ± 0.00" in text
+
+
+# ---- comparisons and recommendations ------------------------------------------------------------
+
+
+def test_one_seed_comparison_uses_mcnemar_on_the_discordant_reviews(tmp_path):
+    grid = {"lstm": {"accuracy": 0.86}, "gru": {"accuracy": 0.80}}
+    folder, records = make_grid(tmp_path, grid, seeds=[0], n_reviews=1000)
+    cmp = Comparer(folder, summarize(records)).compare("lstm", "gru")
+    a = np.load(next((folder / "runs").glob("lstm-*")) / "test_probs.npy") > 0.5
+    b = np.load(next((folder / "runs").glob("gru-*")) / "test_probs.npy") > 0.5
+    labels = np.load(next((folder / "runs").glob("lstm-*")) / "test_labels.npy") == 1
+    right_a, right_b = a == labels, b == labels
+    expected = mcnemar_exact(int((right_a & ~right_b).sum()), int((~right_a & right_b).sum()))
+    assert cmp.method == METHOD_MCNEMAR
+    assert cmp.p_value == pytest.approx(expected)
+    assert cmp.diff == pytest.approx(0.06)
+    assert cmp.significant and cmp.verdict() == "`lstm` better"
+
+
+def test_tie_rule_several_seeds(rendered):
+    folder, records, _ = rendered
+    comparer = Comparer(folder, summarize(records, list(GRID)))
+    tie = comparer.compare("gru", "lstm")  # 0.15 points apart on 2,000 reviews
+    assert tie.method == METHOD_BOOTSTRAP and tie.seeds == (0, 1)
+    assert tie.ci_lo < 0 < tie.ci_hi and tie.tie and tie.verdict() == "tie"
+    clear = comparer.compare("gru", "rnn")  # 16 points apart
+    assert clear.ci_lo > 0 and clear.significant and not clear.tie
+
+
+def test_recommendation_names_the_tie_and_its_advantage(rendered):
+    _, _, text = rendered
+    advice = _section(text, "Which one should I use?")
+    assert "**Most accurate: `gru`**, test accuracy 86.15%" in advice
+    assert "`lstm` is statistically tied with it" in advice
+    # lstm is slower, bigger and hungrier than gru: it has no advantage to offer.
+    assert "with no speed or size advantage" in advice
+    assert "**Fastest at inference: `tfidf_logreg`**" in advice
+    assert "40.0x faster than `gru`" in advice
+    assert "11.15 points less accurate than `gru` (significant" in advice
+    assert "**Fastest to train: `tfidf_logreg`**" in advice
+    assert "**Least training memory: `bag`**" in advice
+    assert "The best recurrent model, `gru`, is 6.15 points more accurate than `bag`" in advice
+
+
+def test_recommendation_with_a_faster_tie(tmp_path):
+    grid = {
+        "lstm": {"accuracy": 0.860, "metrics": {"latency_ms_p50": 4.6, "train_peak_mem_mb": 100.0}},
+        "gru": {"accuracy": 0.858, "metrics": {"latency_ms_p50": 2.0, "train_peak_mem_mb": 100.0}},
+    }
+    folder, records = make_grid(tmp_path, grid, seeds=[0, 1, 2])
+    rows = summarize(records)
+    advice = recommend(rows, Comparer(folder, rows))
+    assert "**Most accurate: `lstm`**" in advice
+    assert re.search(r"`gru` is statistically tied with it \(−0\.20 points, 95% CI .*\) and "
+                     r"2\.3x faster at inference", advice)  # fmt: skip
+    assert "0.20 points less accurate than `lstm` (a statistical tie" in advice
+
+
+def test_a_non_recurrent_baseline_that_beats_every_recurrent_model_is_called_out(tmp_path):
+    grid = {"lstm": {"accuracy": 0.84}, "gru": {"accuracy": 0.885},
+            "tfidf_logreg": {"accuracy": 0.886, "recurrent": False}}  # fmt: skip
+    folder, records = make_grid(tmp_path, grid, seeds=[0, 1])
+    rows = summarize(records)
+    advice = recommend(rows, Comparer(folder, rows))
+    assert "**The non-recurrent `tfidf_logreg` matches or beats every recurrent model**" in advice
+    assert "`gru` is statistically tied with it" in advice
+
+
+def test_missing_predictions_are_reported_not_guessed(tmp_path):
+    grid = {"lstm": {"accuracy": 0.86}, "gru": {"accuracy": 0.80, "predictions": False}}
+    folder, _ = make_grid(tmp_path, grid, seeds=[0])
+    text = render_report(folder).read_text(encoding="utf-8")
+    assert "not available: `gru`: predictions not kept" in _section(text, "Paired comparisons")
+    assert "Not tested for significance against `gru` (`gru`: predictions not kept)" in text
+
+
+def test_a_single_architecture_report(tmp_path):
+    folder, _ = make_grid(tmp_path, {"lstm": {"accuracy": 0.85}}, seeds=[0])
+    text = render_report(folder).read_text(encoding="utf-8")
+    assert "only architecture in this run" in text
+    assert "nothing to compare" in _section(text, "Paired comparisons")
+    assert "**" not in _table_row(text, "lstm")[3]  # nothing to be best against
+
+
+def test_pareto_set():
+    records = [
+        make_record("a", 0, metrics={"test_accuracy": 0.9, "latency_ms_p50": 5.0, "train_peak_mem_mb": 100.0}),
+        make_record("b", 0, metrics={"test_accuracy": 0.8, "latency_ms_p50": 1.0, "train_peak_mem_mb": 100.0}),
+        make_record("c", 0, metrics={"test_accuracy": 0.8, "latency_ms_p50": 2.0, "train_peak_mem_mb": 100.0}),
+        make_record("d", 0, metrics={"test_accuracy": 0.7, "latency_ms_p50": None, "train_peak_mem_mb": 1.0}),
+    ]  # fmt: skip
+    front, dominated_by, left_out = pareto_set(summarize(records))
+    assert [r.arch for r in front] == ["a", "b"]
+    assert dominated_by == {"c": "b"}
+    assert [r.arch for r in left_out] == ["d"]
+
+
+# ---- rendering ----------------------------------------------------------------------------------
+
+
+def test_report_header_and_sections(rendered):
+    _, _, text = rendered
+    assert text.startswith("# rnnbench")
+    for needle in ("2025-01-02", "c40f74a18d3b61f90feba1e17730e0d38e8b97c05fde7008942e91923d1658fe",
+                   "train 20,000, validation 5,000, test 25,000", "Test CPU @ 2.0GHz, 2 threads",
+                   "Python 3.11.9, torch 2.13.0+cpu", "`0123456789ab`", "1,800 s",
+                   "Learning Word Vectors for Sentiment Analysis", "ACL 2011",
+                   "fixed: every architecture trained", "this machine only",
+                   "## Paired comparisons", "## How this was measured", "Student t interval",
+                   "## Published results (not measured here)", "NBSVM", "90.6%"):  # fmt: skip
+        assert needle in text, needle
+    assert "`data.split_seed` | `1234`" in text
+
+
+def test_plots_are_written_embedded_and_non_empty(rendered):
+    folder, _, text = rendered
+    embedded = re.findall(r"!\[[^\]]*\]\((plots/[^)]+\.png)\)", text)
+    assert len(embedded) == 4
+    for relative in embedded:
+        data = (folder / relative).read_bytes()
+        assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 10_000
+
+
+def test_rendering_twice_gives_identical_markdown(rendered):
+    folder, _, text = rendered
+    csv = (folder / "summary.csv").read_bytes()
+    render_report(folder)
+    assert (folder / "report.md").read_text(encoding="utf-8") == text
+    assert (folder / "summary.csv").read_bytes() == csv
+    assert not list(folder.rglob("*.tmp"))
+
+
+def test_measurement_definitions_are_copied_from_the_schema_page():
+    doc = (REPO / "docs" / "record-schema.md").read_text(encoding="utf-8")
+    how = {}
+    for line in doc.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 4 and cells[0].startswith("`"):
+            for name in re.findall(r"`([a-z0-9_]+)`", cells[0]):
+                how[name] = cells[3]
+    for metric, definition in MEASUREMENT_DEFINITIONS.items():
+        assert how[metric] == definition, metric
+
+
+# ---- the command line ---------------------------------------------------------------------------
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "reports", *args], cwd=REPO, capture_output=True,
+                          text=True, timeout=60)  # fmt: skip
+
+
+def test_cli_rejects_a_folder_that_is_not_a_results_folder(tmp_path):
+    (tmp_path / "notes.txt").write_text("hello")
+    result = _cli(str(tmp_path))
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1 and "manifest.json" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_cli_rejects_a_corrupt_record_and_overwrites_nothing(tmp_path):
+    folder, _ = make_grid(tmp_path, {"lstm": {"accuracy": 0.85}}, seeds=[0, 1])
+    (folder / "report.md").write_text("previous report")
+    record_path = next((folder / "runs").glob("*/record.json"))
+    record = json.loads(record_path.read_text())
+    del record["metrics"]["test_accuracy"]
+    record_path.write_text(json.dumps(record))
+    result = _cli(str(folder))
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1 and "test_accuracy" in result.stderr
+    assert (folder / "report.md").read_text() == "previous report"
+    assert not (folder / "summary.csv").exists() and not (folder / "plots").exists()
+    with pytest.raises(RecordError):
+        render_report(folder)
+
+
+def test_cli_help_and_success(tmp_path):
+    assert "RESULTS_DIR" in _cli("--help").stdout
+    folder, _ = make_grid(tmp_path, {"lstm": {"accuracy": 0.85}}, seeds=[0])
+    result = _cli(str(folder))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(folder / "report.md")
+
+
+def test_write_results_keeps_records_valid(tmp_path):
+    record = make_record("gru", 0)
+    folder = write_results(tmp_path, [record], make_manifest(["gru"], [0]))
+    assert (folder / "runs" / record["run_id"] / "record.json").is_file()
