@@ -122,6 +122,14 @@ def resolve_archs(patterns: list[str] | None) -> list[str]:
     return sorted(chosen, key=order.__getitem__)
 
 
+def _merge_archs(previous: list[str], new: list[str]) -> list[str]:
+    from models import list_models
+
+    order = {name: i for i, name in enumerate(list_models())}
+    merged = set(previous) | set(new)
+    return sorted(merged, key=lambda name: (order.get(name, len(order)), name))
+
+
 def list_archs() -> str:
     from models import list_models, model_info
 
@@ -180,6 +188,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"run_all.py: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("\ninterrupted; finished records are kept (continue with --resume)", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 def _main(args: argparse.Namespace, argv: list[str]) -> int:
@@ -240,12 +251,12 @@ def _main(args: argparse.Namespace, argv: list[str]) -> int:
     except records.RecordError as exc:
         raise UsageError(f"{exc}") from None
 
-    print(f"rnnbench: profile {profile} on {device.type}, {len(archs)} architecture(s) x "
-          f"{args.seeds} seed(s) -> {out}", file=sys.stderr)
     try:
         data = load_imdb(config.data, data_path, progress=not args.no_progress)
     except DataError as exc:
         raise UsageError(str(exc)) from None
+    print(f"rnnbench: profile {profile} on {device.type}, {len(archs)} architecture(s) x "
+          f"{args.seeds} seed(s) -> {out}", file=sys.stderr)
     # The children load the same data from the cache this warmed; keep only its description.
     print(f"data: {data.source.path} ({len(data.train):,} train / {len(data.val):,} validation / "
           f"{len(data.test):,} test reviews, vocabulary {len(data.vocab):,})", file=sys.stderr)
@@ -258,8 +269,9 @@ def _main(args: argparse.Namespace, argv: list[str]) -> int:
         "device": device.type,
         "threads": threads,
         "argv": ["run_all.py", *argv],
-        "archs": archs,
-        "seeds": args.seeds,
+        # A resumed folder may have been started with other architectures: the report covers all.
+        "archs": _merge_archs(previous.get("archs", []), archs),
+        "seeds": max(args.seeds, previous.get("seeds", 0)),
         "protocol": "fixed",
         "started_utc": previous.get("started_utc", utc_now()),
         "finished_utc": None,

@@ -134,7 +134,9 @@ def base_record(spec: RunSpec, device: torch.device) -> dict[str, Any]:
     }
 
 
-def execute_run(spec: RunSpec, run_dir: Path, *, progress: bool = True) -> dict[str, Any]:
+def execute_run(
+    spec: RunSpec, run_dir: Path, *, progress: bool = True, log_epochs: bool = True
+) -> dict[str, Any]:
     """Run one spec end to end and write its record; failures are recorded, not raised.
 
     NaN losses, out-of-memory errors and crashes become a record with ``error``; a crash also
@@ -147,7 +149,7 @@ def execute_run(spec: RunSpec, run_dir: Path, *, progress: bool = True) -> dict[
     device = resolve_device(spec.device)
     record = base_record(spec, device)
     try:
-        _run(spec, run_dir, device, record, progress=progress)
+        _run(spec, run_dir, device, record, progress=progress, log_epochs=log_epochs)
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # noqa: BLE001 - failures are data; the traceback is still shown
@@ -160,7 +162,8 @@ def execute_run(spec: RunSpec, run_dir: Path, *, progress: bool = True) -> dict[
 
 
 def _run(
-    spec: RunSpec, run_dir: Path, device: torch.device, record: dict[str, Any], *, progress: bool
+    spec: RunSpec, run_dir: Path, device: torch.device, record: dict[str, Any], *, progress: bool,
+    log_epochs: bool,
 ) -> None:
     data = load_imdb(spec.config.data, spec.data_path, progress=progress)
     record["data"] = data_block(data)
@@ -172,7 +175,7 @@ def _run(
 
     trainer = Trainer(
         model, spec.config.train, spec.config.measure, device, pad_index=data.pad_index,
-        progress=progress,
+        progress=progress, log_epochs=log_epochs,
     )
     with PeakMemory(device) as train_mem:
         fit = trainer.fit(data.train, data.val, seed=spec.seed, desc=f"{spec.arch} s{spec.seed} ")

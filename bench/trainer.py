@@ -90,6 +90,7 @@ class Trainer:
         *,
         pad_index: int,
         progress: bool = True,
+        log_epochs: bool = False,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.model = model.to(device)
@@ -98,6 +99,7 @@ class Trainer:
         self.device = device
         self.pad_index = pad_index
         self.progress = progress
+        self.log_epochs = log_epochs  # one line per epoch even without progress bars
         self.clock = clock
         self.loss_fn = nn.BCEWithLogitsLoss(reduction="sum")
         params = [p for p in self.model.parameters() if p.requires_grad]
@@ -196,6 +198,14 @@ class Trainer:
                     "epoch_time_s": self.clock() - epoch_start,
                 }
             )
+            if self.progress or self.log_epochs:
+                entry = history[-1]
+                tqdm.write(
+                    f"    {desc}epoch {epoch}/{cfg.epochs}: train loss {entry['train_loss']:.4f} "
+                    f"acc {entry['train_accuracy']:.2%}, validation loss {entry['val_loss']:.4f} "
+                    f"acc {entry['val_accuracy']:.2%} ({entry['epoch_time_s']:.0f} s)",
+                    file=sys.stderr,
+                )
             if val_result.loss < best_loss:
                 best_loss, best_epoch, stale = val_result.loss, epoch, 0
                 best_state = copy.deepcopy(self.model.state_dict())

@@ -78,3 +78,14 @@ def test_run_id_is_stable_and_depends_on_the_spec():
     other = RunSpec("lstm", 0, "smoke", "cpu", 2, apply_overrides(cfg, {"train.lr": "0.1"}))
     assert other.run_id != spec.run_id
     assert RunSpec.from_dict(spec.to_dict()) == spec
+
+
+def test_configuration_page_is_generated_from_the_code():
+    from pathlib import Path
+
+    from bench.config import configuration_markdown
+
+    page = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
+    assert page.read_text() == configuration_markdown(), (
+        "docs/configuration.md is stale: run `python -m bench.config > docs/configuration.md`"
+    )

@@ -1,0 +1,138 @@
+"""The command line: bad input gets one clear line and exit code 2; a smoke grid runs end to end."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import run_all
+from bench import records
+from data_pipeline import make_synthetic_archive
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory):
+    return make_synthetic_archive(
+        tmp_path_factory.mktemp("data") / "imdb.tar.gz", n_per_class_train=150, n_per_class_test=60
+    )
+
+
+def run_cli(capsys, *argv):
+    code = run_all.main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--archs", "lsmt"], "did you mean 'lstm'"),
+        (["--archs", "zz*"], "matches no architecture"),
+        (["--set", "train.lr=-1"], "train.lr must be > 0"),
+        (["--set", "train.batch_size=0"], "train.batch_size must be >= 1"),
+        (["--set", "data.max_len=0"], "max_len"),
+        (["--set", "lr"], "--set expects KEY=VALUE"),
+        (["--set", "nonsense=1"], "unknown setting 'nonsense'"),
+    ],
+)
+def test_bad_settings_give_one_line_and_exit_2(capsys, tmp_path, argv, message):
+    code, _, err = run_cli(capsys, "--profile", "smoke", "--out", str(tmp_path / "o"), *argv)
+    assert code == 2
+    assert err.count("\n") == 1 and message in err and err.startswith("run_all.py: error:")
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [(["--seeds", "0"], "must be at least 1"), (["--profile", "fast"], "invalid choice"),
+     (["--bogus"], "unrecognized arguments")],
+)
+def test_argparse_errors_exit_2(capsys, argv, message):
+    with pytest.raises(SystemExit) as exc:
+        run_all.main(argv)
+    assert exc.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_out_that_is_a_file_is_refused(capsys, tmp_path):
+    target = tmp_path / "file.txt"
+    target.write_text("keep me")
+    code, _, err = run_cli(capsys, "--profile", "smoke", "--out", str(target))
+    assert code == 2 and "is a file" in err and target.read_text() == "keep me"
+
+
+def test_existing_folder_needs_resume_or_overwrite_and_foreign_folders_are_never_deleted(capsys, tmp_path):
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("precious")
+    code, _, err = run_cli(capsys, "--profile", "smoke", "--out", str(foreign))
+    assert code == 2 and "--resume" in err
+    code, _, err = run_cli(capsys, "--profile", "smoke", "--out", str(foreign), "--overwrite")
+    assert code == 2 and "not an rnnbench results folder" in err
+    code, _, err = run_cli(capsys, "--profile", "smoke", "--out", str(foreign), "--resume")
+    assert code == 2 and "not an rnnbench results folder" in err
+    assert (foreign / "notes.txt").read_text() == "precious"
+
+
+def test_resume_with_a_corrupt_record_is_refused(capsys, tmp_path):
+    out = tmp_path / "res"
+    (out / "runs" / "lstm-s0-00000000").mkdir(parents=True)
+    (out / "manifest.json").write_text(json.dumps({"schema_version": 1}))
+    (out / "runs" / "lstm-s0-00000000" / "record.json").write_text("{broken")
+    code, _, err = run_cli(capsys, "--profile", "smoke", "--out", str(out), "--resume")
+    assert code == 2 and "cannot read record" in err
+    assert (out / "runs" / "lstm-s0-00000000" / "record.json").read_text() == "{broken"
+
+
+def test_missing_data_gives_one_line(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "--profile", "smoke", "--out", str(tmp_path / "o"),
+                           "--data", str(tmp_path / "nowhere.tar.gz"))
+    assert code == 2 and err.count("\n") == 1 and "nowhere.tar.gz" in err
+
+
+def test_list_archs_comes_from_the_registry(capsys):
+    from models import list_models
+
+    code, out, _ = run_cli(capsys, "--list-archs")
+    assert code == 0
+    for name in list_models():
+        assert f" {name} " in out
+
+
+def test_smoke_grid_end_to_end_then_report_only_reproduces_the_report(capsys, tmp_path, archive):
+    out = tmp_path / "res"
+    argv = ["--profile", "smoke", "--archs", "gru,bag_of_embeddings", "--data", str(archive),
+            "--out", str(out), "--no-progress", "--set", "data.train_limit=none",
+            "--set", "data.test_limit=none"]
+    code, stdout, err = run_cli(capsys, *argv)
+    assert code == 0, err
+    loaded = records.load_records(out)
+    assert sorted(r["arch"] for r in loaded) == ["bag_of_embeddings", "gru"]
+    assert all(r["status"] == "ok" for r in loaded)
+    manifest = records.read_manifest(out)
+    assert manifest["archs"] == ["gru", "bag_of_embeddings"] and manifest["wall_time_s"] > 0
+    report = (out / "report.md").read_bytes()
+    assert b"`gru`" in report and (out / "summary.csv").is_file()
+    assert "report:" in stdout
+    # re-rendering from the records gives the same bytes
+    (out / "report.md").unlink()
+    code, _, err = run_cli(capsys, "--report-only", "--out", str(out))
+    assert code == 0, err
+    assert (out / "report.md").read_bytes() == report
+    # the same grid again is refused without --resume, and with --resume nothing re-runs
+    code, _, err = run_cli(capsys, *argv)
+    assert code == 2 and "already exists" in err
+    code, _, err = run_cli(capsys, *argv, "--resume")
+    assert code == 0 and "2 run(s) already have records, 0 to go" in err
+
+
+def test_help_explains_every_option():
+    result = subprocess.run([sys.executable, str(ROOT / "run_all.py"), "--help"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0
+    for option in ("--profile", "--archs", "--seeds", "--epochs", "--set", "--threads", "--device",
+                   "--data", "--out", "--resume", "--overwrite", "--list-archs", "--report-only"):
+        assert option in result.stdout
