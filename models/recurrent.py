@@ -1,0 +1,278 @@
+"""The shared recurrent classifier and its fused (PyTorch-kernel) encoder.
+
+``RecurrentClassifier``: embedding -> dropout -> recurrent encoder -> dropout -> one linear logit.
+The encoder reads the top layer's state at each review's last real token; padding never reaches
+the recurrence. Two exact ways to keep it out, chosen by measurement (DESIGN.md, and
+``tests/benchmarks/test_bench_models.py``):
+
+``padded``
+    Run the fused kernel on the right-padded batch. The forward direction is read at position
+    ``length - 1``: the padding comes after it, so it cannot influence it. The backward direction
+    runs on each review reversed *within its own length* (position ``t < length`` takes token
+    ``length - 1 - t``; padding stays at the end), so it too starts at the review's last real token
+    and is read at ``length - 1``. Stacked bidirectional layers are composed from unidirectional
+    fused calls: layer ``k + 1`` reads the forward outputs next to the backward outputs re-reversed
+    into the original order.
+``packed``
+    ``pack_padded_sequence(enforce_sorted=False)`` through the native (multi-layer, bidirectional)
+    module, reading its final hidden state.
+
+Both modes use the same parameters, those of one native ``nn.RNN``/``nn.LSTM``/``nn.GRU``, so the
+state dict is PyTorch's own layout and a checkpoint loads into either mode. The padded path's
+per-layer, per-direction calls go through ``torch.lstm``/``torch.gru``/``torch.rnn_tanh``: the same
+fused ATen kernels that ``nn.LSTM.forward`` dispatches to, applied to that layer's weight slice.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+from torch.nn.utils.rnn import pack_padded_sequence
+
+from models.base import TextClassifier
+
+__all__ = [
+    "CELLS",
+    "PADDING_MODES",
+    "FusedRecurrentEncoder",
+    "RecurrentClassifier",
+    "gather_last",
+    "reverse_index",
+    "reverse_within_lengths",
+]
+
+CELLS = ("rnn", "lstm", "gru")
+PADDING_MODES = ("auto", "padded", "packed")
+
+_MODULES: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+# Signature shared by the three ops: (input, hx, params, has_biases, num_layers, dropout, train,
+# bidirectional, batch_first); lstm's hx is an (h, c) pair and it returns (output, h, c).
+_FUSED_OPS = {"rnn": torch.rnn_tanh, "lstm": torch.lstm, "gru": torch.gru}
+
+
+def reverse_index(lengths: Tensor, max_time: int, device: torch.device) -> Tensor:
+    """Index ``[B, T]`` reversing each row within its own length; padding positions map to themselves.
+
+    Built on the host from CPU ``lengths`` (no device sync), once per batch. The map is its own
+    inverse, so the same index re-reverses the backward outputs.
+    """
+    steps = torch.arange(max_time)
+    lengths_col = lengths.unsqueeze(1)
+    index = torch.where(steps < lengths_col, lengths_col - 1 - steps, steps)
+    return index.to(device, non_blocking=True)
+
+
+def reverse_within_lengths(sequences: Tensor, index: Tensor) -> Tensor:
+    """Reorder ``sequences [B, T, D]`` along time by ``index [B, T]`` (from :func:`reverse_index`)."""
+    return sequences.gather(1, index.unsqueeze(2).expand_as(sequences))
+
+
+def gather_last(outputs: Tensor, last_index: Tensor) -> Tensor:
+    """``outputs[b, last_index[b]]`` for ``outputs [B, T, H]``: each review's last real step."""
+    index = last_index.view(-1, 1, 1).expand(-1, 1, outputs.shape[2])
+    return outputs.gather(1, index).squeeze(1)
+
+
+class FusedRecurrentEncoder(nn.Module):
+    """RNN (tanh), LSTM or GRU encoder over PyTorch's fused kernels, exact under right padding.
+
+    Args:
+        cell: ``"rnn"``, ``"lstm"`` or ``"gru"``.
+        input_dim: size of each input vector (the embedding dimension).
+        hidden_dim: hidden size per direction.
+        num_layers: stacked layers.
+        bidirectional: add a backward direction and concatenate the two final states.
+        dropout: dropout between stacked layers (as ``nn.LSTM``'s ``dropout``).
+        padding_mode: ``"padded"``, ``"packed"`` or ``"auto"`` (see :meth:`resolve_padding_mode`).
+            A plain attribute: it can be changed on a built model, since both modes share weights.
+    """
+
+    def __init__(
+        self,
+        cell: str,
+        *,
+        input_dim: int,
+        hidden_dim: int,
+        num_layers: int,
+        bidirectional: bool,
+        dropout: float,
+        padding_mode: str = "auto",
+    ) -> None:
+        super().__init__()
+        if cell not in CELLS:
+            raise ValueError(f"unknown cell {cell!r}; expected one of {', '.join(CELLS)}")
+        if padding_mode not in PADDING_MODES:
+            raise ValueError(
+                f"unknown padding_mode {padding_mode!r}; expected one of {', '.join(PADDING_MODES)}"
+            )
+        if num_layers < 1:
+            raise ValueError(f"num_layers must be at least 1, got {num_layers}")
+        self.cell = cell
+        self.input_dim = input_dim
+        self.hidden_dim = hidden_dim
+        self.num_layers = num_layers
+        self.bidirectional = bidirectional
+        self.output_dim = hidden_dim * (2 if bidirectional else 1)
+        self.padding_mode = padding_mode
+        # Inter-layer dropout only exists between layers; nn.RNNBase warns when given it for one.
+        self.layer_dropout = dropout if num_layers > 1 else 0.0
+        self.rnn = _MODULES[cell](
+            input_dim,
+            hidden_dim,
+            num_layers=num_layers,
+            batch_first=True,
+            bidirectional=bidirectional,
+            dropout=self.layer_dropout,
+        )
+
+    def resolve_padding_mode(self, device: torch.device) -> str:
+        """The exact mode to use on ``device``: the configured one, or the faster one for ``auto``.
+
+        CPU: ``padded``. Measured (torch 2.13 CPU, 2 threads, 64 x 250 IMDb-like lengths, forward +
+        backward; benchmark groups ``padding-mode-*``, embedding/hidden 64, one layer): packing is
+        ~3x slower for an LSTM, ~1.4x for a GRU and 4-18x for a BiLSTM (best-of vs median on a
+        shared, noisy machine); DESIGN.md's earlier measurement gave 10-14x for an LSTM. Why: on CPU a
+        padded LSTM runs as one oneDNN kernel per layer, while packed input falls back to ATen's
+        step-by-step cell over a batch that shrinks at each step (a GRU runs step by step in both
+        modes, hence its smaller gap).
+        CUDA: ``packed``. cuDNN handles variable lengths natively (and fuses both directions and
+        all layers in one call), whereas the padded bidirectional path issues separate per-layer,
+        per-direction kernels plus gathers. This could not be measured here (no GPU on the
+        development machines); the same benchmark run on a GPU is what should confirm it.
+        """
+        if self.padding_mode != "auto":
+            return self.padding_mode
+        return "packed" if device.type == "cuda" else "padded"
+
+    def forward(self, embedded: Tensor, lengths: Tensor) -> Tensor:
+        """Features ``[B, output_dim]`` at each review's last real token.
+
+        Args:
+            embedded: right-padded inputs ``[B, T, input_dim]``.
+            lengths: CPU int64 real lengths ``[B]``, each in ``[1, T]``.
+        """
+        if self.resolve_padding_mode(embedded.device) == "packed":
+            return self._forward_packed(embedded, lengths)
+        return self._forward_padded(embedded, lengths)
+
+    def _forward_packed(self, embedded: Tensor, lengths: Tensor) -> Tensor:
+        packed = pack_padded_sequence(embedded, lengths, batch_first=True, enforce_sorted=False)
+        _, hidden = self.rnn(packed)
+        # h_n [num_layers * directions, B, H], already back in the batch's order; with packing it
+        # is each direction's state at its last real step (for backward: after the first token).
+        final = hidden[0] if self.cell == "lstm" else hidden
+        if self.bidirectional:
+            return torch.cat([final[-2], final[-1]], dim=1)
+        return final[-1]
+
+    def _forward_padded(self, embedded: Tensor, lengths: Tensor) -> Tensor:
+        last_index = (lengths - 1).to(embedded.device, non_blocking=True)
+        if not self.bidirectional:
+            # One multi-layer fused call; the padding trails the position we read.
+            outputs, _ = self.rnn(embedded)
+            return gather_last(outputs, last_index)
+
+        index = reverse_index(lengths, embedded.shape[1], embedded.device)
+        layer_input = embedded
+        for layer in range(self.num_layers - 1):
+            forward_out, backward_out = self._run_bidirectional_layer(layer_input, layer, index)
+            # The next layer sees both directions at each original position.
+            layer_input = torch.cat(
+                [forward_out, reverse_within_lengths(backward_out, index)], dim=2
+            )
+            layer_input = F.dropout(layer_input, p=self.layer_dropout, training=self.training)
+        forward_out, backward_out = self._run_bidirectional_layer(
+            layer_input, self.num_layers - 1, index
+        )
+        # In reversed coordinates position length-1 is the state after the review's first token.
+        return torch.cat(
+            [gather_last(forward_out, last_index), gather_last(backward_out, last_index)], dim=1
+        )
+
+    def _run_bidirectional_layer(
+        self, inputs: Tensor, layer: int, index: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """Forward outputs in original order, backward outputs in within-length reversed order."""
+        forward_out = self._run_direction(inputs, layer, reverse=False)
+        backward_out = self._run_direction(
+            reverse_within_lengths(inputs, index), layer, reverse=True
+        )
+        return forward_out, backward_out
+
+    def _run_direction(self, inputs: Tensor, layer: int, *, reverse: bool) -> Tensor:
+        """One layer, one direction, through the fused kernel with that slice of the weights."""
+        suffix = f"_l{layer}_reverse" if reverse else f"_l{layer}"
+        params = [
+            getattr(self.rnn, f"{kind}{suffix}")
+            for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+        ]
+        h0 = inputs.new_zeros(1, inputs.shape[0], self.hidden_dim)
+        # Flags: has_biases, num_layers=1, dropout=0 (applied between layers by the caller),
+        # train, bidirectional=False, batch_first=True.
+        if self.cell == "lstm":
+            outputs, _, _ = torch.lstm(
+                inputs, (h0, h0), params, True, 1, 0.0, self.training, False, True
+            )
+        else:
+            outputs, _ = _FUSED_OPS[self.cell](
+                inputs, h0, params, True, 1, 0.0, self.training, False, True
+            )
+        return outputs
+
+
+class RecurrentClassifier(TextClassifier):
+    """Embedding -> dropout -> recurrent encoder -> dropout -> ``Linear(encoder.output_dim, 1)``.
+
+    The recurrent part is any encoder module with ``input_dim``, ``output_dim`` and
+    ``forward(embedded [B, T, input_dim], lengths [B]) -> [B, output_dim]`` reading each review at
+    its last real token: :class:`FusedRecurrentEncoder` (rnn/lstm/gru, uni- or bidirectional) or
+    the hand-written LSTM of ``models.lstm_scratch``. Use :meth:`fused` for the former.
+
+    Args:
+        vocab_size: number of token ids; ids lie in ``[0, vocab_size)``.
+        pad_index: the padding id; its embedding is fixed at zero.
+        encoder: the recurrent encoder.
+        dropout: dropout on the embeddings and on the encoder's features.
+    """
+
+    def __init__(
+        self, *, vocab_size: int, pad_index: int, encoder: nn.Module, dropout: float
+    ) -> None:
+        super().__init__(vocab_size=vocab_size, pad_index=pad_index)
+        self.embedding = nn.Embedding(vocab_size, encoder.input_dim, padding_idx=pad_index)
+        self.dropout = nn.Dropout(dropout)
+        self.encoder = encoder
+        self.classifier = nn.Linear(encoder.output_dim, 1)
+
+    @classmethod
+    def fused(
+        cls,
+        cell: str,
+        *,
+        vocab_size: int,
+        pad_index: int,
+        embedding_dim: int,
+        hidden_dim: int,
+        num_layers: int,
+        bidirectional: bool,
+        dropout: float,
+        padding_mode: str = "auto",
+    ) -> RecurrentClassifier:
+        """A classifier over a :class:`FusedRecurrentEncoder` of ``cell``."""
+        encoder = FusedRecurrentEncoder(
+            cell,
+            input_dim=embedding_dim,
+            hidden_dim=hidden_dim,
+            num_layers=num_layers,
+            bidirectional=bidirectional,
+            dropout=dropout,
+            padding_mode=padding_mode,
+        )
+        return cls(vocab_size=vocab_size, pad_index=pad_index, encoder=encoder, dropout=dropout)
+
+    def classify(self, tokens: Tensor, lengths: Tensor) -> Tensor:
+        """Logits ``[B]`` of a validated batch."""
+        embedded = self.dropout(self.embedding(tokens))
+        features = self.encoder(embedded, lengths)
+        return self.classifier(self.dropout(features)).squeeze(1)

@@ -1,0 +1,267 @@
+"""Contract tests for every registered model, parametrized over the registry.
+
+A newly registered model is picked up by ``list_models()`` with no edit here. Sizes are tiny where
+the test is not about the defaults, so the file runs in seconds.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from models import PADDING_MODES, check_batch, create_model, list_models, model_info
+from models.lstm_scratch import ScratchLSTM
+from models.recurrent import reverse_index
+
+VOCAB_SIZE = 50
+PAD_INDEX = 1
+SMALL = {"embedding_dim": 8, "hidden_dim": 8, "num_layers": 2, "dropout": 0.5}
+EXACT_MODES = [mode for mode in PADDING_MODES if mode != "auto"]
+
+# Trainable parameters with vocab 10,000 and each model's defaults. Recurrent counts include both
+# bias vectors of every PyTorch recurrent layer and one Linear(hidden * directions -> 1).
+EXPECTED_PARAM_COUNTS = {
+    "rnn": 1_223_489,
+    "lstm": 1_893_185,
+    "gru": 1_669_953,
+    "bilstm": 3_310_657,
+    "bigru": 2_733_121,
+    "lstm_scratch": 1_893_185,  # the lstm's layout, written by hand
+    "bag_of_embeddings": 1_000_101,  # 10,000 x 100 embedding + Linear(100 -> 1)
+}
+
+
+def build(name: str, **extra: object) -> nn.Module:
+    """A small instance of ``name``, passing only the hyperparameters it accepts."""
+    accepted = model_info(name).hyperparams
+    kwargs = {key: value for key, value in {**SMALL, **extra}.items() if key in accepted}
+    return create_model(name, vocab_size=VOCAB_SIZE, pad_index=PAD_INDEX, **kwargs)
+
+
+def model_mode_cases() -> list[object]:
+    """(name, padding_mode) for every model; both exact modes for models that have them."""
+    cases = []
+    for name in list_models():
+        if "padding_mode" in model_info(name).hyperparams:
+            cases += [pytest.param(name, mode, id=f"{name}-{mode}") for mode in EXACT_MODES]
+        else:
+            cases.append(pytest.param(name, None, id=name))
+    return cases
+
+
+def build_with_mode(name: str, mode: str | None, **extra: object) -> nn.Module:
+    return build(name, **extra) if mode is None else build(name, padding_mode=mode, **extra)
+
+
+def make_batch(lengths: list[int], max_time: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded random token ids (never the pad id inside a review) and their lengths."""
+    generator = torch.Generator().manual_seed(seed)
+    tokens = torch.randint(2, VOCAB_SIZE, (len(lengths), max_time), generator=generator)
+    lengths_tensor = torch.tensor(lengths)
+    tokens[torch.arange(max_time).unsqueeze(0) >= lengths_tensor.unsqueeze(1)] = PAD_INDEX
+    return tokens, lengths_tensor
+
+
+RECURRENT_MODELS = [name for name in list_models() if "padding_mode" in model_info(name).hyperparams]
+
+
+@pytest.mark.parametrize(("name", "mode"), model_mode_cases())
+def test_output_shape_finite_and_every_parameter_gets_a_gradient(name: str, mode: str | None) -> None:
+    torch.manual_seed(0)
+    model = build_with_mode(name, mode)
+    model.train()
+    tokens, lengths = make_batch([7, 3, 12, 1, 12], max_time=12)
+    logits = model(tokens, lengths)
+    assert logits.shape == (5,)
+    assert logits.dtype == torch.float32
+    assert torch.isfinite(logits).all()
+    F.binary_cross_entropy_with_logits(logits, torch.tensor([1.0, 0, 1, 0, 1])).backward()
+    for param_name, param in model.named_parameters():
+        assert param.grad is not None, f"{param_name} received no gradient"
+        assert torch.isfinite(param.grad).all(), param_name
+        assert param.grad.abs().sum() > 0, f"{param_name} has an all-zero gradient"
+
+
+@pytest.mark.parametrize(("name", "mode"), model_mode_cases())
+def test_logit_does_not_depend_on_padding(name: str, mode: str | None) -> None:
+    torch.manual_seed(0)
+    model = build_with_mode(name, mode).eval()
+    lengths = [37, 250, 5, 1, 180, 249]
+    tokens, lengths_tensor = make_batch(lengths, max_time=250)
+    with torch.no_grad():
+        batched = model(tokens, lengths_tensor)
+        for row, length in enumerate(lengths):
+            alone = model(tokens[row : row + 1, :length], torch.tensor([length]))
+            torch.testing.assert_close(alone[0], batched[row], rtol=0, atol=1e-5)
+        # Extra padding past the longest review (trimmed by the model) changes nothing either.
+        wider = torch.cat([tokens, torch.full((len(lengths), 30), PAD_INDEX)], dim=1)
+        torch.testing.assert_close(model(wider, lengths_tensor), batched, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_same_seed_same_logits(name: str) -> None:
+    tokens, lengths = make_batch([9, 4, 9], max_time=9)
+    logits = []
+    for _ in range(2):
+        torch.manual_seed(123)
+        model = build(name).eval()
+        with torch.no_grad():
+            logits.append(model(tokens, lengths))
+    torch.testing.assert_close(logits[0], logits[1], rtol=0, atol=0)
+    torch.manual_seed(124)
+    with torch.no_grad():
+        other = build(name).eval()(tokens, lengths)
+    assert not torch.allclose(other, logits[0]), "the seed does not reach the initialisation"
+
+
+@pytest.mark.parametrize("name", list(EXPECTED_PARAM_COUNTS))
+def test_default_parameter_count(name: str) -> None:
+    model = create_model(name, vocab_size=10_000, pad_index=1)
+    count = sum(param.numel() for param in model.parameters() if param.requires_grad)
+    assert count == EXPECTED_PARAM_COUNTS[name]
+
+
+def test_every_registered_model_has_an_expected_parameter_count() -> None:
+    # Adding a model should come with its count, so the report's param_count column is checked.
+    assert set(list_models()) == set(EXPECTED_PARAM_COUNTS)
+
+
+BAD_CALLS = {
+    "float tokens": (lambda t, n: (t.float(), n), r"tokens must be integer token ids"),
+    "1-D tokens": (lambda t, n: (t[0], n), r"tokens must be 2-D"),
+    "2-D lengths": (lambda t, n: (t, n.unsqueeze(1)), r"lengths must be 1-D"),
+    "float lengths": (lambda t, n: (t, n.float()), r"lengths must be an integer tensor"),
+    "batch mismatch": (lambda t, n: (t, n[:2]), r"batch size mismatch: tokens has 3 rows, lengths has 2"),
+    "zero length": (lambda t, n: (t, torch.tensor([4, 0, 2])), r"length 0 at batch row 1"),
+    "too long": (lambda t, n: (t, torch.tensor([4, 7, 2])), r"length 7 at batch row 1 exceeds the padded width T=6"),
+    "id too large": (lambda t, n: (t.index_put((torch.tensor([2]), torch.tensor([1])), torch.tensor(VOCAB_SIZE)), n), r"token id 50 at \(row 2, position 1\) is outside \[0, vocab_size=50\)"),
+    "negative id": (lambda t, n: (t.index_put((torch.tensor([0]), torch.tensor([0])), torch.tensor(-3)), n), r"token id -3 at \(row 0, position 0\)"),
+    "empty batch": (lambda t, n: (t[:0], n[:0]), r"empty batch"),
+    "not tensors": (lambda t, n: (t.tolist(), n), r"must be torch tensors"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_CALLS))
+@pytest.mark.parametrize("name", list_models())
+def test_bad_calls_raise_value_error_naming_the_problem(name: str, case: str) -> None:
+    model = build(name)
+    tokens, lengths = make_batch([4, 6, 2], max_time=6)
+    corrupt, message = BAD_CALLS[case]
+    with pytest.raises(ValueError, match=message):
+        model(*corrupt(tokens, lengths))
+
+
+def test_value_checks_skip_tokens_off_the_cpu() -> None:
+    # Reading ids on an accelerator would force a sync per step; "meta" tensors hold no values, so
+    # any value check on them would fail. Shape checks still apply.
+    tokens = torch.empty(2, 5, dtype=torch.long, device="meta")
+    check_batch(tokens, torch.tensor([5, 3]), vocab_size=VOCAB_SIZE)
+    with pytest.raises(ValueError, match="batch size mismatch"):
+        check_batch(tokens, torch.tensor([5]), vocab_size=VOCAB_SIZE)
+    with pytest.raises(ValueError, match="lengths must be a CPU tensor"):
+        check_batch(tokens, torch.tensor([5, 3], device="meta"), vocab_size=VOCAB_SIZE)
+
+
+def test_reverse_index_reverses_within_each_length_and_leaves_padding() -> None:
+    index = reverse_index(torch.tensor([3, 1, 5]), 5, torch.device("cpu"))
+    assert index.tolist() == [[2, 1, 0, 3, 4], [0, 1, 2, 3, 4], [4, 3, 2, 1, 0]]
+
+
+@pytest.mark.parametrize("name", RECURRENT_MODELS)
+def test_padded_and_packed_give_the_same_logits_and_gradients(name: str) -> None:
+    # Three layers so a bidirectional model exercises the composition of stacked layers.
+    torch.manual_seed(0)
+    padded = build(name, padding_mode="padded", num_layers=3).eval()
+    packed = build(name, padding_mode="packed", num_layers=3).eval()
+    packed.load_state_dict(padded.state_dict())  # one parameter layout serves both modes
+    tokens, lengths = make_batch([40, 3, 17, 40, 1, 25], max_time=40, seed=1)
+    targets = torch.tensor([1.0, 0, 1, 1, 0, 0])
+    results = []
+    for model in (padded, packed):
+        logits = model(tokens, lengths)
+        F.binary_cross_entropy_with_logits(logits, targets).backward()
+        results.append((logits.detach(), {n: p.grad for n, p in model.named_parameters()}))
+    torch.testing.assert_close(results[0][0], results[1][0], rtol=0, atol=1e-5)
+    for param_name, grad in results[0][1].items():
+        torch.testing.assert_close(grad, results[1][1][param_name], rtol=0, atol=1e-5, msg=param_name)
+
+
+@pytest.mark.parametrize("name", RECURRENT_MODELS)
+def test_auto_mode_is_padded_on_cpu_and_packed_on_cuda(name: str) -> None:
+    encoder = build(name).encoder
+    assert encoder.padding_mode == "auto"
+    assert encoder.resolve_padding_mode(torch.device("cpu")) == "padded"
+    assert encoder.resolve_padding_mode(torch.device("cuda")) == "packed"
+
+
+def test_unknown_padding_mode_raises() -> None:
+    with pytest.raises(ValueError, match="unknown padding_mode 'sorted'"):
+        build("lstm", padding_mode="sorted")
+
+
+def test_scratch_lstm_matches_nn_lstm_outputs_and_gradients() -> None:
+    torch.manual_seed(0)
+    reference = nn.LSTM(5, 7, num_layers=2, batch_first=True)
+    scratch = ScratchLSTM(5, 7, num_layers=2, dropout=0.0)
+    scratch.load_state_dict(reference.state_dict())
+    lengths = torch.tensor([6, 2, 9, 1])
+    inputs = torch.randn(4, 9, 5)
+    real = (torch.arange(9).unsqueeze(0) < lengths.unsqueeze(1)).unsqueeze(2)
+
+    inputs_ref = inputs.clone().requires_grad_()
+    packed_out, (h_n, _) = reference(
+        pack_padded_sequence(inputs_ref, lengths, batch_first=True, enforce_sorted=False)
+    )
+    outputs_ref, _ = pad_packed_sequence(packed_out, batch_first=True, total_length=9)
+    final_ref = h_n[-1]
+
+    inputs_scratch = inputs.clone().requires_grad_()
+    outputs_scratch, final_scratch = scratch(inputs_scratch, lengths)
+
+    torch.testing.assert_close(final_scratch, final_ref, rtol=0, atol=1e-5)
+    torch.testing.assert_close(outputs_scratch * real, outputs_ref * real, rtol=0, atol=1e-5)
+
+    # A loss touching every real output and the final state, with uneven weights.
+    weights = torch.randn(4, 9, 7)
+    head = torch.randn(4, 7)
+    ((outputs_ref * real * weights).sum() + (final_ref * head).sum()).backward()
+    ((outputs_scratch * real * weights).sum() + (final_scratch * head).sum()).backward()
+    torch.testing.assert_close(inputs_scratch.grad, inputs_ref.grad, rtol=0, atol=1e-5)
+    for param_name, param in reference.named_parameters():
+        torch.testing.assert_close(
+            getattr(scratch, param_name).grad, param.grad, rtol=0, atol=1e-5, msg=param_name
+        )
+
+
+@pytest.mark.parametrize("mode", EXACT_MODES)
+def test_lstm_scratch_model_matches_lstm_model(mode: str) -> None:
+    torch.manual_seed(0)
+    fused = build("lstm", padding_mode=mode).eval()
+    scratch = build("lstm_scratch").eval()
+    assert fused.state_dict().keys() == scratch.state_dict().keys()
+    scratch.load_state_dict(fused.state_dict())
+    tokens, lengths = make_batch([11, 4, 1, 11], max_time=11, seed=2)
+    targets = torch.tensor([1.0, 0, 0, 1])
+    grads = []
+    logits = []
+    for model in (fused, scratch):
+        out = model(tokens, lengths)
+        F.binary_cross_entropy_with_logits(out, targets).backward()
+        logits.append(out.detach())
+        grads.append({n: p.grad for n, p in model.named_parameters()})
+    torch.testing.assert_close(logits[1], logits[0], rtol=0, atol=1e-5)
+    for param_name, grad in grads[0].items():
+        torch.testing.assert_close(grads[1][param_name], grad, rtol=0, atol=1e-5, msg=param_name)
+
+
+def test_bag_of_embeddings_is_the_mean_of_real_token_embeddings() -> None:
+    model = build("bag_of_embeddings").eval()
+    tokens, lengths = make_batch([3, 5], max_time=5)
+    tokens[0, 3:] = 7  # not the pad id: only the length says where the review ends
+    expected = model.classifier(
+        torch.stack([model.embedding(tokens[0, :3]).mean(0), model.embedding(tokens[1]).mean(0)])
+    ).squeeze(1)
+    torch.testing.assert_close(model(tokens, lengths), expected)
