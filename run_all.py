@@ -5,6 +5,7 @@ write a report that compares accuracy, speed and memory.
     python run_all.py                          # the default set, profile for this machine
     python run_all.py --profile smoke          # a minute, end to end
     python run_all.py --archs 'lstm,bi*' --seeds 3
+    python run_all.py --tune                   # lr and dropout chosen per architecture first
     python run_all.py --report-only --out results/quick-cpu
 """
 
@@ -16,6 +17,10 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # imported lazily at run time, so --help stays instant
+    from bench.config import RunSpec
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -67,6 +72,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="override any run setting, e.g. train.lr=3e-3 or model.hidden_dim=128 (repeatable; "
         "bare field names work when unambiguous; see docs/configuration.md)",
     )
+    parser.add_argument(
+        "--tune", action="store_true",
+        help="tuned protocol: before the final runs, choose each architecture's learning rate "
+        "(profile lr x 1/3, 1, 3) and dropout (profile dropout x 1, 1/2) by short trials scored "
+        "on the validation split (never on test); trials go to <out>/tuning.json and the report "
+        "names the chosen values",
+    )
+    parser.add_argument("--tune-epochs", type=_positive_int, default=None, metavar="N",
+                        help="epochs per tuning trial (default: half the profile's epochs)")
     parser.add_argument("--threads", type=_positive_int, default=None,
                         help="CPU threads per run (default: torch's default, the core count)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
@@ -176,8 +190,22 @@ def prepare_out_dir(out: Path, *, resume: bool, overwrite: bool, run_ids: list[s
         raise UsageError(f"{out} is not an rnnbench results folder; refusing to overwrite it")
     for name in (records.RUNS_DIR, "plots"):
         shutil.rmtree(out / name, ignore_errors=True)
-    for name in ("report.md", "summary.csv", records.MANIFEST_NAME):
+    from bench.tune import TUNING_NAME
+
+    for name in ("report.md", "summary.csv", TUNING_NAME, records.MANIFEST_NAME):
         (out / name).unlink(missing_ok=True)
+
+
+def select_runs(specs: list[RunSpec], run_ids: list[str]) -> list[RunSpec]:
+    """The specs named by ``--run-id`` (all of them when none is named)."""
+    if not run_ids:
+        return specs
+    known = {s.run_id for s in specs}
+    unknown = [r for r in run_ids if r not in known]
+    if unknown:
+        raise UsageError(f"--run-id {unknown[0]} is not in this grid; its runs are: "
+                         f"{', '.join(sorted(known))}")
+    return [s for s in specs if s.run_id in run_ids]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -239,17 +267,18 @@ def _main(args: argparse.Namespace, argv: list[str]) -> int:
         archs, args.seeds, profile=profile, config=config, device=device.type, threads=threads,
         data_path=data_path, keep_artifacts=not args.records_only,
     )
-    if args.run_id:
-        known = {s.run_id for s in specs}
-        unknown = [r for r in args.run_id if r not in known]
-        if unknown:
-            raise UsageError(f"--run-id {unknown[0]} is not in this grid; its runs are: "
-                             f"{', '.join(sorted(known))}")
-        specs = [s for s in specs if s.run_id in args.run_id]
+    if not args.tune:
+        specs = select_runs(specs, args.run_id)
     try:
         prepare_out_dir(out, resume=args.resume, overwrite=args.overwrite, run_ids=args.run_id)
     except records.RecordError as exc:
         raise UsageError(f"{exc}") from None
+    previous = records.read_manifest(out) if (out / records.MANIFEST_NAME).is_file() else {}
+    protocol = "tuned" if args.tune else "fixed"
+    if previous.get("protocol", protocol) != protocol:
+        raise UsageError(f"{out} holds runs of the {previous['protocol']} protocol; "
+                         f"{'drop' if previous['protocol'] == 'fixed' else 'add'} --tune or "
+                         "choose another --out")
 
     try:
         data = load_imdb(config.data, data_path, progress=not args.no_progress)
@@ -257,13 +286,26 @@ def _main(args: argparse.Namespace, argv: list[str]) -> int:
         raise UsageError(str(exc)) from None
     print(f"rnnbench: profile {profile} on {device.type}, {len(archs)} architecture(s) x "
           f"{args.seeds} seed(s) -> {out}", file=sys.stderr)
-    # The children load the same data from the cache this warmed; keep only its description.
     print(f"data: {data.source.path} ({len(data.train):,} train / {len(data.val):,} validation / "
           f"{len(data.test):,} test reviews, vocabulary {len(data.vocab):,})", file=sys.stderr)
+    out.mkdir(parents=True, exist_ok=True)
+    tuning = None
+    if args.tune:
+        from bench.tune import TuneConfig, apply_choices, tune_grid, tuning_summary
+
+        tune_config = TuneConfig(epochs=args.tune_epochs)
+        chosen = tune_grid(specs, data, out, tune_config, progress=not args.no_progress,
+                           log=lambda msg: print(msg, file=sys.stderr, flush=True))
+        specs = apply_choices(specs, chosen)
+        # A resumed folder keeps the choices of architectures tuned by an earlier invocation.
+        chosen = {**(previous.get("tuning") or {}).get("chosen", {}), **chosen}
+        tuning = tuning_summary(tune_config, config, chosen)
+    # The children load the same data from the cache this warmed; keep only its description.
     del data
 
-    out.mkdir(parents=True, exist_ok=True)
-    previous = records.read_manifest(out) if (out / records.MANIFEST_NAME).is_file() else {}
+    if args.tune:  # tuning decides the final specs, hence their run ids
+        specs = select_runs(specs, args.run_id)
+
     manifest = {
         "profile": profile,
         "device": device.type,
@@ -272,7 +314,8 @@ def _main(args: argparse.Namespace, argv: list[str]) -> int:
         # A resumed folder may have been started with other architectures: the report covers all.
         "archs": _merge_archs(previous.get("archs", []), archs),
         "seeds": max(args.seeds, previous.get("seeds", 0)),
-        "protocol": "fixed",
+        "protocol": protocol,
+        **({"tuning": tuning} if tuning is not None else {}),
         "started_utc": previous.get("started_utc", utc_now()),
         "finished_utc": None,
         "wall_time_s": previous.get("wall_time_s", 0.0),

@@ -7,8 +7,10 @@ share a process or a disk other than the results folder.
 
 from __future__ import annotations
 
+import copy
 import random
 import sys
+import time
 import traceback
 from pathlib import Path
 from typing import Any
@@ -30,7 +32,7 @@ from bench.measure import (
 )
 from bench.trainer import DivergedError, FitResult, Trainer
 from data_pipeline import ImdbData, load_imdb
-from models import create_model, model_info
+from models import FitsInOneGo, create_model, model_info
 
 CHECKPOINT_NAME = "model.pt"
 VOCAB_NAME = "vocab.txt"
@@ -104,7 +106,8 @@ def classification_metrics(probs: np.ndarray, labels: np.ndarray) -> dict[str, f
     }
 
 
-def _error_of(exc: BaseException) -> dict[str, str]:
+def error_of(exc: BaseException) -> dict[str, str]:
+    """The record's ``error`` for an exception: its type (nan_loss, oom, crash) and message."""
     if isinstance(exc, DivergedError):
         kind = "nan_loss"
     elif isinstance(exc, torch.cuda.OutOfMemoryError | MemoryError) or "out of memory" in str(exc):
@@ -130,6 +133,7 @@ def base_record(spec: RunSpec, device: torch.device) -> dict[str, Any]:
         "data": {},
         "metrics": {},
         "history": [],
+        "selected_hyperparams": {},
         "artifacts": {},
     }
 
@@ -154,7 +158,7 @@ def execute_run(
         raise
     except Exception as exc:  # noqa: BLE001 - failures are data; the traceback is still shown
         record["status"] = "failed"
-        record["error"] = _error_of(exc)
+        record["error"] = error_of(exc)
         if record["error"]["type"] == "crash":
             traceback.print_exc(file=sys.stderr)
     records.write_record(run_dir, record)
@@ -171,16 +175,26 @@ def _run(
     model = build_model(spec, len(data.vocab), data.pad_index)
     record["spec"]["model"] = {**model_hyperparams(spec), "recurrent": is_recurrent(model)}
     metrics = record["metrics"]
-    metrics["param_count"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    metrics["param_count"] = trainable_params(model)
 
+    # The trainer is also the evaluator every model shares (test pass, inference throughput).
     trainer = Trainer(
         model, spec.config.train, spec.config.measure, device, pad_index=data.pad_index,
         progress=progress, log_epochs=log_epochs,
     )
+    # The one place that decides how a model learns: a model with the one-go protocol fits itself
+    # (closed-form or solver-based, its own hyperparameters chosen on validation); every other
+    # model goes through the trainer's epochs. Everything after learning is shared.
+    fits_itself = isinstance(model, FitsInOneGo)
     with PeakMemory(device) as train_mem:
-        fit = trainer.fit(data.train, data.val, seed=spec.seed, desc=f"{spec.arch} s{spec.seed} ")
+        if fits_itself:
+            fit = fit_in_one_go(model, data, spec.seed)
+        else:
+            fit = trainer.fit(data.train, data.val, seed=spec.seed, desc=f"{spec.arch} s{spec.seed} ")
     record["history"] = fit.history
+    record["selected_hyperparams"] = fit.extra
     model.load_state_dict(fit.best_state)
+    metrics["param_count"] = trainable_params(model)  # a one-go model sizes itself when fitting
 
     with PeakMemory(device) as infer_mem:
         test = trainer.evaluate(data.test, desc="test")
@@ -201,7 +215,8 @@ def _run(
     )
     record["stop_reason"] = fit.stop_reason
     metrics.update(_latency(model, data, spec, device))
-    metrics["efficiency"] = _efficiency(model, fit, spec, device)
+    # Efficiency rates gradient training against a matmul; a model that fits itself has none.
+    metrics["efficiency"] = None if fits_itself else _efficiency(model, fit, spec, device)
 
     np.save(run_dir / records.TEST_PROBS_NAME, test.probs.astype(np.float32))
     np.save(run_dir / records.TEST_LABELS_NAME, test.labels.astype(np.int8))
@@ -215,6 +230,31 @@ def _run(
     record["artifacts"] = artifacts
     if fit.train_samples_per_s is None:
         raise RuntimeError("no steady-state training batches were timed; is the train split empty?")
+
+
+def trainable_params(model: nn.Module) -> int:
+    """The number of trainable parameters (the record's ``param_count``)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def fit_in_one_go(model: FitsInOneGo, data: ImdbData, seed: int) -> FitResult:
+    """Let a one-go model fit itself on train (choosing on validation) and report it like the
+    trainer does: one "epoch", whose throughput covers the timed featurising and final fit."""
+    start = time.perf_counter()
+    result = model.fit(data.train, data.val, seed=seed)
+    train_time_s = time.perf_counter() - start
+    return FitResult(
+        history=result.history,
+        best_epoch=1,
+        epochs_run=1,
+        best_state=copy.deepcopy(model.state_dict()),
+        train_time_s=train_time_s,
+        stop_reason="fitted",
+        steady_samples=len(data.train),
+        steady_tokens=int(data.train.lengths.sum()),
+        steady_time_s=result.timed_s,
+        extra=dict(result.chosen),
+    )
 
 
 def _latency(model: nn.Module, data: ImdbData, spec: RunSpec, device: torch.device) -> dict[str, float]:

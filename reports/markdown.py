@@ -123,7 +123,8 @@ def _run_date(records: Sequence[dict[str, Any]], manifest: Mapping[str, Any]) ->
 def _protocol(manifest: Mapping[str, Any]) -> str:
     protocol = manifest.get("protocol")
     if protocol == "tuned":
-        return "tuned: hyperparameters chosen per architecture on the validation split"
+        return ("tuned: hyperparameters chosen per architecture on the validation split (see "
+                "*Hyperparameters chosen on validation*)")
     if protocol == "fixed":
         return "fixed: every architecture trained with the profile's hyperparameters, no tuning"
     return "not recorded in the manifest (the runner's default is fixed hyperparameters)"
@@ -238,6 +239,61 @@ def results_section(rows: Sequence[ArchSummary], manifest: Mapping[str, Any]) ->
             + {True: " (recurrent)", False: " (non-recurrent)"}.get(r.recurrent, "")
             for r in described
         ]
+    return "\n".join(lines)
+
+
+def _spec_value(record: Mapping[str, Any], key: str) -> Any:
+    """The value of ``section.field`` in a record's resolved spec (None if absent)."""
+    section, _, name = key.partition(".")
+    return ((record.get("spec") or {}).get(section) or {}).get(name)
+
+
+def chosen_section(rows: Sequence[ArchSummary], manifest: Mapping[str, Any]) -> str | None:
+    """Which hyperparameters were chosen on validation, per architecture, and by what.
+
+    Two sources: ``--tune`` (the manifest's ``tuning`` names the settings chosen per architecture;
+    the values are read from the final runs' specs) and models that choose their own (each
+    record's ``selected_hyperparams``). None when nothing was chosen.
+    """
+    tuning = manifest.get("tuning") or {}
+    tuned = tuning.get("chosen") or {}
+    body = []
+    for row in rows:
+        if not row.ok:
+            continue
+        chosen: dict[str, list[Any]] = {}
+        for rec in row.ok:
+            picked = {key: _spec_value(rec, key) for key in tuned.get(row.arch, {})}
+            picked.update(rec.get("selected_hyperparams") or {})
+            for key, value in picked.items():
+                chosen.setdefault(key, [])
+                if value not in chosen[key]:
+                    chosen[key].append(value)
+        if not chosen:
+            continue
+        how = "`--tune` trials" if row.arch in tuned else "its own fit"
+        cells = ", ".join(
+            f"`{key}` = " + " / ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values)
+            for key, values in chosen.items()
+        )
+        body.append([f"`{row.arch}`", cells, how])
+    if not body:
+        return None
+    lines = ["## Hyperparameters chosen on validation", "",
+             markdown_table(["Architecture", "Chosen", "By"], body, align="lll"), ""]  # fmt: skip
+    if tuned:
+        lines.append(
+            f"`--tune` ran, per architecture, learning rate = profile lr × "
+            f"{', '.join(f'{f:.3g}' for f in tuning.get('lr_factors', []))} and dropout = profile "
+            f"dropout × {', '.join(f'{f:.3g}' for f in tuning.get('dropout_factors', []))} (only "
+            f"the settings a model uses), {tuning.get('trial_epochs', '?')}-epoch trials with seed "
+            f"{tuning.get('trial_seed', 0)}, and kept the {tuning.get('selection', 'best')}; every "
+            f"seed of the final runs trains with the choice. Trials never read the test split "
+            f"(all of them: `{tuning.get('file', 'tuning.json')}`)."
+        )
+    else:
+        lines.append("These models choose their own regularisation on the validation split while "
+                     "fitting; the others train with the profile's settings.")
     return "\n".join(lines)
 
 
@@ -429,10 +485,11 @@ def render_markdown(
     sections = [
         header(records, manifest),
         results_section(rows, manifest),
+        chosen_section(rows, manifest),
         "## Which one should I use?\n\n" + recommend(rows, comparer),
         comparison_section(rows, comparer),
         plots_section(plot_names),
         measurement_section([r for r in rows if r.records]),
         published_section(),
     ]
-    return "\n\n".join(sections) + "\n"
+    return "\n\n".join(section for section in sections if section) + "\n"

@@ -18,7 +18,9 @@ from models import (
 )
 from models import registry as registry_module
 
-ALL_MODELS = ["rnn", "lstm", "gru", "bilstm", "bigru", "lstm_scratch", "bag_of_embeddings"]
+ALL_MODELS = ["rnn", "lstm", "gru", "bilstm", "bigru", "lstm_scratch", "bag_of_embeddings",
+              "rnn_matched", "gru_matched", "bilstm_matched", "bigru_matched", "tfidf_logreg"]
+DEFAULT_MODELS = ["rnn", "lstm", "gru", "bilstm", "bag_of_embeddings", "tfidf_logreg"]
 
 
 @pytest.fixture
@@ -34,18 +36,20 @@ def test_registration_order_is_report_order() -> None:
 
 
 def test_default_set() -> None:
-    assert list_models(default_only=True) == ["rnn", "lstm", "gru", "bilstm", "bag_of_embeddings"]
-    assert [name for name in ALL_MODELS if not model_info(name).default] == ["bigru", "lstm_scratch"]
+    assert list_models(default_only=True) == DEFAULT_MODELS
+    assert [name for name in ALL_MODELS if name not in DEFAULT_MODELS] == [
+        name for name in ALL_MODELS if not model_info(name).default
+    ]
 
 
 @pytest.mark.parametrize(
     ("pattern", "expected"),
     [
         ("*", ALL_MODELS),
-        ("*lstm*", ["lstm", "bilstm", "lstm_scratch"]),
-        ("bi*", ["bilstm", "bigru"]),
+        ("*lstm*", ["lstm", "bilstm", "lstm_scratch", "bilstm_matched"]),
+        ("bi*", ["bilstm", "bigru", "bilstm_matched", "bigru_matched"]),
         ("?ru", ["gru"]),
-        ("[rg]*", ["rnn", "gru"]),
+        ("[rg]*", ["rnn", "gru", "rnn_matched", "gru_matched"]),
         ("transformer*", []),
     ],
 )

@@ -1,0 +1,241 @@
+"""The tuned protocol (``run_all.py --tune``): per-architecture learning rate and dropout, chosen on
+validation before the final runs.
+
+With fixed hyperparameters, "A beats B" may only say that the profile's settings suit A better.
+Here each architecture first runs a small fixed grid of short trials, by default learning rate in
+{lr/3, lr, 3·lr} × dropout in {dropout, dropout/2} (the profile's values) for half the profile's
+epochs, with seed 0. The setting with the lowest validation loss (at its best epoch) is kept, and
+every seed of the final runs trains with it. Trials train on the training split and score on the
+validation split only: the test split is never read here.
+
+A hyperparameter is tuned only where the model uses it: dropout where the builder accepts one
+(``model_info(name).hyperparams``), the learning rate where the trainer does the learning. A model
+that fits itself (``tfidf_logreg``) chooses its own regularisation on validation already.
+
+Trials are recorded in ``<out>/tuning.json`` after each one, keyed by the trial's run id (a hash of
+its resolved spec); a resumed grid reuses the trials it finds there instead of repeating them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bench import records
+from bench.config import RunConfig, RunSpec, apply_overrides
+from bench.executor import build_model, error_of, resolve_device, seed_everything
+from bench.trainer import DivergedError, Trainer
+from data_pipeline import ImdbData
+from models import FitsInOneGo, model_info
+
+TUNING_NAME = "tuning.json"
+LR_KEY = "train.lr"
+DROPOUT_KEY = "model.dropout"
+SELECTION = "lowest validation loss at the trial's best epoch"
+
+
+@dataclass(frozen=True)
+class TuneConfig:
+    """The tuning grid, as factors of the profile's values, and the length of a trial.
+
+    Attributes:
+        lr_factors: learning rates tried, as multiples of the configured ``train.lr``.
+        dropout_factors: dropouts tried, as multiples of the configured ``model.dropout``.
+        epochs: epochs per trial; None means half the configured epochs, at least one.
+        seed: the model seed of every trial.
+    """
+
+    lr_factors: tuple[float, ...] = (1 / 3, 1.0, 3.0)
+    dropout_factors: tuple[float, ...] = (1.0, 0.5)
+    epochs: int | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.lr_factors or any(f <= 0 for f in self.lr_factors):
+            raise ValueError(f"lr_factors must be positive, got {self.lr_factors}")
+        if not self.dropout_factors or any(f < 0 for f in self.dropout_factors):
+            raise ValueError(f"dropout_factors must be >= 0, got {self.dropout_factors}")
+        if self.epochs is not None and self.epochs < 1:
+            raise ValueError(f"epochs must be >= 1, got {self.epochs}")
+
+    def trial_epochs(self, config: RunConfig) -> int:
+        """Epochs of one trial under ``config``."""
+        return self.epochs if self.epochs is not None else max(1, config.train.epochs // 2)
+
+
+def _round(value: float) -> float:
+    # Three significant figures: lr/3 reads 0.001, not 0.0009999999999999998, in spec and report.
+    return float(f"{value:.3g}")
+
+
+def candidate_settings(
+    config: RunConfig, tune: TuneConfig, keys: Sequence[str]
+) -> list[dict[str, float]]:
+    """Every combination of the tuned ``keys``' values, learning rate varying slowest.
+
+    Duplicate values (dropout 0 times any factor) are tried once.
+    """
+    bases = {LR_KEY: (config.train.lr, tune.lr_factors),
+             DROPOUT_KEY: (config.model.dropout, tune.dropout_factors)}  # fmt: skip
+    axes = []
+    for key in keys:
+        base, factors = bases[key]
+        axes.append(list(dict.fromkeys(_round(base * f) for f in factors)))
+    return [dict(zip(keys, values, strict=True)) for values in itertools.product(*axes)]
+
+
+def tuned_keys(spec: RunSpec, data: ImdbData) -> list[str]:
+    """The settings worth tuning for ``spec.arch``: those its model actually uses."""
+    model = build_model(spec, len(data.vocab), data.pad_index)
+    keys = [] if isinstance(model, FitsInOneGo) else [LR_KEY]
+    if "dropout" in model_info(spec.arch).hyperparams:
+        keys.append(DROPOUT_KEY)
+    return keys
+
+
+def trial_spec(spec: RunSpec, settings: dict[str, float], tune: TuneConfig) -> RunSpec:
+    """The spec of one trial: ``spec`` with ``settings``, the trial's epochs and seed."""
+    overrides = {**settings, "train.epochs": tune.trial_epochs(spec.config)}
+    return dataclasses.replace(
+        spec, seed=tune.seed, config=apply_overrides(spec.config, overrides), keep_artifacts=False
+    )
+
+
+def run_trial(spec: RunSpec, settings: dict[str, float], data: ImdbData, *, progress: bool) -> dict[str, Any]:
+    """Train ``spec`` on train, score it on validation, and describe the outcome.
+
+    A diverging or out-of-memory trial is an outcome (no validation loss, never chosen); any other
+    exception is a programming error and propagates.
+    """
+    torch.set_num_threads(spec.threads)
+    device = resolve_device(spec.device)
+    seed_everything(spec.seed)
+    model = build_model(spec, len(data.vocab), data.pad_index)
+    trainer = Trainer(
+        model, spec.config.train, spec.config.measure, device, pad_index=data.pad_index,
+        progress=progress,
+    )
+    outcome: dict[str, Any] = {"trial_id": spec.run_id, "arch": spec.arch, "settings": settings,
+                               "epochs": spec.config.train.epochs}  # fmt: skip
+    start = time.perf_counter()
+    try:
+        fit = trainer.fit(data.train, data.val, seed=spec.seed, desc=f"tune {spec.arch} ")
+    except (DivergedError, MemoryError, torch.cuda.OutOfMemoryError) as exc:
+        return {**outcome, "val_loss": None, "val_accuracy": None, "best_epoch": None,
+                "time_s": time.perf_counter() - start, "error": error_of(exc)}  # fmt: skip
+    best = fit.history[fit.best_epoch - 1]
+    return {**outcome, "val_loss": best["val_loss"], "val_accuracy": best["val_accuracy"],
+            "best_epoch": fit.best_epoch, "time_s": time.perf_counter() - start, "error": None}  # fmt: skip
+
+
+def choose(trials: Sequence[dict[str, Any]]) -> dict[str, float] | None:
+    """The settings of the trial with the lowest validation loss (the first on a tie), or None
+    when no trial finished."""
+    finished = [t for t in trials if t["val_loss"] is not None]
+    if not finished:
+        return None
+    return dict(min(finished, key=lambda t: t["val_loss"])["settings"])
+
+
+def _read_trials(path: Path) -> dict[str, dict[str, Any]]:
+    if not path.is_file():
+        return {}
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+        return {t["trial_id"]: t for t in payload["trials"]}
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise records.RecordError(f"cannot read {path}: {exc}") from None
+
+
+def tune_grid(
+    specs: Sequence[RunSpec],
+    data: ImdbData,
+    out_dir: Path,
+    tune: TuneConfig,
+    *,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> dict[str, dict[str, float]]:
+    """Tune every architecture of ``specs`` on ``data``'s validation split.
+
+    Returns the chosen settings per architecture (``{"train.lr": ..., "model.dropout": ...}``);
+    an architecture with nothing to tune, or whose every trial failed, gets none and keeps its
+    configured values. ``out_dir/tuning.json`` holds every trial and the choices.
+    """
+    path = Path(out_dir) / TUNING_NAME
+    done = _read_trials(path)
+    trials: list[dict[str, Any]] = []
+    chosen: dict[str, dict[str, float]] = {}
+    base_specs = {spec.arch: spec for spec in reversed(specs)}  # each arch's first spec
+    for arch in dict.fromkeys(spec.arch for spec in specs):
+        base = base_specs[arch]
+        keys = tuned_keys(base, data)
+        if not keys:
+            log(f"tune {arch}: nothing to tune (it chooses its own hyperparameters on validation)")
+            continue
+        grid = candidate_settings(base.config, tune, keys)
+        arch_trials = []
+        for i, settings in enumerate(grid, start=1):
+            spec = trial_spec(base, settings, tune)
+            trial = done.get(spec.run_id)
+            if trial is None:
+                trial = run_trial(spec, settings, data, progress=progress)
+            arch_trials.append(trial)
+            shown = ", ".join(f"{k} {v:g}" for k, v in settings.items())
+            result = (f"validation loss {trial['val_loss']:.4f}" if trial["error"] is None
+                      else f"failed ({trial['error']['type']})")  # fmt: skip
+            log(f"tune {arch} [{i}/{len(grid)}] {shown}: {result}")
+            _write(path, tune, base.config, [*trials, *arch_trials], chosen)
+        trials += arch_trials
+        choice = choose(arch_trials)
+        if choice is None:
+            log(f"tune {arch}: every trial failed; the final runs keep the configured values")
+            continue
+        chosen[arch] = choice
+        log(f"tune {arch}: chose " + ", ".join(f"{k} {v:g}" for k, v in choice.items()))
+    _write(path, tune, base_specs[specs[0].arch].config if specs else None, trials, chosen)
+    return chosen
+
+
+def _write(
+    path: Path, tune: TuneConfig, config: RunConfig | None, trials: list[dict[str, Any]],
+    chosen: dict[str, dict[str, float]],
+) -> None:
+    records.write_json_atomic(path, {
+        "schema_version": records.SCHEMA_VERSION,
+        **tuning_summary(tune, config, chosen),
+        "trials": trials,
+    })  # fmt: skip
+
+
+def tuning_summary(
+    tune: TuneConfig, config: RunConfig | None, chosen: dict[str, dict[str, float]]
+) -> dict[str, Any]:
+    """What the manifest (and ``tuning.json``) say about the tuning: grid, selection, choices."""
+    return {
+        "file": TUNING_NAME,
+        "selection": SELECTION,
+        "split": "validation",
+        "lr_factors": list(tune.lr_factors),
+        "dropout_factors": list(tune.dropout_factors),
+        "trial_epochs": tune.trial_epochs(config) if config is not None else tune.epochs,
+        "trial_seed": tune.seed,
+        "chosen": chosen,
+    }
+
+
+def apply_choices(specs: Sequence[RunSpec], chosen: dict[str, dict[str, float]]) -> list[RunSpec]:
+    """``specs`` with each architecture's chosen settings applied (the others unchanged)."""
+    return [
+        dataclasses.replace(spec, config=apply_overrides(spec.config, chosen[spec.arch]))
+        if spec.arch in chosen else spec
+        for spec in specs
+    ]

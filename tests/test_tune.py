@@ -1,0 +1,146 @@
+"""The tuned protocol: the grid, the choice on validation loss, test never read, the final specs."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+import run_all
+from bench import records
+from bench import tune as bench_tune
+from bench.config import profile_config
+from bench.runner import plan_grid
+from bench.trainer import Trainer
+from bench.tune import (
+    DROPOUT_KEY,
+    LR_KEY,
+    TUNING_NAME,
+    TuneConfig,
+    apply_choices,
+    candidate_settings,
+    choose,
+    tune_grid,
+    tuned_keys,
+)
+from data_pipeline import load_imdb, make_synthetic_archive
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory):
+    return make_synthetic_archive(
+        tmp_path_factory.mktemp("data") / "imdb.tar.gz", n_per_class_train=150, n_per_class_test=60
+    )
+
+
+def small_config():
+    return profile_config("smoke", {"data.vocab_size": 300, "data.train_limit": None,
+                                    "data.test_limit": None, "train.epochs": 4})  # fmt: skip
+
+
+def specs_for(archs, archive, seeds=1):
+    return plan_grid(archs, seeds, profile="smoke", config=small_config(), device="cpu",
+                     threads=1, data_path=str(archive))  # fmt: skip
+
+
+def test_the_default_grid_is_lr_times_third_one_three_by_dropout_times_one_half():
+    config = profile_config("quick")  # lr 3e-3, dropout 0.3
+    grid = candidate_settings(config, TuneConfig(), [LR_KEY, DROPOUT_KEY])
+    assert grid == [
+        {LR_KEY: 0.001, DROPOUT_KEY: 0.3}, {LR_KEY: 0.001, DROPOUT_KEY: 0.15},
+        {LR_KEY: 0.003, DROPOUT_KEY: 0.3}, {LR_KEY: 0.003, DROPOUT_KEY: 0.15},
+        {LR_KEY: 0.009, DROPOUT_KEY: 0.3}, {LR_KEY: 0.009, DROPOUT_KEY: 0.15},
+    ]  # fmt: skip
+    assert candidate_settings(config, TuneConfig(), [LR_KEY]) == [
+        {LR_KEY: 0.001}, {LR_KEY: 0.003}, {LR_KEY: 0.009}
+    ]
+    # Without dropout, halving it gives the same value: tried once.
+    no_dropout = profile_config("quick", {"model.dropout": "0"})
+    assert len(candidate_settings(no_dropout, TuneConfig(), [LR_KEY, DROPOUT_KEY])) == 3
+    assert TuneConfig().trial_epochs(config) == 2 and TuneConfig(epochs=1).trial_epochs(config) == 1
+
+
+def test_only_the_settings_a_model_uses_are_tuned(archive):
+    data = load_imdb(small_config().data, archive, progress=False)
+    by_arch = {spec.arch: tuned_keys(spec, data)
+               for spec in specs_for(["gru", "bag_of_embeddings", "tfidf_logreg"], archive)}
+    assert by_arch == {"gru": [LR_KEY, DROPOUT_KEY], "bag_of_embeddings": [LR_KEY, DROPOUT_KEY],
+                       "tfidf_logreg": []}  # fmt: skip
+
+
+def test_the_choice_is_the_argmin_of_validation_loss_and_failures_never_win():
+    trials = [
+        {"settings": {LR_KEY: 0.1}, "val_loss": 0.50},
+        {"settings": {LR_KEY: 0.2}, "val_loss": None},  # diverged
+        {"settings": {LR_KEY: 0.3}, "val_loss": 0.41},
+        {"settings": {LR_KEY: 0.4}, "val_loss": 0.41},  # a tie keeps the first
+    ]
+    assert choose(trials) == {LR_KEY: 0.3}
+    assert choose([{"settings": {LR_KEY: 0.2}, "val_loss": None}]) is None
+
+
+def test_tuning_never_reads_test_and_the_final_specs_carry_the_choice(archive, tmp_path, monkeypatch):
+    data = load_imdb(small_config().data, archive, progress=False)
+    # No test split at all: any read of it in a trial would fail loudly.
+    blind = dataclasses.replace(data, test=None)
+    evaluated = []
+    real_evaluate = Trainer.evaluate
+
+    def spy(self, split, **kwargs):
+        evaluated.append(split.name)
+        return real_evaluate(self, split, **kwargs)
+
+    monkeypatch.setattr(Trainer, "evaluate", spy)
+    specs = specs_for(["bag_of_embeddings", "tfidf_logreg"], archive, seeds=2)
+    grid = TuneConfig(lr_factors=(0.2, 1.0, 5.0), dropout_factors=(1.0,), epochs=1)
+    chosen = tune_grid(specs, blind, tmp_path, grid, progress=False, log=lambda _: None)
+    assert set(evaluated) == {"val"} and len(evaluated) == 3  # three one-epoch trials
+
+    saved = json.loads((tmp_path / TUNING_NAME).read_text())
+    trials = saved["trials"]
+    assert [t["settings"][LR_KEY] for t in trials] == [0.001, 0.005, 0.025]
+    best = min(trials, key=lambda t: t["val_loss"])
+    assert chosen == {"bag_of_embeddings": best["settings"]} == saved["chosen"]
+    assert all(t["epochs"] == 1 and t["arch"] == "bag_of_embeddings" for t in trials)
+
+    final = apply_choices(specs, chosen)
+    for spec in final:
+        if spec.arch == "bag_of_embeddings":
+            assert spec.config.train.lr == best["settings"][LR_KEY]
+            assert spec.config.model.dropout == best["settings"][DROPOUT_KEY]
+            assert spec.config.train.epochs == 4  # the final runs keep the profile's epochs
+        else:
+            assert spec == specs[[s.run_id for s in specs].index(spec.run_id)]
+
+    # A resumed tuning reuses the recorded trials instead of training again.
+    monkeypatch.setattr(bench_tune, "run_trial", lambda *a, **k: pytest.fail("trial re-run"))
+    assert tune_grid(specs, blind, tmp_path, grid, progress=False, log=lambda _: None) == chosen
+
+
+def test_run_all_tune_writes_a_tuned_manifest_and_report(capsys, tmp_path, archive):
+    out = tmp_path / "res"
+    argv = ["--profile", "smoke", "--archs", "bag_of_embeddings,tfidf_logreg", "--data",
+            str(archive), "--out", str(out), "--no-progress", "--set", "data.train_limit=none",
+            "--set", "data.test_limit=none", "--tune", "--tune-epochs", "1"]  # fmt: skip
+    code = run_all.main(argv)
+    err = capsys.readouterr().err
+    assert code == 0, err
+    manifest = records.read_manifest(out)
+    assert manifest["protocol"] == "tuned"
+    chosen = manifest["tuning"]["chosen"]
+    assert list(chosen) == ["bag_of_embeddings"] and manifest["tuning"]["trial_epochs"] == 1
+    by_arch = {r["arch"]: r for r in records.load_records(out)}
+    assert by_arch["bag_of_embeddings"]["spec"]["train"]["lr"] == chosen["bag_of_embeddings"][LR_KEY]
+    assert by_arch["bag_of_embeddings"]["spec"]["model"]["dropout"] == (
+        chosen["bag_of_embeddings"][DROPOUT_KEY]
+    )
+    report = (out / "report.md").read_text()
+    assert "tuned: hyperparameters chosen per architecture on the validation split" in report
+    section = report.split("## Hyperparameters chosen on validation", 1)[1].split("\n## ", 1)[0]
+    assert "| `bag_of_embeddings` |" in section and "`--tune` trials" in section
+    assert "| `tfidf_logreg` |" in section and "its own fit" in section
+    # The folder is tuned: resuming it without --tune is refused rather than mixing protocols.
+    code = run_all.main([a for a in argv if a not in ("--tune", "--tune-epochs", "1")]
+                        + ["--resume"])  # fmt: skip
+    assert code == 2 and "tuned protocol" in capsys.readouterr().err
