@@ -23,14 +23,24 @@ from models.registry import (
     register_model,
 )
 
-# Import order is registration order, which is report order; keep the sorter away from it.
-# isort: off
-from models import rnn  # noqa: F401  (registers rnn, lstm, gru, bilstm, bigru)
-from models import lstm_scratch  # noqa: F401
-from models import bag_of_embeddings  # noqa: F401
-from models import matched  # noqa: F401  (rnn_matched, gru_matched, bilstm_matched, bigru_matched)
-from models import tfidf  # noqa: F401  (last: the linear floor is the last row)
-# isort: on
+# Importing a module registers its models. Registration order is report order: the built-in
+# models first, in a fixed order; then any other module of this package, alphabetically (so a new
+# architecture needs only its own module); the linear floor last, as the last row.
+_FIRST = ("rnn", "lstm_scratch", "bag_of_embeddings", "matched")
+_LAST = ("tfidf",)
+
+
+def _import_models() -> None:
+    import importlib
+    import pkgutil
+
+    found = sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
+    middle = [name for name in found if name not in _FIRST + _LAST]
+    for name in (*_FIRST, *middle, *_LAST):
+        importlib.import_module(f"{__name__}.{name}")
+
+
+_import_models()
 
 __all__ = [
     "PADDING_MODES",

@@ -168,3 +168,28 @@ def test_builder_contract_is_checked_at_registration(scratch_registry: dict[str,
     with pytest.raises(ValueError, match="single non-empty line"):
         register_model(description="two\nlines")
     assert list_models() == ALL_MODELS
+
+
+def test_a_new_module_in_the_package_is_registered_with_no_other_edit(tmp_path):
+    """Adding an architecture is one module: the package finds it (README, "Adding an architecture")."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    pkg = tmp_path / "models"
+    shutil.copytree(root / "models", pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    (pkg / "wide_gru.py").write_text(
+        "from models.recurrent import RecurrentClassifier\n"
+        "from models.registry import register_model\n\n"
+        "@register_model(description='GRU with a wider hidden state')\n"
+        "def wide_gru(*, vocab_size: int, pad_index: int, hidden_dim: int = 32):\n"
+        "    return RecurrentClassifier.fused('gru', vocab_size=vocab_size, pad_index=pad_index,\n"
+        "        embedding_dim=8, hidden_dim=hidden_dim, num_layers=1, bidirectional=False,\n"
+        "        dropout=0.0, padding_mode='auto')\n"
+    )
+    code = "import models; names = models.list_models(); print(names[-2], names[-1])"
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=120, check=True)
+    assert out.stdout.split() == ["wide_gru", "tfidf_logreg"]
