@@ -1,7 +1,5 @@
 """The trainer, the executor and the grid runner, end to end on a small generated archive."""
 
-import json
-import math
 
 import numpy as np
 import pytest
@@ -9,13 +7,13 @@ import torch
 
 from bench import executor as bench_executor
 from bench import records
-from bench.config import RunSpec, apply_overrides, profile_config
+from bench.config import RunSpec, profile_config
 from bench.executor import execute_run
 from bench.measure import model_flops_per_token, recurrent_flops_per_token
 from bench.predict import Predictor
 from bench.runner import plan_grid, run_grid, write_manifest
 from bench.trainer import DivergedError, Trainer
-from data_pipeline import DataConfig, load_imdb, make_synthetic_archive
+from data_pipeline import load_imdb, make_synthetic_archive
 from models import create_model
 
 
