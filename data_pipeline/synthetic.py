@@ -280,28 +280,3 @@ def make_synthetic_archive(
     else:
         path.write_bytes(data)
     return path
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m data_pipeline.synthetic OUT``: write a generated archive (CI without real data)."""
-    import argparse
-
-    parser = argparse.ArgumentParser(
-        prog="python -m data_pipeline.synthetic",
-        description="Write a small generated archive in the aclImdb layout, with learnable labels.",
-    )
-    parser.add_argument("out", type=Path, help="where to write the .tar.gz")
-    parser.add_argument("--n-per-class-train", type=int, default=1_500)
-    parser.add_argument("--n-per-class-test", type=int, default=750)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    path = make_synthetic_archive(
-        args.out, n_per_class_train=args.n_per_class_train,
-        n_per_class_test=args.n_per_class_test, seed=args.seed,
-    )
-    print(path)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
