@@ -20,14 +20,27 @@ failed if it crashed; a ``-k`` selection or a removed model is not a slow-down).
 without calibration, or measured with another thread count or normaliser than its baseline,
 fails: it cannot be compared, and passing it would hide a regression.
 
-Thresholds (measured on the 2-core development machine, one thread, torch 2.13 CPU; see the
-README's "Benchmarks" section for the per-benchmark table). Over 6 runs of the unchanged tree, 3
-with other engineers' jobs running (load average 2-5) and 3 with an extra busy loop on top, the
-largest ratio between two runs' normalised figures of the same benchmark was 1.29 (median over
-benchmarks 1.10). A 2x slow-down of a model's forward pass shows as 1.9-2.0x on its inference
-step. 1.5 sits between the two with margin on both sides. The padding check's tolerance (1.10)
-and the trainer limit (1.20) come from the same runs: the ratio of two benchmarks' figures in one
-run varied by up to 8% and the trainer/bare ratio ranged 0.98-1.06.
+Thresholds, from measurements on the 2-core development machine (one thread, torch 2.13 CPU;
+the README's "Benchmarks" section has the table). Four runs of the unchanged suite, two while
+other engineers' training jobs kept the load average at 3-5 and two with an extra busy loop on top:
+
+* run-to-run spread (largest over smallest) of a benchmark's normalised figure: at most 1.38,
+  median 1.13 over 41 benchmarks (raw times: at most 1.75, median 1.21). A 2x slow-down of a
+  model's forward pass doubles its inference step. ``REGRESSION_THRESHOLD = 1.6`` clears the worst
+  noise by 16% and sits 25% under the slow-down it must catch. Checked afterwards against the
+  committed baseline (median of three more runs), by ``tests/benchmarks/prove_gate.py``: five
+  runs with the busy loop read 0.85-1.27x their baseline, none failed; with ``lstm``'s forward
+  pass doubled its inference step read 2.03x and failed.
+* default padding path / alternative, read inside one run: between 0.21 and 0.66 for every
+  model, and the same pair's ratio moved by up to 1.29x between runs. ``PADDING_TOLERANCE =
+  1.15``: a genuine tie may read up to ~1.15; a default clearly slower than its alternative fails.
+* ``Trainer.fit`` / bare loop, both epochs timed in the same rounds (see
+  ``tests/benchmarks/test_bench_trainer.py``): 0.98-1.08 over eight runs (six with the busy
+  loop), so the true overhead is about 1.02-1.03 and a single reading scatters by ~5%. The goal
+  is 1.05, which a reading can miss by noise alone, so the gate reports it and fails only above
+  ``TRAINER_OVERHEAD_LIMIT = 1.15``: a real regression in the trainer's bookkeeping (a host sync
+  per step, a progress bar refreshed per batch), not noise.
+* ``lstm`` / ``lstm_scratch``: 0.19-0.22, far from the limit of 1.
 
 Usage::
 
@@ -51,10 +64,10 @@ from typing import Any
 SCHEMA_VERSION = 1
 NORMALISERS = ("matmul", "python", "mixed")
 
-REGRESSION_THRESHOLD = 1.5  # run figure / baseline figure above which a benchmark fails
-PADDING_TOLERANCE = 1.10  # default padding path / alternative, at most
+REGRESSION_THRESHOLD = 1.6  # run figure / baseline figure above which a benchmark fails
+PADDING_TOLERANCE = 1.15  # default padding path / alternative, at most
 TRAINER_OVERHEAD_GOAL = 1.05  # the project's goal for Trainer.fit over a bare loop
-TRAINER_OVERHEAD_LIMIT = 1.20  # what the gate enforces: the goal plus measured noise
+TRAINER_OVERHEAD_LIMIT = 1.15  # what the gate enforces: the goal plus measured noise
 # (fast, slow) model pairs whose order must hold on every machine.
 MUST_BE_FASTER = (("lstm", "lstm_scratch"),)
 
@@ -82,6 +95,8 @@ class Figure:
     device: str | None
     threads: int | None
     clock: str | None  # "process_time" (CPU) or "perf_counter" (CUDA)
+    # trainer_epoch only: the fastest bare-loop epoch, timed between its rounds.
+    bare_epoch_min_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -154,6 +169,7 @@ def figure_of(bench: dict[str, Any], normalise_by: str | None = None) -> Figure:
         device=extra.get("device"),
         threads=extra.get("threads"),
         clock=extra.get("clock"),
+        bare_epoch_min_s=extra.get("bare_epoch_min_s"),
     )
 
 
@@ -273,19 +289,18 @@ def check_invariants(figures: dict[str, Figure]) -> list[Finding]:
                     f"{fast_fig.min_s * 1e3:.1f} ms vs {slow_fig.min_s * 1e3:.1f} ms",
                 ))
 
-    for device in sorted({d for (_, _, d) in index if d}):
-        trainer = next((f for (k, _, d), f in index.items() if (k, d) == ("trainer_epoch", device)), None)
-        bare = next((f for (k, _, d), f in index.items() if (k, d) == ("bare_epoch", device)), None)
-        if trainer is None or bare is None:
+    for trainer in sorted(figures.values(), key=lambda f: f.name):
+        if trainer.kind != "trainer_epoch" or not trainer.bare_epoch_min_s:
             continue
-        ratio = _ratio(trainer, bare)
+        # Both epochs were timed in the same rounds with the same clock: a plain ratio.
+        ratio = trainer.min_s / trainer.bare_epoch_min_s
         verdict = "meets" if ratio <= TRAINER_OVERHEAD_GOAL else "misses"
         findings.append(Finding(
             CHECK_OK if ratio <= TRAINER_OVERHEAD_LIMIT else CHECK_FAILED,
-            f"trainer overhead {device}",
+            f"trainer overhead {trainer.device}",
             f"Trainer.fit / bare loop = {ratio:.3f}: {verdict} the {TRAINER_OVERHEAD_GOAL:.2f} "
             f"goal; gate limit {TRAINER_OVERHEAD_LIMIT:.2f} ({trainer.min_s * 1e3:.0f} ms vs "
-            f"{bare.min_s * 1e3:.0f} ms per epoch)",
+            f"{trainer.bare_epoch_min_s * 1e3:.0f} ms per epoch)",
         ))
     return findings
 
