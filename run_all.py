@@ -82,7 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tune-epochs", type=_positive_int, default=None, metavar="N",
                         help="epochs per tuning trial (default: half the profile's epochs)")
     parser.add_argument("--threads", type=_positive_int, default=None,
-                        help="CPU threads per run (default: torch's default, the core count)")
+                        help="CPU threads per run (default: 1 on CPU: the per-step matrices of "
+                        "these models are small, and with a second busy process on the machine "
+                        "two threads made a step up to 70x slower; torch's default on CUDA)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="compute device; auto picks CUDA when present")
     parser.add_argument("--data", default=None, metavar="PATH",
@@ -261,7 +263,7 @@ def _main(args: argparse.Namespace, argv: list[str]) -> int:
 
     import torch
 
-    threads = args.threads or torch.get_num_threads()
+    threads = args.threads or (1 if device.type == "cpu" else torch.get_num_threads())
     data_path = args.data
     specs = plan_grid(
         archs, args.seeds, profile=profile, config=config, device=device.type, threads=threads,

@@ -107,8 +107,10 @@ def _check(ok: bool, message: str) -> None:
 
 # Profiles are deltas on the base (= full). Each delta maps "section.field" to a value.
 # quick: sized so every default architecture trains on the real data in about 20 minutes on 2 CPU
-# cores (measurements in docs/profiles.md): a smaller, single-layer model learns faster per second
-# with a higher learning rate, and lighter dropout suits the smaller capacity.
+# cores: a smaller, single-layer model (embedding and hidden 64) learns faster per second with a
+# higher learning rate, and lighter dropout suits the smaller capacity. Measured on IMDb, one seed,
+# one thread: lr 3e-3 gave lstm 84.4% / bilstm 84.8% test accuracy, 5e-3 gave 84.8% / ~86% (bilstm
+# validation 86.7%); dropout 0.5 at 5e-3 gave lstm 80.9%; hidden 128 tripled the epoch time.
 PROFILE_DELTAS: dict[str, dict[str, Any]] = {
     "full": {},
     "quick": {
@@ -116,7 +118,7 @@ PROFILE_DELTAS: dict[str, dict[str, Any]] = {
         "model.hidden_dim": 64,
         "model.num_layers": 1,
         "model.dropout": 0.3,
-        "train.lr": 3e-3,
+        "train.lr": 5e-3,
         "train.epochs": 5,
     },
     "smoke": {
