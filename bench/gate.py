@@ -97,6 +97,11 @@ class Figure:
     clock: str | None  # "process_time" (CPU) or "perf_counter" (CUDA)
     # trainer_epoch only: the fastest bare-loop epoch, timed between its rounds.
     bare_epoch_min_s: float | None = None
+    # A reference loop timed between the rounds (the notebook's): its fastest round and the
+    # speed-up over it the project aims for.
+    reference: str | None = None
+    reference_min_s: float | None = None
+    speedup_goal: float | None = None
 
 
 @dataclass(frozen=True)
@@ -170,6 +175,9 @@ def figure_of(bench: dict[str, Any], normalise_by: str | None = None) -> Figure:
         threads=extra.get("threads"),
         clock=extra.get("clock"),
         bare_epoch_min_s=extra.get("bare_epoch_min_s"),
+        reference=extra.get("reference"),
+        reference_min_s=extra.get("reference_min_s"),
+        speedup_goal=extra.get("speedup_goal"),
     )
 
 
@@ -301,6 +309,19 @@ def check_invariants(figures: dict[str, Figure]) -> list[Finding]:
             f"Trainer.fit / bare loop = {ratio:.3f}: {verdict} the {TRAINER_OVERHEAD_GOAL:.2f} "
             f"goal; gate limit {TRAINER_OVERHEAD_LIMIT:.2f} ({trainer.min_s * 1e3:.0f} ms vs "
             f"{trainer.bare_epoch_min_s * 1e3:.0f} ms per epoch)",
+        ))
+    for figure in sorted(figures.values(), key=lambda f: f.name):
+        if not figure.reference_min_s or not figure.speedup_goal:
+            continue
+        # Same rounds, same clock: a plain ratio. The goal is reported; the gate fails only when
+        # the project's loop is slower than the reference, which no noise level explains.
+        speedup = figure.reference_min_s / figure.min_s
+        verdict = "meets" if speedup >= figure.speedup_goal else "misses"
+        findings.append(Finding(
+            CHECK_OK if speedup >= 1.0 else CHECK_FAILED,
+            f"speed-up over {figure.reference} {figure.device}",
+            f"{speedup:.2f}x ({figure.reference_min_s * 1e3:.0f} ms vs {figure.min_s * 1e3:.0f} ms "
+            f"per epoch): {verdict} the {figure.speedup_goal:.2f}x goal; gate limit 1.00x",
         ))
     return findings
 
