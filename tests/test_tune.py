@@ -45,7 +45,7 @@ def specs_for(archs, archive, seeds=1):
 
 
 def test_the_default_grid_is_lr_times_third_one_three_by_dropout_times_one_half():
-    config = profile_config("quick")  # lr 3e-3, dropout 0.3
+    config = profile_config("quick", {"train.lr": "3e-3", "model.dropout": "0.3"})
     grid = candidate_settings(config, TuneConfig(), [LR_KEY, DROPOUT_KEY])
     assert grid == [
         {LR_KEY: 0.001, DROPOUT_KEY: 0.3}, {LR_KEY: 0.001, DROPOUT_KEY: 0.15},
@@ -56,7 +56,7 @@ def test_the_default_grid_is_lr_times_third_one_three_by_dropout_times_one_half(
         {LR_KEY: 0.001}, {LR_KEY: 0.003}, {LR_KEY: 0.009}
     ]
     # Without dropout, halving it gives the same value: tried once.
-    no_dropout = profile_config("quick", {"model.dropout": "0"})
+    no_dropout = profile_config("quick", {"train.lr": "3e-3", "model.dropout": "0"})
     assert len(candidate_settings(no_dropout, TuneConfig(), [LR_KEY, DROPOUT_KEY])) == 3
     assert TuneConfig().trial_epochs(config) == 2 and TuneConfig(epochs=1).trial_epochs(config) == 1
 
