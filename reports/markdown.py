@@ -171,9 +171,11 @@ def header(records: Sequence[dict[str, Any]], manifest: Mapping[str, Any]) -> st
         (
             "CPU",
             f"{_field(records, 'environment', 'cpu_model')}, "
-            f"{_field(records, 'environment', 'threads')} threads",
+            f"{_field(records, 'environment', 'threads')} thread(s) per run, "
+            f"{_field(records, 'environment', 'cpu_count')} cores",
         ),
-        ("GPU", gpu if gpu != MISSING else "none"),
+        # device_name names the CPU on a CPU run: only a CUDA run has a GPU to name.
+        ("GPU", gpu if gpu != MISSING and device == "cuda" else "none"),
         (
             "Software",
             f"Python {_field(records, 'environment', 'python')}, torch "

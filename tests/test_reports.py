@@ -238,7 +238,7 @@ def test_report_header_and_sections(rendered):
     _, _, text = rendered
     assert text.startswith("# rnnbench")
     for needle in ("2025-01-02", "c40f74a18d3b61f90feba1e17730e0d38e8b97c05fde7008942e91923d1658fe",
-                   "train 20,000, validation 5,000, test 25,000", "Test CPU @ 2.0GHz, 2 threads",
+                   "train 20,000, validation 5,000, test 25,000", "Test CPU @ 2.0GHz, 2 thread(s) per run", "| **GPU** | none |",
                    "Python 3.11.9, torch 2.13.0+cpu", "`0123456789ab`", "1,800 s",
                    "Learning Word Vectors for Sentiment Analysis", "ACL 2011",
                    "fixed: every architecture trained", "this machine only",
