@@ -40,6 +40,15 @@ def _positive_int(text: str) -> int:
     return value
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default, except where there is none to show (the help text says)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default is None or action.default is False or action.default == []:
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="run_all.py",
@@ -50,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
             "cache ($XDG_CACHE_HOME/rnnbench) or a download is used. Exit codes: 0 done, 1 a run "
             "crashed, 2 bad input, 130 interrupted."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     parser.add_argument(
         "--profile", choices=("smoke", "quick", "full"), default=None,

@@ -327,7 +327,7 @@ def comparison_section(rows: Sequence[ArchSummary], comparer: Comparer) -> str:
                 cmp.verdict(),
             ]
         )
-    headers = ["Against", "Paired seeds", "Reviews", f"`{best.arch}` − it (points)",
+    headers = ["Against", "Seed ids paired", "Reviews", f"`{best.arch}` − it (points)",
                "95% CI (points)", "p", "Test", "Verdict"]  # fmt: skip
     lines += [
         f"The most accurate architecture, `{best.arch}`, against each other one on the same test "
@@ -476,6 +476,19 @@ def published_section() -> str:
     )
 
 
+def _smoke_caveat(manifest: Mapping[str, Any]) -> str:
+    # A smoke run checks the plumbing on a few thousand reviews with tiny models; its sentences
+    # below are generated all the same, so say plainly that they are no basis for a choice.
+    if manifest.get("profile") != "smoke":
+        return ""
+    return (
+        "> **This is a `smoke` run**: a check that the whole pipeline works, on a small subsample "
+        "with tiny models trained for a couple of epochs. Its accuracies are near chance by "
+        "design and the sentences below are no basis for choosing an architecture: run the "
+        "`quick` or `full` profile for that.\n\n"
+    )
+
+
 def render_markdown(
     records: Sequence[dict[str, Any]],
     manifest: Mapping[str, Any],
@@ -488,7 +501,7 @@ def render_markdown(
         header(records, manifest),
         results_section(rows, manifest),
         chosen_section(rows, manifest),
-        "## Which one should I use?\n\n" + recommend(rows, comparer),
+        "## Which one should I use?\n\n" + _smoke_caveat(manifest) + recommend(rows, comparer),
         comparison_section(rows, comparer),
         plots_section(plot_names),
         measurement_section([r for r in rows if r.records]),
