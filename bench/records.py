@@ -136,21 +136,27 @@ def _clean_floats(value: Any) -> Any:
     return value
 
 
-def write_json_atomic(path: Path, payload: Any) -> None:
-    """Write ``payload`` as JSON to ``path`` via a temporary file and an atomic rename."""
+def write_bytes_atomic(path: Path, payload: bytes) -> None:
+    """Write ``payload`` to ``path`` via a temporary file in the same folder and a rename, so a
+    reader never sees half a file and an interrupted write leaves the old one in place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(_clean_floats(payload), indent=2, sort_keys=False, default=_json_default)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text + "\n")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(payload)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_json_atomic(path: Path, payload: Any) -> None:
+    """Write ``payload`` as JSON to ``path`` atomically (:func:`write_bytes_atomic`)."""
+    text = json.dumps(_clean_floats(payload), indent=2, sort_keys=False, default=_json_default)
+    write_bytes_atomic(path, (text + "\n").encode("utf-8"))
 
 
 def write_record(run_dir: Path, record: dict[str, Any]) -> Path:

@@ -7,11 +7,9 @@ interrupted render leaves whole files (old or new), never half of one.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
-from bench.records import RecordError, load_records, read_manifest
+from bench.records import RecordError, load_records, read_manifest, write_bytes_atomic
 from reports.compare import Comparer
 from reports.markdown import render_markdown
 from reports.plots import render_plots
@@ -20,21 +18,6 @@ from reports.table import summarize, summary_frame
 REPORT_NAME = "report.md"
 SUMMARY_NAME = "summary.csv"
 PLOTS_DIR = "plots"
-
-
-def write_bytes_atomic(path: Path, payload: bytes) -> None:
-    """Write ``payload`` to ``path`` via a temporary file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(payload)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def build_outputs(results_dir: Path) -> dict[str, bytes]:
