@@ -33,7 +33,9 @@ MEASUREMENT_DEFINITIONS: dict[str, str] = {
     "latency_ms_p50": "one review of median length, batch of one, after warm-up",
     "train_peak_mem_mb": (
         "CUDA: `torch.cuda.max_memory_allocated`, reset before the phase. CPU: growth of peak "
-        "resident memory (VmHWM) over the phase's baseline"
+        "resident memory (VmHWM) over the phase's baseline. On CPU the inference phase follows "
+        "training in the same process and reuses memory training freed, so CPU inference figures "
+        "read low and vary between models: compare training figures, not inference ones"
     ),
     "train_time_s": "wall time of the training loop including validation passes",
     "efficiency": (
