@@ -17,10 +17,13 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # imported lazily at run time, so --help stays instant
-    from bench.config import RunSpec
+    import torch
+
+    from bench.config import RunConfig, RunSpec
+    from bench.runner import GridOutcome
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -233,90 +236,19 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(args: argparse.Namespace, argv: list[str]) -> int:
-    # Imports here keep `--help` instant and let usage errors appear before torch loads.
-    from bench import records
-    from bench.config import ConfigError, profile_config
-    from bench.executor import resolve_device
-    from bench.runner import plan_grid, run_grid, utc_now, write_manifest
-    from data_pipeline import DataError, load_imdb
-    from models import UnknownModelError
-    from reports import render_report, terminal_summary
+    """Plan, execute and report, one job per function below."""
+    from bench.runner import utc_now
 
     if args.list_archs:
         print(list_archs())
         return 0
-    try:
-        device = resolve_device(args.device)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    profile = args.profile or ("full" if device.type == "cuda" else "quick")
-    out = args.out or Path("results") / f"{profile}-{device.type}"
-
+    device, profile, out = _resolve_target(args)
     if args.report_only:
-        try:
-            path = render_report(out)
-            print(terminal_summary(records.load_records(out), records.read_manifest(out)))
-        except records.RecordError as exc:
-            raise UsageError(f"{exc}") from None
-        print(f"\nreport: {path}")
-        return 0
-
-    try:
-        archs = resolve_archs(_split_archs(args.archs))
-        overrides = parse_settings(args.settings)
-        if args.epochs is not None:
-            overrides["train.epochs"] = str(args.epochs)
-        config = profile_config(profile, overrides)
-    except (ConfigError, UnknownModelError) as exc:
-        raise UsageError(str(exc)) from None
-
-    import torch
-
-    threads = args.threads or (1 if device.type == "cpu" else torch.get_num_threads())
-    data_path = args.data
-    specs = plan_grid(
-        archs, args.seeds, profile=profile, config=config, device=device.type, threads=threads,
-        data_path=data_path, keep_artifacts=not args.records_only,
-    )
-    if not args.tune:
-        specs = select_runs(specs, args.run_id)
-    try:
-        prepare_out_dir(out, resume=args.resume, overwrite=args.overwrite, run_ids=args.run_id)
-    except records.RecordError as exc:
-        raise UsageError(f"{exc}") from None
-    previous = records.read_manifest(out) if (out / records.MANIFEST_NAME).is_file() else {}
-    protocol = "tuned" if args.tune else "fixed"
-    if previous.get("protocol", protocol) != protocol:
-        raise UsageError(f"{out} holds runs of the {previous['protocol']} protocol; "
-                         f"{'drop' if previous['protocol'] == 'fixed' else 'add'} --tune or "
-                         "choose another --out")
-
-    try:
-        data = load_imdb(config.data, data_path, progress=not args.no_progress)
-    except DataError as exc:
-        raise UsageError(str(exc)) from None
-    print(f"rnnbench: profile {profile} on {device.type}, {len(archs)} architecture(s) x "
-          f"{args.seeds} seed(s) -> {out}", file=sys.stderr)
-    print(f"data: {data.source.path} ({len(data.train):,} train / {len(data.val):,} validation / "
-          f"{len(data.test):,} test reviews, vocabulary {len(data.vocab):,})", file=sys.stderr)
-    out.mkdir(parents=True, exist_ok=True)
-    tuning = None
-    if args.tune:
-        from bench.tune import TuneConfig, apply_choices, tune_grid, tuning_summary
-
-        tune_config = TuneConfig(epochs=args.tune_epochs)
-        chosen = tune_grid(specs, data, out, tune_config, progress=not args.no_progress,
-                           log=lambda msg: print(msg, file=sys.stderr, flush=True))
-        specs = apply_choices(specs, chosen)
-        # A resumed folder keeps the choices of architectures tuned by an earlier invocation.
-        chosen = {**(previous.get("tuning") or {}).get("chosen", {}), **chosen}
-        tuning = tuning_summary(tune_config, config, chosen)
-    # The children load the same data from the cache this warmed; keep only its description.
-    del data
-
-    if args.tune:  # tuning decides the final specs, hence their run ids
-        specs = select_runs(specs, args.run_id)
-
+        return _report_only(out)
+    archs, config = _resolve_config(args, profile)
+    threads, specs = _plan(args, archs, config, profile, device)
+    previous, protocol = _open_out_dir(args, out)
+    specs, tuning = _prepare_data_and_tune(args, specs, config, profile, device, out, previous, archs)
     manifest = {
         "profile": profile,
         "device": device.type,
@@ -331,6 +263,127 @@ def _main(args: argparse.Namespace, argv: list[str]) -> int:
         "finished_utc": None,
         "wall_time_s": previous.get("wall_time_s", 0.0),
     }
+    outcome = _execute(args, specs, out, manifest)
+    _render(out, manifest)
+    return _exit_code(outcome)
+
+
+def _resolve_target(args: argparse.Namespace) -> tuple[torch.device, str, Path]:
+    """The device, the profile (its default depends on the device) and the results folder."""
+    # Imports here keep `--help` instant and let usage errors appear before torch loads.
+    from bench.executor import resolve_device
+
+    try:
+        device = resolve_device(args.device)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    profile = args.profile or ("full" if device.type == "cuda" else "quick")
+    out = args.out or Path("results") / f"{profile}-{device.type}"
+    return device, profile, out
+
+
+def _report_only(out: Path) -> int:
+    """Re-render the report of an existing results folder."""
+    from bench import records
+    from reports import render_report, terminal_summary
+
+    try:
+        path = render_report(out)
+        print(terminal_summary(records.load_records(out), records.read_manifest(out)))
+    except records.RecordError as exc:
+        raise UsageError(f"{exc}") from None
+    print(f"\nreport: {path}")
+    return 0
+
+
+def _resolve_config(args: argparse.Namespace, profile: str) -> tuple[list[str], RunConfig]:
+    """The chosen architectures and the profile's configuration with the command line's overrides."""
+    from bench.config import ConfigError, profile_config
+    from models import UnknownModelError
+
+    try:
+        archs = resolve_archs(_split_archs(args.archs))
+        overrides = parse_settings(args.settings)
+        if args.epochs is not None:
+            overrides["train.epochs"] = str(args.epochs)
+        config = profile_config(profile, overrides)
+    except (ConfigError, UnknownModelError) as exc:
+        raise UsageError(str(exc)) from None
+    return archs, config
+
+
+def _plan(
+    args: argparse.Namespace, archs: list[str], config: RunConfig, profile: str, device: torch.device
+) -> tuple[int, list[RunSpec]]:
+    """Threads per run and the grid's specs (narrowed to --run-id unless tuning decides them)."""
+    import torch
+
+    from bench.runner import plan_grid
+
+    threads = args.threads or (1 if device.type == "cpu" else torch.get_num_threads())
+    specs = plan_grid(
+        archs, args.seeds, profile=profile, config=config, device=device.type, threads=threads,
+        data_path=args.data, keep_artifacts=not args.records_only,
+    )
+    if not args.tune:
+        specs = select_runs(specs, args.run_id)
+    return threads, specs
+
+
+def _open_out_dir(args: argparse.Namespace, out: Path) -> tuple[dict[str, Any], str]:
+    """Check and prepare the results folder; its previous manifest (if any) and this protocol."""
+    from bench import records
+
+    try:
+        prepare_out_dir(out, resume=args.resume, overwrite=args.overwrite, run_ids=args.run_id)
+    except records.RecordError as exc:
+        raise UsageError(f"{exc}") from None
+    previous = records.read_manifest(out) if (out / records.MANIFEST_NAME).is_file() else {}
+    protocol = "tuned" if args.tune else "fixed"
+    if previous.get("protocol", protocol) != protocol:
+        raise UsageError(f"{out} holds runs of the {previous['protocol']} protocol; "
+                         f"{'drop' if previous['protocol'] == 'fixed' else 'add'} --tune or "
+                         "choose another --out")
+    return previous, protocol
+
+
+def _prepare_data_and_tune(
+    args: argparse.Namespace, specs: list[RunSpec], config: RunConfig, profile: str,
+    device: torch.device, out: Path, previous: dict[str, Any], archs: list[str],
+) -> tuple[list[RunSpec], dict[str, Any] | None]:
+    """Load (and cache) the data, tune when asked; the final specs and the tuning summary."""
+    from data_pipeline import DataError, load_imdb
+
+    try:
+        data = load_imdb(config.data, args.data, progress=not args.no_progress)
+    except DataError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"rnnbench: profile {profile} on {device.type}, {len(archs)} architecture(s) x "
+          f"{args.seeds} seed(s) -> {out}", file=sys.stderr)
+    print(f"data: {data.source.path} ({len(data.train):,} train / {len(data.val):,} validation / "
+          f"{len(data.test):,} test reviews, vocabulary {len(data.vocab):,})", file=sys.stderr)
+    out.mkdir(parents=True, exist_ok=True)
+    if not args.tune:
+        # The children load the same data from the cache this warmed.
+        return specs, None
+    from bench.tune import TuneConfig, apply_choices, tune_grid, tuning_summary
+
+    tune_config = TuneConfig(epochs=args.tune_epochs)
+    chosen = tune_grid(specs, data, out, tune_config, progress=not args.no_progress,
+                       log=lambda msg: print(msg, file=sys.stderr, flush=True))
+    specs = apply_choices(specs, chosen)
+    # A resumed folder keeps the choices of architectures tuned by an earlier invocation.
+    chosen = {**(previous.get("tuning") or {}).get("chosen", {}), **chosen}
+    # Tuning decides the final specs, hence their run ids.
+    return select_runs(specs, args.run_id), tuning_summary(tune_config, config, chosen)
+
+
+def _execute(
+    args: argparse.Namespace, specs: list[RunSpec], out: Path, manifest: dict[str, Any]
+) -> GridOutcome:
+    """Run the grid, keeping the manifest's start, finish and wall time current."""
+    from bench.runner import run_grid, utc_now, write_manifest
+
     write_manifest(out, manifest)
     started = time.perf_counter()
     outcome = run_grid(specs, out, resume=args.resume, progress=not args.no_progress,
@@ -339,6 +392,13 @@ def _main(args: argparse.Namespace, argv: list[str]) -> int:
                     wall_time_s=manifest["wall_time_s"] + time.perf_counter() - started,
                     interrupted=outcome.interrupted)
     write_manifest(out, manifest)
+    return outcome
+
+
+def _render(out: Path, manifest: dict[str, Any]) -> None:
+    """Render the report when there is anything to report."""
+    from bench import records
+    from reports import render_report, terminal_summary
 
     all_records = records.load_records(out)
     if all_records:
@@ -346,6 +406,10 @@ def _main(args: argparse.Namespace, argv: list[str]) -> int:
         print()
         print(terminal_summary(all_records, manifest))
         print(f"\nreport: {path}")
+
+
+def _exit_code(outcome: GridOutcome) -> int:
+    """0 done, 1 a run crashed, 130 interrupted."""
     if outcome.interrupted:
         print("interrupted; continue with --resume", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -30,7 +30,7 @@ from bench.measure import (
     model_flops_per_token,
     training_flops,
 )
-from bench.trainer import DivergedError, FitResult, Trainer
+from bench.trainer import DivergedError, EvalResult, FitResult, Trainer
 from data_pipeline import ImdbData, load_imdb
 from models import FitsInOneGo, create_model, model_info
 
@@ -195,6 +195,9 @@ def _run(
             fit = trainer.fit(data.train, data.val, seed=spec.seed, desc=f"{spec.arch} s{spec.seed} ")
     record["history"] = fit.history
     record["selected_hyperparams"] = fit.extra
+    # Checked before anything is measured or written, so a failed run leaves no artifacts behind.
+    if fit.train_samples_per_s is None:
+        raise RuntimeError("no steady-state training batches were timed; is the train split empty?")
     model.load_state_dict(fit.best_state)
     metrics["param_count"] = trainable_params(model)  # a one-go model sizes itself when fitting
 
@@ -220,18 +223,24 @@ def _run(
     # Efficiency rates gradient training against a matmul; a model that fits itself has none.
     metrics["efficiency"] = None if fits_itself else _efficiency(model, fit, spec, device)
 
+    record["artifacts"] = _write_artifacts(spec, run_dir, data, fit, test)
+
+
+def _write_artifacts(
+    spec: RunSpec, run_dir: Path, data: ImdbData, fit: FitResult, test: EvalResult
+) -> dict[str, str | None]:
+    """Save test probabilities and labels (and, unless records only, the checkpoint, vocabulary
+    and config); the record's ``artifacts`` block naming them."""
     np.save(run_dir / records.TEST_PROBS_NAME, test.probs.astype(np.float32))
     np.save(run_dir / records.TEST_LABELS_NAME, test.labels.astype(np.int8))
-    artifacts = {"test_probs": records.TEST_PROBS_NAME, "test_labels": records.TEST_LABELS_NAME,
+    artifacts: dict[str, str | None] = {"test_probs": records.TEST_PROBS_NAME, "test_labels": records.TEST_LABELS_NAME,
                  "checkpoint": None, "vocab": None, "config": None}
     if spec.keep_artifacts:
         torch.save(fit.best_state, run_dir / CHECKPOINT_NAME)
         data.vocab.save(run_dir / VOCAB_NAME)
         records.write_json_atomic(run_dir / CONFIG_NAME, spec.to_dict())
         artifacts.update(checkpoint=CHECKPOINT_NAME, vocab=VOCAB_NAME, config=CONFIG_NAME)
-    record["artifacts"] = artifacts
-    if fit.train_samples_per_s is None:
-        raise RuntimeError("no steady-state training batches were timed; is the train split empty?")
+    return artifacts
 
 
 def trainable_params(model: nn.Module) -> int:

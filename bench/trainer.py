@@ -78,6 +78,15 @@ def _to_device(batch: Batch, device: torch.device) -> tuple[torch.Tensor, torch.
     )
 
 
+@dataclass
+class _SteadyWindow:
+    """Samples, tokens and seconds of the timed (post-warm-up) training batches, over all epochs."""
+
+    samples: int = 0
+    tokens: int = 0
+    time_s: float = 0.0
+
+
 class Trainer:
     """Fits a model on a training split, selects on validation, evaluates any split."""
 
@@ -132,59 +141,15 @@ class Trainer:
         best_state = copy.deepcopy(self.model.state_dict())
         stale = 0
         stop_reason = "epochs"
-        steady_samples = steady_tokens = 0
-        steady_time = 0.0
+        steady = _SteadyWindow()
         start = self.clock()
         deadline = start + cfg.max_time_s if cfg.max_time_s > 0 else math.inf
 
         for epoch in range(1, cfg.epochs + 1):
             epoch_start = self.clock()
-            batches = make_batches(
-                train, cfg.batch_size, pad_index=self.pad_index, shuffle=True, seed=seed * 100_003 + epoch
+            train_loss, train_accuracy, timed_out = self._train_epoch(
+                train, epoch, seed=seed, desc=desc, deadline=deadline, steady=steady
             )
-            self.model.train()
-            loss_sum = torch.zeros((), device=self.device)
-            correct_sum = torch.zeros((), device=self.device, dtype=torch.long)
-            seen = 0
-            warmup = min(self.measure.warmup_batches, max(len(batches) - 1, 0))
-            window_start: float | None = None
-            window_samples = window_tokens = 0
-            bar = tqdm(
-                total=len(batches), desc=f"{desc}epoch {epoch}/{cfg.epochs}", unit="batch",
-                leave=False, disable=not self.progress, file=sys.stderr, dynamic_ncols=True,
-            )
-            last_report = self.clock()
-            timed_out = False
-            with gc_disabled():
-                for i, batch in enumerate(batches):
-                    if i == warmup:
-                        synchronize(self.device)
-                        window_start = self.clock()
-                    tokens, lengths, labels = _to_device(batch, self.device)
-                    loss, correct = self.train_step(tokens, lengths, labels)
-                    loss_sum += loss
-                    correct_sum += correct
-                    seen += len(batch.lengths)
-                    if window_start is not None:
-                        window_samples += len(batch.lengths)
-                        window_tokens += int(batch.lengths.sum())
-                    now = self.clock()
-                    bar.update(1)
-                    if now - last_report >= _PROGRESS_INTERVAL_S:
-                        elapsed = now - epoch_start
-                        bar.set_postfix(loss=f"{loss_sum.item() / seen:.4f}", samples_s=f"{seen / elapsed:,.0f}")
-                        last_report = now
-                    if now > deadline:
-                        timed_out = True
-                        break
-                synchronize(self.device)
-                if window_start is not None and window_samples:
-                    steady_time += self.clock() - window_start
-                    steady_samples += window_samples
-                    steady_tokens += window_tokens
-            bar.close()
-
-            train_loss = loss_sum.item() / max(seen, 1)
             if not math.isfinite(train_loss):
                 raise DivergedError(f"training loss became {train_loss} in epoch {epoch}")
             val_result = self.evaluate(val, desc=f"{desc}validate")
@@ -192,20 +157,13 @@ class Trainer:
                 {
                     "epoch": epoch,
                     "train_loss": train_loss,
-                    "train_accuracy": correct_sum.item() / max(seen, 1),
+                    "train_accuracy": train_accuracy,
                     "val_loss": val_result.loss,
                     "val_accuracy": val_result.accuracy,
                     "epoch_time_s": self.clock() - epoch_start,
                 }
             )
-            if self.progress or self.log_epochs:
-                entry = history[-1]
-                tqdm.write(
-                    f"    {desc}epoch {epoch}/{cfg.epochs}: train loss {entry['train_loss']:.4f} "
-                    f"acc {entry['train_accuracy']:.2%}, validation loss {entry['val_loss']:.4f} "
-                    f"acc {entry['val_accuracy']:.2%} ({entry['epoch_time_s']:.0f} s)",
-                    file=sys.stderr,
-                )
+            self._log_epoch(history[-1], desc)
             if val_result.loss < best_loss:
                 best_loss, best_epoch, stale = val_result.loss, epoch, 0
                 best_state = copy.deepcopy(self.model.state_dict())
@@ -225,10 +183,76 @@ class Trainer:
             best_state=best_state,
             train_time_s=self.clock() - start,
             stop_reason=stop_reason,
-            steady_samples=steady_samples,
-            steady_tokens=steady_tokens,
-            steady_time_s=steady_time,
+            steady_samples=steady.samples,
+            steady_tokens=steady.tokens,
+            steady_time_s=steady.time_s,
         )
+
+    def _train_epoch(
+        self, train: EncodedSplit, epoch: int, *, seed: int, desc: str, deadline: float,
+        steady: _SteadyWindow,
+    ) -> tuple[float, float, bool]:
+        """One pass over shuffled training batches; (mean loss, accuracy, stopped at the deadline).
+
+        The batches after the warm-up are timed into ``steady`` (throughput excludes warm-up).
+        """
+        cfg = self.cfg
+        epoch_start = self.clock()
+        batches = make_batches(
+            train, cfg.batch_size, pad_index=self.pad_index, shuffle=True, seed=seed * 100_003 + epoch
+        )
+        self.model.train()
+        loss_sum = torch.zeros((), device=self.device)
+        correct_sum = torch.zeros((), device=self.device, dtype=torch.long)
+        seen = 0
+        warmup = min(self.measure.warmup_batches, max(len(batches) - 1, 0))
+        window_start: float | None = None
+        window_samples = window_tokens = 0
+        bar = tqdm(
+            total=len(batches), desc=f"{desc}epoch {epoch}/{cfg.epochs}", unit="batch",
+            leave=False, disable=not self.progress, file=sys.stderr, dynamic_ncols=True,
+        )
+        last_report = self.clock()
+        timed_out = False
+        with gc_disabled():
+            for i, batch in enumerate(batches):
+                if i == warmup:
+                    synchronize(self.device)
+                    window_start = self.clock()
+                tokens, lengths, labels = _to_device(batch, self.device)
+                loss, correct = self.train_step(tokens, lengths, labels)
+                loss_sum += loss
+                correct_sum += correct
+                seen += len(batch.lengths)
+                if window_start is not None:
+                    window_samples += len(batch.lengths)
+                    window_tokens += int(batch.lengths.sum())
+                now = self.clock()
+                bar.update(1)
+                if now - last_report >= _PROGRESS_INTERVAL_S:
+                    elapsed = now - epoch_start
+                    bar.set_postfix(loss=f"{loss_sum.item() / seen:.4f}", samples_s=f"{seen / elapsed:,.0f}")
+                    last_report = now
+                if now > deadline:
+                    timed_out = True
+                    break
+            synchronize(self.device)
+            if window_start is not None and window_samples:
+                steady.time_s += self.clock() - window_start
+                steady.samples += window_samples
+                steady.tokens += window_tokens
+        bar.close()
+        return loss_sum.item() / max(seen, 1), correct_sum.item() / max(seen, 1), timed_out
+
+    def _log_epoch(self, entry: dict[str, float], desc: str) -> None:
+        """One line per epoch when progress is shown or epochs are logged."""
+        if self.progress or self.log_epochs:
+            tqdm.write(
+                f"    {desc}epoch {entry['epoch']}/{self.cfg.epochs}: train loss {entry['train_loss']:.4f} "
+                f"acc {entry['train_accuracy']:.2%}, validation loss {entry['val_loss']:.4f} "
+                f"acc {entry['val_accuracy']:.2%} ({entry['epoch_time_s']:.0f} s)",
+                file=sys.stderr,
+            )
 
     @torch.inference_mode()
     def evaluate(self, split: EncodedSplit, *, desc: str = "evaluate") -> EvalResult:

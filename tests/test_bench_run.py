@@ -145,3 +145,20 @@ def test_a_child_that_dies_leaves_a_crash_record(archive, tmp_path, monkeypatch)
     record = records.read_record(tmp_path / spec.run_id / "record.json")
     assert record["status"] == "failed" and record["error"]["type"] == "oom"
     assert "signal 9" in record["error"]["message"]
+
+
+def test_a_run_with_no_timed_batches_fails_before_writing_artifacts(archive, tmp_path, monkeypatch):
+    real_fit = Trainer.fit
+
+    def untimed(self, *args, **kwargs):
+        fit = real_fit(self, *args, **kwargs)
+        fit.steady_time_s = 0.0  # as if the train split had no batch after the warm-up
+        return fit
+
+    monkeypatch.setattr(Trainer, "fit", untimed)
+    spec = RunSpec("bag_of_embeddings", 0, "smoke", "cpu", 1, small_config(**{"train.epochs": 1}),
+                   data_path=str(archive))
+    record = execute_run(spec, tmp_path / spec.run_id, progress=False)
+    assert record["status"] == "failed" and "no steady-state" in record["error"]["message"]
+    assert sorted(p.name for p in (tmp_path / spec.run_id).iterdir()) == ["record.json"]
+    assert record["artifacts"] == {}
