@@ -124,7 +124,12 @@ def build_parser() -> argparse.ArgumentParser:
 def _split_archs(values: list[str] | None) -> list[str] | None:
     if values is None:
         return None
-    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+    names = [part.strip() for value in values for part in value.split(",") if part.strip()]
+    if not names:
+        # `--archs ""` (an unset shell variable, say) must not quietly mean "the default set".
+        raise UsageError("--archs names no architecture; give registry names or patterns "
+                         "(see --list-archs), or leave --archs out for the default set")
+    return names
 
 
 def resolve_archs(patterns: list[str] | None) -> list[str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -208,7 +209,10 @@ def parse_value(key: str, text: str, annotation: Any) -> Any:
         if annotation is int:
             return int(text.replace("_", ""))
         if annotation is float:
-            return float(text)
+            value = float(text)
+            if not math.isfinite(value):
+                raise ConfigError(f"{key} must be a finite number, got {text!r}")
+            return value
         if annotation is str:
             return text
     except ValueError:
@@ -230,6 +234,8 @@ def apply_overrides(config: RunConfig, overrides: dict[str, Any]) -> RunConfig:
             value = parse_value(f"{section}.{name}", value, annotation)
         elif not _is_instance(value, annotation):
             raise ConfigError(f"{section}.{name} expects {annotation}, got {value!r}")
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{section}.{name} must be a finite number, got {value!r}")
         by_section.setdefault(section, {})[name] = value
     changes = {}
     for section, values in by_section.items():

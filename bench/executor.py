@@ -109,7 +109,7 @@ def classification_metrics(probs: np.ndarray, labels: np.ndarray) -> dict[str, f
 def error_of(exc: BaseException) -> dict[str, str]:
     """The record's ``error`` for an exception: its type (nan_loss, oom, crash) and message."""
     if isinstance(exc, DivergedError):
-        kind = "nan_loss"
+        kind = exc.kind
     elif isinstance(exc, torch.cuda.OutOfMemoryError | MemoryError) or "out of memory" in str(exc):
         kind = "oom"
     else:
@@ -143,12 +143,14 @@ def execute_run(
 ) -> dict[str, Any]:
     """Run one spec end to end and write its record; failures are recorded, not raised.
 
-    NaN losses, out-of-memory errors and crashes become a record with ``error``; a crash also
-    prints its traceback, since a programming error must be seen, not only counted.
-    KeyboardInterrupt propagates and leaves no record, so a resumed grid runs this spec again.
+    Diverged or NaN losses, out-of-memory errors and crashes become a record with ``error``; a
+    crash also prints its traceback, since a programming error must be seen, not only counted.
+    KeyboardInterrupt and :class:`bench.records.OutputError` (the run's files cannot be written)
+    propagate and leave no record, so a resumed grid runs this spec again.
     """
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    with records.writing(run_dir):
+        run_dir.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(spec.threads)
     device = resolve_device(spec.device)
     if device.type == "cpu":
@@ -156,8 +158,8 @@ def execute_run(
     record = base_record(spec, device)
     try:
         _run(spec, run_dir, device, record, progress=progress, log_epochs=log_epochs)
-    except KeyboardInterrupt:
-        raise
+    except (KeyboardInterrupt, records.OutputError):
+        raise  # no record: the grid stops, and a resumed grid runs this spec again
     except Exception as exc:  # noqa: BLE001 - failures are data; the traceback is still shown
         record["status"] = "failed"
         record["error"] = error_of(exc)
@@ -230,16 +232,18 @@ def _write_artifacts(
     spec: RunSpec, run_dir: Path, data: ImdbData, fit: FitResult, test: EvalResult
 ) -> dict[str, str | None]:
     """Save test probabilities and labels (and, unless records only, the checkpoint, vocabulary
-    and config); the record's ``artifacts`` block naming them."""
-    np.save(run_dir / records.TEST_PROBS_NAME, test.probs.astype(np.float32))
-    np.save(run_dir / records.TEST_LABELS_NAME, test.labels.astype(np.int8))
+    and config); the record's ``artifacts`` block naming them. A file that cannot be written
+    raises :class:`bench.records.OutputError`: a full disk is not the run's failure."""
     artifacts: dict[str, str | None] = {"test_probs": records.TEST_PROBS_NAME, "test_labels": records.TEST_LABELS_NAME,
                  "checkpoint": None, "vocab": None, "config": None}
-    if spec.keep_artifacts:
-        torch.save(fit.best_state, run_dir / CHECKPOINT_NAME)
-        data.vocab.save(run_dir / VOCAB_NAME)
-        records.write_json_atomic(run_dir / CONFIG_NAME, spec.to_dict())
-        artifacts.update(checkpoint=CHECKPOINT_NAME, vocab=VOCAB_NAME, config=CONFIG_NAME)
+    with records.writing(run_dir):
+        np.save(run_dir / records.TEST_PROBS_NAME, test.probs.astype(np.float32))
+        np.save(run_dir / records.TEST_LABELS_NAME, test.labels.astype(np.int8))
+        if spec.keep_artifacts:
+            torch.save(fit.best_state, run_dir / CHECKPOINT_NAME)
+            data.vocab.save(run_dir / VOCAB_NAME)
+            records.write_json_atomic(run_dir / CONFIG_NAME, spec.to_dict())
+            artifacts.update(checkpoint=CHECKPOINT_NAME, vocab=VOCAB_NAME, config=CONFIG_NAME)
     return artifacts
 
 

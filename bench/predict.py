@@ -17,7 +17,7 @@ from torch import nn
 
 from bench.config import ConfigError, RunSpec
 from bench.executor import CHECKPOINT_NAME, CONFIG_NAME, VOCAB_NAME, build_model
-from data_pipeline import Vocab, tokenize
+from data_pipeline import DataError, Vocab, tokenize
 
 
 class PredictError(Exception):
@@ -45,7 +45,10 @@ class Predictor:
             self.spec = RunSpec.from_dict(json.loads((run_dir / CONFIG_NAME).read_text()))
         except (json.JSONDecodeError, KeyError, TypeError, ConfigError) as exc:
             raise PredictError(f"{run_dir / CONFIG_NAME} is not a valid run config: {exc}") from None
-        self.vocab = Vocab.load(run_dir / VOCAB_NAME)
+        try:
+            self.vocab = Vocab.load(run_dir / VOCAB_NAME)
+        except DataError as exc:
+            raise PredictError(f"{exc}; the run folder is damaged: re-run the run") from None
         self.model: nn.Module = build_model(self.spec, len(self.vocab), self.vocab.pad_index)
         try:
             state = torch.load(run_dir / CHECKPOINT_NAME, map_location="cpu", weights_only=True)
@@ -56,12 +59,19 @@ class Predictor:
         self.max_len = self.spec.config.data.max_len
 
     def encode(self, text: str) -> list[int]:
+        """The token ids of ``text`` (cut at the run's max length); raise :class:`PredictError`
+        if it has no words: a sentiment read off nothing would be a made-up answer."""
         ids = self.vocab.lookup(tokenize(text))[: self.max_len]
-        return ids or [self.vocab.unk_index]  # an empty review is one <unk>, as in training
+        if not ids:
+            raise PredictError(f"review {text[:60]!r} has no words to classify; give text with words")
+        return ids
 
     @torch.inference_mode()
     def predict(self, texts: list[str]) -> list[Prediction]:
-        """Classify each text; returns one prediction per text, in order."""
+        """Classify each text; returns one prediction per text, in order.
+
+        Raises :class:`PredictError` for a text with no words, before anything is classified.
+        """
         if not texts:
             return []
         encoded = [self.encode(t) for t in texts]
@@ -73,6 +83,16 @@ class Predictor:
         return [Prediction("positive" if p > 0.5 else "negative", p) for p in probs]
 
 
+def _read_lines(name: str) -> list[str]:
+    """The lines of file ``name``, or of standard input for ``-``."""
+    if name == "-":
+        return sys.stdin.read().splitlines()
+    try:
+        return Path(name).read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError as exc:
+        raise PredictError(f"cannot read --file {name}: {exc.strerror}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.predict",
@@ -80,22 +100,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("run_dir", type=Path, help="a run folder: results/<name>/runs/<run_id>")
     parser.add_argument("text", nargs="*", help="review text(s) to classify")
-    parser.add_argument("--file", type=Path, help="a text file with one review per line")
+    parser.add_argument("--file", help="a text file with one review per line ('-': standard "
+                        "input); blank lines are skipped")
     args = parser.parse_args(argv)
     texts = list(args.text)
     try:
         if args.file is not None:
-            try:
-                texts += [ln for ln in args.file.read_text(encoding="utf-8", errors="replace").splitlines() if ln.strip()]
-            except OSError as exc:
-                raise PredictError(f"cannot read --file {args.file}: {exc.strerror}") from None
+            texts += [ln for ln in _read_lines(args.file) if ln.strip()]
         if not texts:
             raise PredictError("nothing to classify: give review text(s) or --file FILE")
         predictor = Predictor(args.run_dir)
+        predictions = predictor.predict(texts)
     except PredictError as exc:
         print(f"predict: error: {exc}", file=sys.stderr)
         return 2
-    for text, pred in zip(texts, predictor.predict(texts), strict=True):
+    for text, pred in zip(texts, predictions, strict=True):
         snippet = text if len(text) <= 60 else text[:57] + "..."
         print(f"{pred.label}\t{pred.probability:.3f}\t{snippet}")
     return 0

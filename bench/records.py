@@ -6,7 +6,8 @@ documented in ``docs/record-schema.md``; :func:`validate_record` is its executab
 
 Layout of a results folder::
 
-    <out>/manifest.json            the grid: profile, device, argv, start/finish, wall time
+    <out>/manifest.json            the grid: profile, device, settings, commits, argv, times
+    <out>/.lock                    held (portalocker) by the process writing the folder
     <out>/runs/<run_id>/record.json
     <out>/runs/<run_id>/test_probs.npy   per-review test probabilities (float32, test-split order)
     <out>/runs/<run_id>/model.pt, vocab.txt, config.json   (unless records-only)
@@ -14,23 +15,31 @@ Layout of a results folder::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 1
+#: Version 2 added the error types ``diverged`` and ``killed``, and the manifest's ``settings`` and
+#: ``commits``. Version-1 records and manifests are still read (they use a subset of version 2).
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 RECORD_NAME = "record.json"
 MANIFEST_NAME = "manifest.json"
 RUNS_DIR = "runs"
 TEST_PROBS_NAME = "test_probs.npy"
 TEST_LABELS_NAME = "test_labels.npy"
 
-#: Error types a failed run may carry.
-ERROR_TYPES = ("nan_loss", "oom", "timeout", "crash", "interrupted")
+#: Error types a failed run may carry: the loss became NaN/infinite (``nan_loss``) or grew past
+#: the divergence bound (``diverged``); an out-of-memory error was raised in the run (``oom``); the
+#: run's process was killed by a signal, often the kernel's OOM killer (``killed``); any other
+#: exception or exit (``crash``). ``timeout`` and ``interrupted`` are kept for older records.
+ERROR_TYPES = ("nan_loss", "diverged", "oom", "killed", "timeout", "crash", "interrupted")
 
 #: Metrics every successful run has, with whether higher is better (None: neither, a count).
 #: Reports take column direction from here, so a new metric is declared once.
@@ -79,6 +88,33 @@ class RecordError(ValueError):
     """A record (or results folder) that does not follow the schema."""
 
 
+class OutputError(Exception):
+    """Output that cannot be written: the message names the path and the cause."""
+
+    def __init__(self, path: Path | str, cause: OSError | str) -> None:
+        reason = cause if isinstance(cause, str) else (cause.strerror or str(cause))
+        super().__init__(f"cannot write {path}: {reason}")
+        self.path = str(path)
+        self.reason = reason
+
+
+@contextlib.contextmanager
+def writing(path: Path | str) -> Iterator[None]:
+    """Turn an ``OSError`` raised while writing ``path`` into an :class:`OutputError` naming it
+    (permission denied, read-only file system, disk full ...)."""
+    try:
+        yield
+    except OSError as exc:
+        raise OutputError(exc.filename or path, exc) from None
+
+
+def _umask() -> int:
+    # os.umask can only be read by setting it; set it straight back.
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def validate_record(record: dict[str, Any]) -> dict[str, Any]:
     """Check ``record`` against the schema and return it; raise :class:`RecordError` if not."""
     if not isinstance(record, dict):
@@ -88,10 +124,10 @@ def validate_record(record: dict[str, Any]) -> dict[str, Any]:
             raise RecordError(f"record is missing {key!r}")
         if not isinstance(record[key], typ) or (typ is int and isinstance(record[key], bool)):
             raise RecordError(f"record field {key!r} must be {typ.__name__}")
-    if record["schema_version"] != SCHEMA_VERSION:
+    if record["schema_version"] not in READABLE_VERSIONS:
         raise RecordError(
-            f"record schema_version {record['schema_version']} is not {SCHEMA_VERSION}; "
-            "re-run with this version of rnnbench"
+            f"record schema_version {record['schema_version']} is not one of "
+            f"{', '.join(map(str, READABLE_VERSIONS))}; re-run with this version of rnnbench"
         )
     status = record["status"]
     if status not in ("ok", "failed"):
@@ -138,16 +174,23 @@ def _clean_floats(value: Any) -> Any:
 
 def write_bytes_atomic(path: Path, payload: bytes) -> None:
     """Write ``payload`` to ``path`` via a temporary file in the same folder and a rename, so a
-    reader never sees half a file and an interrupted write leaves the old one in place."""
+    reader never sees half a file and an interrupted write leaves the old one in place.
+
+    The file gets the permissions the user's umask gives a new file (``mkstemp`` alone would make
+    it 0600). Any ``OSError`` becomes an :class:`OutputError` naming ``path``.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(payload)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        with writing(path):
+            with os.fdopen(fd, "wb") as fh:
+                os.fchmod(fh.fileno(), 0o666 & ~_umask())
+                fh.write(payload)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -185,14 +228,48 @@ def record_paths(results_dir: Path) -> list[Path]:
     return sorted((Path(results_dir) / RUNS_DIR).glob(f"*/{RECORD_NAME}"))
 
 
-def load_records(results_dir: Path) -> list[dict[str, Any]]:
-    """All records of a results folder; raise :class:`RecordError` if it is not one."""
+@dataclass(frozen=True)
+class Unreadable:
+    """A record file that exists but cannot be read or does not follow the schema."""
+
+    run_id: str  # the name of its run folder
+    path: Path
+    reason: str  # RecordError's message, which names the file
+
+
+@dataclass(frozen=True)
+class Folder:
+    """What a results folder holds: its readable records and the ones that are not."""
+
+    records: list[dict[str, Any]]
+    unreadable: list[Unreadable]
+
+
+def load_folder(results_dir: Path) -> Folder:
+    """Every record of a results folder, the unreadable ones set apart instead of raised, so one
+    corrupt file neither hides the rest nor blocks a re-run; raise :class:`RecordError` only if
+    ``results_dir`` is not a results folder."""
     results_dir = Path(results_dir)
     if not results_dir.is_dir():
         raise RecordError(f"{results_dir} is not a folder")
     if not (results_dir / MANIFEST_NAME).is_file():
         raise RecordError(f"{results_dir} is not an rnnbench results folder (no {MANIFEST_NAME})")
-    return [read_record(p) for p in record_paths(results_dir)]
+    good, bad = [], []
+    for path in record_paths(results_dir):
+        try:
+            good.append(read_record(path))
+        except RecordError as exc:
+            bad.append(Unreadable(path.parent.name, path, str(exc)))
+    return Folder(good, bad)
+
+
+def load_records(results_dir: Path) -> list[dict[str, Any]]:
+    """All records of a results folder; raise :class:`RecordError` if it is not one, or if any
+    record is unreadable (:func:`load_folder` sets those apart instead)."""
+    folder = load_folder(results_dir)
+    if folder.unreadable:
+        raise RecordError(folder.unreadable[0].reason)
+    return folder.records
 
 
 def read_manifest(results_dir: Path) -> dict[str, Any]:
@@ -202,9 +279,10 @@ def read_manifest(results_dir: Path) -> dict[str, Any]:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise RecordError(f"cannot read manifest {path}: {exc}") from None
-    if not isinstance(manifest, dict) or manifest.get("schema_version") != SCHEMA_VERSION:
+    if not isinstance(manifest, dict) or manifest.get("schema_version") not in READABLE_VERSIONS:
         raise RecordError(f"{path} is not a version-{SCHEMA_VERSION} rnnbench manifest")
     return manifest
+
 
 
 def ok_records(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import datetime as dt
 import multiprocessing as mp
+import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -46,11 +49,93 @@ def plan_grid(
     ]
 
 
-def _child(spec: RunSpec, run_dir: Path, progress: bool) -> None:
+#: A child's exit code for "the run's output could not be written" (path and cause come by pipe).
+EXIT_OUTPUT = 3
+#: Exit code of a run stopped by Ctrl-C or SIGTERM (128 + SIGINT, as shells report it).
+EXIT_INTERRUPTED = 130
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Make this child stop when its parent dies, however the parent dies: a run nobody will
+    record must not keep a core busy and skew the speed of whatever runs next."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+    else:  # elsewhere, watch for being re-parented
+        def watch() -> None:
+            while os.getppid() == parent_pid:
+                time.sleep(1.0)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+        threading.Thread(target=watch, daemon=True).start()
+    if os.getppid() != parent_pid:  # the parent died before the line above took effect
+        raise KeyboardInterrupt
+
+
+def _child(spec: RunSpec, run_dir: Path, progress: bool, parent_pid: int, report: Any) -> None:
+    # SIGINT is ignored here (inherited from the parent, see _start): a Ctrl-C reaches the whole
+    # terminal group, and the parent alone answers it, by sending this child SIGTERM. Until this
+    # line runs, SIGTERM kills the child silently; from here on it unwinds it cleanly.
+    signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
+        _die_with_parent(parent_pid)
         execute_run(spec, run_dir, progress=progress)
     except KeyboardInterrupt:
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
+    except records.OutputError as exc:
+        report.send((exc.path, exc.reason))
+        sys.exit(EXIT_OUTPUT)
+
+
+def _start(ctx: Any, spec: RunSpec, run_dir: Path, progress: bool) -> tuple[Any, Any]:
+    """Start ``spec``'s child process; return it and the end of the pipe it reports errors on."""
+    receiver, sender = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_child, args=(spec, run_dir, progress, os.getpid(), sender),
+                       name=spec.run_id)
+    # An ignored SIGINT survives exec, so the child ignores Ctrl-C from its first instruction: a
+    # Ctrl-C while it is still importing no longer prints multiprocessing's bootstrap traceback.
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if in_main_thread else None
+    try:
+        proc.start()
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGINT, previous)
+    sender.close()
+    return proc, receiver
+
+
+def _stop(proc: Any) -> None:
+    """Stop a child cleanly (SIGTERM), or kill it if it does not stop within 10 s."""
+    proc.terminate()
+    proc.join(timeout=10)
+    if proc.is_alive():
+        proc.kill()
+        proc.join()
+
+
+def _run_child(ctx: Any, spec: RunSpec, run_dir: Path, progress: bool) -> int | None:
+    """Run ``spec`` in a child process and return its exit code; raise
+    :class:`bench.records.OutputError` if the child could not write its output."""
+    proc, receiver = _start(ctx, spec, run_dir, progress)
+    try:
+        proc.join()
+    except KeyboardInterrupt:
+        _stop(proc)
+        raise
+    finally:
+        message = receiver.recv() if receiver.poll() else None
+        receiver.close()
+    if proc.exitcode == EXIT_OUTPUT and message:
+        raise records.OutputError(*message)
+    return proc.exitcode
 
 
 def _format_duration(seconds: float) -> str:
@@ -64,12 +149,11 @@ def _format_duration(seconds: float) -> str:
 
 @dataclass
 class GridOutcome:
-    """What a grid execution did."""
+    """What a grid execution did: run ids that ran, were skipped (already succeeded) or failed."""
 
     ran: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)
-    crashed: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # run id -> error type
     interrupted: bool = False
     wall_time_s: float = 0.0
 
@@ -79,6 +163,18 @@ def write_manifest(out_dir: Path, payload: dict[str, Any]) -> None:
     records.write_json_atomic(
         Path(out_dir) / records.MANIFEST_NAME, {"schema_version": records.SCHEMA_VERSION, **payload}
     )
+
+
+def _previous_outcome(run_dir: Path) -> str | None:
+    """``ok``, the error type of a failed record, ``unreadable``, or None when there is none."""
+    path = run_dir / records.RECORD_NAME
+    if not path.is_file():
+        return None
+    try:
+        record = records.read_record(path)
+    except records.RecordError:
+        return "unreadable"
+    return "ok" if record["status"] == "ok" else record["error"]["type"]
 
 
 def run_grid(
@@ -92,22 +188,29 @@ def run_grid(
 ) -> GridOutcome:
     """Execute ``specs`` in order, one child process each, writing records under ``out_dir/runs``.
 
-    With ``resume``, a spec whose record already exists is skipped. Ctrl-C stops the grid after
-    the child stops; every finished record stays. ``in_process`` runs the specs in this process
-    (tests use it; it gives up the crash containment and the per-run memory baseline).
+    With ``resume``, a spec whose run already succeeded is skipped; a failed or unreadable one is
+    run again. Ctrl-C (or SIGTERM) stops the child and the grid; every finished record stays.
+    Output that cannot be written raises :class:`bench.records.OutputError`. ``in_process`` runs
+    the specs in this process (tests use it; it gives up the crash containment and the per-run
+    memory baseline).
     """
     out_dir = Path(out_dir)
     outcome = GridOutcome()
     started = time.perf_counter()
     durations: list[float] = []
     todo = []
+    retried: list[str] = []
     for spec in specs:
-        if resume and (out_dir / RUNS_DIR / spec.run_id / records.RECORD_NAME).is_file():
+        previous = _previous_outcome(out_dir / RUNS_DIR / spec.run_id) if resume else None
+        if previous == "ok":
             outcome.skipped.append(spec.run_id)
-        else:
-            todo.append(spec)
-    if outcome.skipped:
-        log(f"resuming: {len(outcome.skipped)} run(s) already have records, {len(todo)} to go")
+            continue
+        if previous is not None:
+            retried.append(f"{spec.run_id} ({previous})")
+        todo.append(spec)
+    if resume:
+        log(f"resuming: {len(outcome.skipped)} run(s) already succeeded, {len(todo)} to go"
+            + (f", retrying {', '.join(retried)}" if retried else ""))
     ctx = mp.get_context("spawn")
     for i, spec in enumerate(todo, start=1):
         run_dir = out_dir / RUNS_DIR / spec.run_id
@@ -122,35 +225,24 @@ def run_grid(
                 execute_run(spec, run_dir, progress=progress)
                 exitcode = 0
             else:
-                proc = ctx.Process(target=_child, args=(spec, run_dir, progress), name=spec.run_id)
-                proc.start()
-                try:
-                    proc.join()
-                except KeyboardInterrupt:
-                    # The terminal sent SIGINT to the child too; give it a moment to stop cleanly.
-                    proc.join(timeout=10)
-                    if proc.is_alive():
-                        proc.terminate()
-                        proc.join()
-                    raise
-                exitcode = proc.exitcode
+                exitcode = _run_child(ctx, spec, run_dir, progress)
         except KeyboardInterrupt:
             outcome.interrupted = True
             log(f"interrupted: {spec.run_id} left unfinished; finished records are kept")
             break
         durations.append(time.perf_counter() - run_start)
         record_path = run_dir / records.RECORD_NAME
-        if exitcode == 130 and not record_path.is_file():
+        if exitcode == EXIT_INTERRUPTED:  # stopped from outside (SIGTERM to the child alone)
             outcome.interrupted = True
+            log(f"interrupted: {spec.run_id} was stopped; finished records are kept")
             break
-        if not record_path.is_file():
+        if exitcode != 0 or not record_path.is_file():
+            # The child died without writing, or its record may be from an earlier attempt.
             _write_crash_record(spec, run_dir, exitcode)
         record = records.read_record(record_path)
         outcome.ran.append(spec.run_id)
         if record["status"] != "ok":
-            outcome.failed.append(spec.run_id)
-            if record["error"]["type"] == "crash":
-                outcome.crashed.append(spec.run_id)
+            outcome.failed[spec.run_id] = record["error"]["type"]
             log(f"    failed: {record['error']['type']}: {record['error']['message']}")
         else:
             m = record["metrics"]
@@ -164,14 +256,15 @@ def run_grid(
 
 
 def _write_crash_record(spec: RunSpec, run_dir: Path, exitcode: int | None) -> None:
-    # The child died without writing (killed by a signal, most often the kernel's OOM killer).
+    # The child died without writing (killed by a signal, often the kernel's OOM killer). This is
+    # a failure like any other: --resume runs it again.
     record = base_record(spec, resolve_device(spec.device))
     if exitcode is not None and exitcode < 0:
-        signal_no = -exitcode
-        kind = "oom" if signal_no == 9 else "crash"
-        message = f"the run's process was killed by signal {signal_no}"
-        if signal_no == 9:
-            message += " (on Linux usually the out-of-memory killer)"
+        kind = "killed"
+        name = signal.Signals(-exitcode).name if -exitcode in signal.valid_signals() else "?"
+        message = f"the run's process was killed by signal {-exitcode} ({name})"
+        if -exitcode == signal.SIGKILL:
+            message += "; on Linux often the out-of-memory killer"
     else:
         kind, message = "crash", f"the run's process exited with code {exitcode} without a record"
     record.update(status="failed", error={"type": kind, "message": message})

@@ -28,7 +28,12 @@ _PROGRESS_INTERVAL_S = 1.0
 
 
 class DivergedError(RuntimeError):
-    """The training loss became NaN or infinite."""
+    """Training diverged: the loss became NaN or infinite (``kind`` ``nan_loss``), or grew past
+    the divergence bound (``kind`` ``diverged``)."""
+
+    def __init__(self, message: str, kind: str = "nan_loss") -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 @dataclass

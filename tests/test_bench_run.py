@@ -130,11 +130,16 @@ def test_a_nan_run_is_recorded_as_failed_and_the_grid_goes_on(archive, tmp_path,
     assert loaded["bag_of_embeddings"]["status"] == "failed"
     assert loaded["bag_of_embeddings"]["error"] == {
         "type": "nan_loss", "message": "DivergedError: training loss became nan in epoch 1"}
-    assert outcome.failed == [specs[0].run_id] and outcome.crashed == []
+    assert outcome.failed == {specs[0].run_id: "nan_loss"}
     assert loaded["gru"]["status"] == "ok"
-    # resume skips both
-    again = run_grid(specs, tmp_path, resume=True, progress=False, in_process=True, log=lambda m: None)
-    assert again.ran == [] and again.skipped == [s.run_id for s in specs]
+    # resume retries the failed run, never the successful one
+    monkeypatch.setattr(Trainer, "fit", real_fit)
+    logged = []
+    again = run_grid(specs, tmp_path, resume=True, progress=False, in_process=True, log=logged.append)
+    assert again.ran == [specs[0].run_id] and again.skipped == [specs[1].run_id]
+    assert again.failed == {}
+    assert f"1 to go, retrying {specs[0].run_id} (nan_loss)" in logged[0]
+    assert records.read_record(tmp_path / "runs" / specs[0].run_id / "record.json")["status"] == "ok"
 
 
 def test_a_child_that_dies_leaves_a_crash_record(archive, tmp_path, monkeypatch):
@@ -143,8 +148,9 @@ def test_a_child_that_dies_leaves_a_crash_record(archive, tmp_path, monkeypatch)
 
     runner._write_crash_record(spec, tmp_path / spec.run_id, -9)
     record = records.read_record(tmp_path / spec.run_id / "record.json")
-    assert record["status"] == "failed" and record["error"]["type"] == "oom"
-    assert "signal 9" in record["error"]["message"]
+    # killed, not "oom": nothing says it ran out of memory, and --resume must retry it
+    assert record["status"] == "failed" and record["error"]["type"] == "killed"
+    assert "signal 9 (SIGKILL)" in record["error"]["message"]
 
 
 def test_a_run_with_no_timed_batches_fails_before_writing_artifacts(archive, tmp_path, monkeypatch):
