@@ -48,7 +48,8 @@ class Predictor:
         try:
             self.vocab = Vocab.load(run_dir / VOCAB_NAME)
         except DataError as exc:
-            raise PredictError(f"{exc}; the run folder is damaged: re-run the run") from None
+            raise PredictError(f"{exc}; the run folder is damaged: re-run it (run_all.py "
+                                f"--run-id {run_dir.name})") from None
         self.model: nn.Module = build_model(self.spec, len(self.vocab), self.vocab.pad_index)
         try:
             state = torch.load(run_dir / CHECKPOINT_NAME, map_location="cpu", weights_only=True)

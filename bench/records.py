@@ -99,13 +99,14 @@ class OutputError(Exception):
 
 
 @contextlib.contextmanager
-def writing(path: Path | str) -> Iterator[None]:
-    """Turn an ``OSError`` raised while writing ``path`` into an :class:`OutputError` naming it
-    (permission denied, read-only file system, disk full ...)."""
+def writing(path: Path | str, *, name_path: bool = False) -> Iterator[None]:
+    """Turn an ``OSError`` raised while writing into ``path`` into an :class:`OutputError`
+    (permission denied, read-only file system, disk full ...) naming the file the error names,
+    else ``path``; with ``name_path``, always ``path`` (not the temporary file behind it)."""
     try:
         yield
     except OSError as exc:
-        raise OutputError(exc.filename or path, exc) from None
+        raise OutputError(path if name_path else (exc.filename or path), exc) from None
 
 
 def _umask() -> int:
@@ -180,11 +181,11 @@ def write_bytes_atomic(path: Path, payload: bytes) -> None:
     it 0600). Any ``OSError`` becomes an :class:`OutputError` naming ``path``.
     """
     path = Path(path)
-    with writing(path):
+    with writing(path, name_path=True):
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with writing(path):
+        with writing(path, name_path=True):
             with os.fdopen(fd, "wb") as fh:
                 os.fchmod(fh.fileno(), 0o666 & ~_umask())
                 fh.write(payload)
@@ -210,15 +211,20 @@ def write_record(run_dir: Path, record: dict[str, Any]) -> Path:
     return path
 
 
+def _parse_record(path: Path) -> dict[str, Any]:
+    # RecordError here says what is wrong, not where: callers add the path their way.
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RecordError(f"cannot read record: {exc}") from None
+    return validate_record(record)
+
+
 def read_record(path: Path) -> dict[str, Any]:
     """Read and validate one record; a corrupt file raises :class:`RecordError` naming it."""
     path = Path(path)
     try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise RecordError(f"cannot read record {path}: {exc}") from None
-    try:
-        return validate_record(record)
+        return _parse_record(path)
     except RecordError as exc:
         raise RecordError(f"{path}: {exc}") from None
 
@@ -234,7 +240,12 @@ class Unreadable:
 
     run_id: str  # the name of its run folder
     path: Path
-    reason: str  # RecordError's message, which names the file
+    problem: str  # what is wrong with it (the path not included)
+
+    @property
+    def message(self) -> str:
+        """The problem, naming the file."""
+        return f"{self.path}: {self.problem}"
 
 
 @dataclass(frozen=True)
@@ -257,7 +268,7 @@ def load_folder(results_dir: Path) -> Folder:
     good, bad = [], []
     for path in record_paths(results_dir):
         try:
-            good.append(read_record(path))
+            good.append(_parse_record(path))
         except RecordError as exc:
             bad.append(Unreadable(path.parent.name, path, str(exc)))
     return Folder(good, bad)
@@ -268,7 +279,7 @@ def load_records(results_dir: Path) -> list[dict[str, Any]]:
     record is unreadable (:func:`load_folder` sets those apart instead)."""
     folder = load_folder(results_dir)
     if folder.unreadable:
-        raise RecordError(folder.unreadable[0].reason)
+        raise RecordError(folder.unreadable[0].message)
     return folder.records
 
 

@@ -6,7 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from bench.records import RecordError
+from bench.records import OutputError, RecordError, load_folder
+from reports.markdown import RERUN_HINT
 from reports.render import render_report
 
 
@@ -23,12 +24,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         report = render_report(args.results_dir)
-    except (RecordError, OSError) as exc:
+        unreadable = load_folder(args.results_dir).unreadable
+    except (RecordError, OutputError, OSError) as exc:
         # One line, no traceback: the folder, a record or the disk is at fault, not the program.
         print(f"python -m reports: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     print(report)
-    return 0
+    for item in unreadable:  # rendered without them; exit 1: not everything is in the report
+        print(f"python -m reports: unreadable record left out: {item.message}; {RERUN_HINT}",
+              file=sys.stderr)
+    return 1 if unreadable else 0
 
 
 if __name__ == "__main__":

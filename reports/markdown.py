@@ -10,6 +10,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from bench.records import Unreadable
 from reports.compare import ALPHA, METHOD_BOOTSTRAP, METHOD_MCNEMAR, N_BOOT, THRESHOLD, Comparer
 from reports.plots import PLOT_TITLES
 from reports.recommend import format_p, format_points, recommend
@@ -132,14 +133,20 @@ def _protocol(manifest: Mapping[str, Any]) -> str:
     return "not recorded in the manifest (the runner's default is fixed hyperparameters)"
 
 
-def _git(records: Sequence[dict[str, Any]]) -> str:
+def _git(records: Sequence[dict[str, Any]], manifest: Mapping[str, Any]) -> str:
+    # The manifest lists every commit that wrote to the folder, the creating one first; records
+    # of folders written before it did carry theirs.
+    commits = [c for c in manifest.get("commits") or [] if isinstance(c, Mapping)]
     parts = []
     for env in _distinct(
-        (
-            (r.get("environment") or {}).get("git_commit"),
-            (r.get("environment") or {}).get("git_dirty"),
-        )
-        for r in records
+        [(c.get("commit"), c.get("dirty")) for c in commits]
+        + [
+            (
+                (r.get("environment") or {}).get("git_commit"),
+                (r.get("environment") or {}).get("git_dirty"),
+            )
+            for r in records
+        ]
     ):
         commit, dirty = env
         if commit:
@@ -183,7 +190,7 @@ def header(records: Sequence[dict[str, Any]], manifest: Mapping[str, Any]) -> st
             f"Python {_field(records, 'environment', 'python')}, torch "
             f"{_field(records, 'environment', 'torch')}, CUDA {cuda}, cuDNN {cudnn}",
         ),
-        ("Code", f"git {_git(records)}"),
+        ("Code", f"git {_git(records, manifest)}"),
         ("Total time", wall_text),
     ]
     argv = manifest.get("argv")
@@ -491,17 +498,34 @@ def _smoke_caveat(manifest: Mapping[str, Any]) -> str:
     )
 
 
+RERUN_HINT = "`run_all.py` with the same options and `--resume` (or `--run-id ID`) runs it again"
+
+
+def unreadable_section(unreadable: Sequence[Unreadable]) -> str | None:
+    """The runs whose record cannot be read: named, with what is wrong and how to re-run them."""
+    if not unreadable:
+        return None
+    lines = ["## Runs that could not be read", "",
+             "These runs have a record file that cannot be read, so they are missing from every "
+             f"table and plot above and below; {RERUN_HINT}.", ""]
+    for item in unreadable:
+        lines.append(f"- `{item.run_id}` (`runs/{item.run_id}/record.json`): {item.problem}")
+    return "\n".join(lines)
+
+
 def render_markdown(
     records: Sequence[dict[str, Any]],
     manifest: Mapping[str, Any],
     rows: Sequence[ArchSummary],
     comparer: Comparer,
     plot_names: Iterable[str],
+    unreadable: Sequence[Unreadable] = (),
 ) -> str:
     """The whole report."""
     sections = [
         header(records, manifest),
         results_section(rows, manifest),
+        unreadable_section(unreadable),
         chosen_section(rows, manifest),
         "## Which one should I use?\n\n" + _smoke_caveat(manifest) + recommend(rows, comparer),
         comparison_section(rows, comparer),

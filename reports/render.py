@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.records import RecordError, load_records, read_manifest, write_bytes_atomic
+from bench.records import RecordError, load_folder, read_manifest, write_bytes_atomic
 from reports.compare import Comparer
-from reports.markdown import render_markdown
+from reports.markdown import RERUN_HINT, render_markdown
 from reports.plots import render_plots
 from reports.table import summarize, summary_frame
 
@@ -23,18 +23,21 @@ PLOTS_DIR = "plots"
 def build_outputs(results_dir: Path) -> dict[str, bytes]:
     """Every output file of the report, keyed by its path relative to ``results_dir``.
 
-    Raises :class:`bench.records.RecordError` when the folder is not a results folder, a record
-    is corrupt, or there is no record at all.
+    Raises :class:`bench.records.RecordError` when the folder is not a results folder or holds
+    no readable record; unreadable records are listed in the report, the rest renders.
     """
     results_dir = Path(results_dir)
-    records = load_records(results_dir)
+    folder = load_folder(results_dir)
     manifest = read_manifest(results_dir)
+    records = folder.records
     if not records:
+        if folder.unreadable:  # nothing else to show: say what is wrong with what is there
+            raise RecordError(f"{folder.unreadable[0].message}; {RERUN_HINT}")
         raise RecordError(f"{results_dir} holds no run records yet (runs/*/record.json)")
     rows = summarize(records, manifest.get("archs"))
     comparer = Comparer(results_dir, rows)
     plots = render_plots(rows)
-    markdown = render_markdown(records, manifest, rows, comparer, plots)
+    markdown = render_markdown(records, manifest, rows, comparer, plots, folder.unreadable)
     frame = summary_frame(records, manifest.get("archs"))
     outputs = {
         REPORT_NAME: markdown.encode("utf-8"),

@@ -1,12 +1,15 @@
 """The record schema: validation, atomic writes, and the documentation agreeing with the code."""
 
+import errno
 import json
+import os
 import re
 from pathlib import Path
 
 import pytest
 
 from bench import records
+from tests.mounts import read_only, tiny_disk
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -61,8 +64,11 @@ def test_a_corrupt_record_names_its_file(tmp_path):
     run.mkdir(parents=True)
     (run / "record.json").write_text("{not json")
     (tmp_path / "manifest.json").write_text(json.dumps({"schema_version": 1}))
-    with pytest.raises(records.RecordError, match="cannot read record .*record.json"):
+    with pytest.raises(records.RecordError, match="record.json: cannot read record"):
         records.load_records(tmp_path)
+    folder = records.load_folder(tmp_path)  # the lenient reader sets it apart instead
+    assert folder.records == [] and [u.run_id for u in folder.unreadable] == ["x"]
+    assert folder.unreadable[0].message.startswith(str(run / "record.json") + ": cannot read")
 
 
 def test_a_folder_without_manifest_is_not_a_results_folder(tmp_path):
@@ -76,3 +82,48 @@ def test_schema_page_documents_every_metric_and_history_key():
     assert set(records.METRICS) <= documented
     assert set(records.HISTORY_KEYS) <= documented
     assert f"version {records.SCHEMA_VERSION}" in page
+
+
+def test_the_committed_version_1_example_report_is_still_readable():
+    folder = records.load_folder(ROOT / "docs" / "example-report")
+    assert folder.unreadable == [] and len(folder.records) == 18
+    assert {r["schema_version"] for r in folder.records} == {1}
+    assert records.read_manifest(ROOT / "docs" / "example-report")["schema_version"] == 1
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_files_get_the_permissions_of_the_users_umask(tmp_path, umask):
+    previous = os.umask(umask)
+    try:
+        records.write_record(tmp_path, make_record())
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "record.json").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_a_full_disk_names_the_path_and_leaves_the_old_file(tmp_path, monkeypatch):
+    # Injected ENOSPC at the write: runs everywhere (see the tmpfs test for a real full disk).
+    records.write_record(tmp_path, make_record())
+    before = (tmp_path / "record.json").read_bytes()
+
+    def full(fd, fh=None):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(records.OutputError) as caught:
+        records.write_record(tmp_path, make_record(seed=1))
+    assert str(caught.value) == f"cannot write {tmp_path / 'record.json'}: No space left on device"
+    assert (tmp_path / "record.json").read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["record.json"]  # no temporary file left
+
+
+def test_a_real_full_disk_and_a_real_read_only_folder(tmp_path):
+    with tiny_disk(tmp_path / "disk", 16) as disk:
+        with pytest.raises(records.OutputError, match="No space left on device"):
+            records.write_bytes_atomic(disk / "big.bin", b"x" * 64 * 1024)
+        assert list(disk.iterdir()) == []
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    expected = f"cannot write {folder}/a.json: Read-only file system"
+    with read_only(folder), pytest.raises(records.OutputError, match=expected):
+        records.write_json_atomic(folder / "a.json", {})

@@ -294,16 +294,33 @@ def test_cli_rejects_a_folder_that_is_not_a_results_folder(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
 
 
-def test_cli_rejects_a_corrupt_record_and_overwrites_nothing(tmp_path):
+def test_cli_renders_the_rest_of_a_folder_with_a_corrupt_record_and_names_it(tmp_path):
+    # python -m reports RESULTS_DIR, one of two records damaged
     folder, _ = make_grid(tmp_path, {"lstm": {"accuracy": 0.85}}, seeds=[0, 1])
-    (folder / "report.md").write_text("previous report")
-    record_path = next((folder / "runs").glob("*/record.json"))
+    record_path = sorted((folder / "runs").glob("*/record.json"))[0]
     record = json.loads(record_path.read_text())
     del record["metrics"]["test_accuracy"]
     record_path.write_text(json.dumps(record))
+    run_id = record_path.parent.name
+    result = _cli(str(folder))
+    assert result.returncode == 1
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert str(record_path) in result.stderr and "test_accuracy" in result.stderr
+    assert "--resume" in result.stderr
+    report = (folder / "report.md").read_text()
+    assert "## Runs that could not be read" in report
+    assert f"- `{run_id}` (`runs/{run_id}/record.json`): record metrics missing: test_accuracy" in report
+    assert "| 1 |" in report or "1 seed" in report  # the readable seed is still reported
+
+
+def test_cli_with_only_unreadable_records_renders_nothing(tmp_path):
+    folder, _ = make_grid(tmp_path, {"lstm": {"accuracy": 0.85}}, seeds=[0])
+    (folder / "report.md").write_text("previous report")
+    record_path = next((folder / "runs").glob("*/record.json"))
+    record_path.write_text("{trunc")
     result = _cli(str(folder))
     assert result.returncode == 2
-    assert len(result.stderr.strip().splitlines()) == 1 and "test_accuracy" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and str(record_path) in result.stderr
     assert (folder / "report.md").read_text() == "previous report"
     assert not (folder / "summary.csv").exists() and not (folder / "plots").exists()
     with pytest.raises(RecordError):

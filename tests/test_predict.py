@@ -1,0 +1,74 @@
+"""``python -m bench.predict``: bad input and damaged run folders give one line and exit 2."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.config import RunSpec, profile_config
+from bench.executor import VOCAB_NAME, execute_run
+from bench.predict import PredictError, Predictor, main
+from data_pipeline import make_synthetic_archive
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    archive = make_synthetic_archive(tmp_path_factory.mktemp("data") / "imdb.tar.gz",
+                                     n_per_class_train=100, n_per_class_test=40)
+    config = profile_config("smoke", {"data.vocab_size": 300, "data.train_limit": None,
+                                      "data.test_limit": None, "train.epochs": 1,
+                                      "measure.latency_reps": 3})
+    spec = RunSpec("bag_of_embeddings", 0, "smoke", "cpu", 1, config, data_path=str(archive))
+    folder = tmp_path_factory.mktemp("runs") / spec.run_id
+    record = execute_run(spec, folder, progress=False, log_epochs=False)
+    assert record["status"] == "ok", record["error"]
+    return folder
+
+
+def _predict(capsys, *argv):
+    code = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.mark.parametrize("text", ["", "   ", ";;: ::"])
+def test_text_without_words_is_refused_not_classified(capsys, run_dir, text):
+    # python -m bench.predict RUN_DIR ""
+    code, out, err = _predict(capsys, run_dir, "a fine film", text)
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and "has no words to classify" in err
+    with pytest.raises(PredictError):
+        Predictor(run_dir).predict([text])
+
+
+@pytest.mark.parametrize("content", ["", "\n", "<unk>\n<unk>\nfilm\n"])
+def test_an_empty_or_garbage_vocabulary_gives_one_line(capsys, tmp_path, run_dir, content):
+    # python -m bench.predict RUN_DIR "text" with runs/<id>/vocab.txt emptied or garbled
+    damaged = tmp_path / "run"
+    damaged.mkdir()
+    for item in run_dir.iterdir():
+        (damaged / item.name).write_bytes(item.read_bytes())
+    (damaged / VOCAB_NAME).write_text(content)
+    code, out, err = _predict(capsys, damaged, "a fine film")
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith("predict: error:") and "vocab" in err
+
+
+def test_file_dash_reads_standard_input(run_dir):
+    # printf 'a fine film\n\nawful\n' | python -m bench.predict RUN_DIR --file -
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.predict", str(run_dir), "--file", "-"],
+        input="a fine film\n\nawful stuff\n", capture_output=True, text=True, cwd=ROOT, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 2 and lines[0].endswith("\ta fine film") and lines[1].endswith("\tawful stuff")
+    assert all(line.split("\t")[0] in ("positive", "negative") for line in lines)
+
+
+def test_a_missing_file_gives_one_line(capsys, tmp_path, run_dir):
+    code, _, err = _predict(capsys, run_dir, "--file", tmp_path / "nope.txt")
+    assert code == 2 and err.count("\n") == 1 and "cannot read --file" in err
