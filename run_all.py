@@ -12,10 +12,13 @@ write a report that compares accuracy, speed and memory.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
+import signal
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -59,8 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=(
             "Data: --data PATH or the RNNBENCH_IMDB variable name the IMDb archive "
             "(aclImdb_v1.tar.gz, its labeled part, or an extracted aclImdb/ folder); otherwise the "
-            "cache ($XDG_CACHE_HOME/rnnbench) or a download is used. Exit codes: 0 done, 1 a run "
-            "crashed, 2 bad input, 130 interrupted."
+            "cache ($XDG_CACHE_HOME/rnnbench) or a download is used. Exit codes: 0 every run "
+            "succeeded, 1 a run failed (named at the end; --resume retries it) or a record is "
+            "unreadable, 2 bad input, a results folder in use, or output that cannot be written, "
+            "130 interrupted."
         ),
         formatter_class=_HelpFormatter,
     )
@@ -106,11 +111,17 @@ def build_parser() -> argparse.ArgumentParser:
                         help="results folder (default: results/<profile>-<device>)")
     exists = parser.add_mutually_exclusive_group()
     exists.add_argument("--resume", action="store_true",
-                        help="continue in an existing results folder, skipping finished runs")
+                        help="continue in an existing results folder with the same settings: "
+                        "runs that succeeded are skipped, failed runs (diverged, killed, crashed, "
+                        "out of memory) and runs whose record is unreadable are run again")
     exists.add_argument("--overwrite", action="store_true",
                         help="delete an existing results folder's runs and report first")
     parser.add_argument("--run-id", action="append", default=[], metavar="ID",
                         help="(re-)run only this run of the grid, replacing its record (repeatable)")
+    parser.add_argument("--allow-other-commit", action="store_true",
+                        help="continue (--resume, --run-id) a results folder created by another "
+                        "commit, or from a checkout with uncommitted changes; the report lists "
+                        "every commit that wrote to the folder")
     parser.add_argument("--records-only", action="store_true",
                         help="keep records and test probabilities only, no checkpoints")
     parser.add_argument("--report-only", action="store_true",
@@ -185,20 +196,20 @@ def parse_settings(settings: list[str]) -> dict[str, str]:
     return overrides
 
 
-def prepare_out_dir(out: Path, *, resume: bool, overwrite: bool, run_ids: list[str]) -> None:
-    from bench import records
+def check_out_dir(out: Path, *, resume: bool, overwrite: bool, run_ids: list[str]) -> None:
+    """Refuse an --out this command may not write; reads only, so a refused folder is untouched."""
+    from bench import folder, records
 
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file; give a folder path")
     is_results = (out / records.MANIFEST_NAME).is_file()
-    has_content = out.is_dir() and any(out.iterdir())
+    has_content = out.is_dir() and any(p.name != folder.LOCK_NAME for p in out.iterdir())
     if resume or run_ids:
         if has_content and not is_results:
             raise UsageError(f"{out} is not an rnnbench results folder (no manifest.json); "
                              "choose another --out")
         if is_results:
             records.read_manifest(out)
-            records.load_records(out)  # a corrupt record is reported before anything runs
         return
     if not has_content:
         return
@@ -207,12 +218,37 @@ def prepare_out_dir(out: Path, *, resume: bool, overwrite: bool, run_ids: list[s
                          "--overwrite to replace it, or choose another --out")
     if not is_results:
         raise UsageError(f"{out} is not an rnnbench results folder; refusing to overwrite it")
-    for name in (records.RUNS_DIR, "plots"):
-        shutil.rmtree(out / name, ignore_errors=True)
+
+
+def clear_out_dir(out: Path) -> None:
+    """Delete a results folder's runs, report, tuning and manifest (--overwrite; under the lock)."""
+    from bench import records
     from bench.tune import TUNING_NAME
 
-    for name in ("report.md", "summary.csv", TUNING_NAME, records.MANIFEST_NAME):
-        (out / name).unlink(missing_ok=True)
+    with records.writing(out):
+        for name in (records.RUNS_DIR, "plots"):
+            if (out / name).exists():
+                shutil.rmtree(out / name)
+        for name in ("report.md", "summary.csv", TUNING_NAME, records.MANIFEST_NAME):
+            (out / name).unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def locked_out_dir(out: Path, argv: list[str]) -> Iterator[None]:
+    """Create ``out`` if needed and hold its write lock; a folder this command created and left
+    empty (it was refused, say) is removed again."""
+    from bench import folder, records
+
+    created = not out.exists()
+    with records.writing(out):
+        out.mkdir(parents=True, exist_ok=True)
+    try:
+        with folder.locked(out, argv):
+            yield
+    finally:
+        if created and [p.name for p in out.iterdir()] == [folder.LOCK_NAME]:
+            (out / folder.LOCK_NAME).unlink()
+            out.rmdir()
 
 
 def select_runs(specs: list[RunSpec], run_ids: list[str]) -> list[RunSpec]:
@@ -227,17 +263,27 @@ def select_runs(specs: list[RunSpec], run_ids: list[str]) -> list[RunSpec]:
     return [s for s in specs if s.run_id in run_ids]
 
 
+def _terminated(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM unwinds like Ctrl-C: the child is stopped, the lock freed
+
+
 def main(argv: list[str] | None = None) -> int:
+    from bench.folder import FolderError
+    from bench.records import OutputError
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         return _main(args, argv if argv is not None else sys.argv[1:])
-    except UsageError as exc:
+    except (UsageError, FolderError, OutputError) as exc:
         print(f"run_all.py: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("\ninterrupted; finished records are kept (continue with --resume)", file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _main(args: argparse.Namespace, argv: list[str]) -> int:
@@ -252,25 +298,31 @@ def _main(args: argparse.Namespace, argv: list[str]) -> int:
         return _report_only(out)
     archs, config = _resolve_config(args, profile)
     threads, specs = _plan(args, archs, config, profile, device)
-    previous, protocol = _open_out_dir(args, out)
-    specs, tuning = _prepare_data_and_tune(args, specs, config, profile, device, out, previous, archs)
-    manifest = {
-        "profile": profile,
-        "device": device.type,
-        "threads": threads,
-        "argv": ["run_all.py", *argv],
-        # A resumed folder may have been started with other architectures: the report covers all.
-        "archs": _merge_archs(previous.get("archs", []), archs),
-        "seeds": max(args.seeds, previous.get("seeds", 0)),
-        "protocol": protocol,
-        **({"tuning": tuning} if tuning is not None else {}),
-        "started_utc": previous.get("started_utc", utc_now()),
-        "finished_utc": None,
-        "wall_time_s": previous.get("wall_time_s", 0.0),
-    }
-    outcome = _execute(args, specs, out, manifest)
-    _render(out, manifest)
-    return _exit_code(outcome)
+    check_out_dir(out, resume=args.resume, overwrite=args.overwrite, run_ids=args.run_id)
+    with locked_out_dir(out, ["run_all.py", *argv]):
+        previous, protocol, settings = _open_out_dir(args, out, specs)
+        specs, tuning = _prepare_data_and_tune(
+            args, specs, config, profile, device, out, previous, archs
+        )
+        manifest = {
+            "profile": profile,
+            "device": device.type,
+            "threads": threads,
+            "argv": ["run_all.py", *argv],
+            # A resumed folder may have been started with other architectures: the report covers all.
+            "archs": _merge_archs(previous.get("archs", []), archs),
+            "seeds": max(args.seeds, previous.get("seeds", 0)),
+            "protocol": protocol,
+            **({"tuning": tuning} if tuning is not None else {}),
+            "settings": settings,
+            "commits": _commits(previous),
+            "started_utc": previous.get("started_utc", utc_now()),
+            "finished_utc": None,
+            "wall_time_s": previous.get("wall_time_s", 0.0),
+        }
+        outcome = _execute(args, specs, out, manifest)
+        unreadable = _render(out, manifest)
+    return _exit_code(outcome, unreadable)
 
 
 def _resolve_target(args: argparse.Namespace) -> tuple[torch.device, str, Path]:
@@ -288,17 +340,15 @@ def _resolve_target(args: argparse.Namespace) -> tuple[torch.device, str, Path]:
 
 
 def _report_only(out: Path) -> int:
-    """Re-render the report of an existing results folder."""
+    """Re-render the report of an existing results folder (no lock: it only reads records, and
+    every file it writes is replaced atomically)."""
     from bench import records
-    from reports import render_report, terminal_summary
 
     try:
-        path = render_report(out)
-        print(terminal_summary(records.load_records(out), records.read_manifest(out)))
+        unreadable = _render(out, None)
     except records.RecordError as exc:
         raise UsageError(f"{exc}") from None
-    print(f"\nreport: {path}")
-    return 0
+    return 1 if unreadable else 0
 
 
 def _resolve_config(args: argparse.Namespace, profile: str) -> tuple[list[str], RunConfig]:
@@ -335,21 +385,43 @@ def _plan(
     return threads, specs
 
 
-def _open_out_dir(args: argparse.Namespace, out: Path) -> tuple[dict[str, Any], str]:
-    """Check and prepare the results folder; its previous manifest (if any) and this protocol."""
-    from bench import records
+def _open_out_dir(
+    args: argparse.Namespace, out: Path, specs: list[RunSpec]
+) -> tuple[dict[str, Any], str, dict[str, Any]]:
+    """Check the locked results folder against this command (protocol, settings, commit) and clear
+    it for --overwrite; its previous manifest, this protocol and the settings of this grid."""
+    from bench import folder, records
+    from bench.tune import DROPOUT_KEY, LR_KEY
 
+    protocol = "tuned" if args.tune else "fixed"
+    per_arch = (LR_KEY, DROPOUT_KEY) if args.tune else ()
+    settings = folder.grid_settings(specs, per_arch)
+    if args.overwrite:
+        clear_out_dir(out)
+        return {}, protocol, settings
     try:
-        prepare_out_dir(out, resume=args.resume, overwrite=args.overwrite, run_ids=args.run_id)
+        previous = records.read_manifest(out) if (out / records.MANIFEST_NAME).is_file() else {}
+        held = records.load_folder(out) if previous else records.Folder([], [])
     except records.RecordError as exc:
         raise UsageError(f"{exc}") from None
-    previous = records.read_manifest(out) if (out / records.MANIFEST_NAME).is_file() else {}
-    protocol = "tuned" if args.tune else "fixed"
     if previous.get("protocol", protocol) != protocol:
         raise UsageError(f"{out} holds runs of the {previous['protocol']} protocol; "
                          f"{'drop' if previous['protocol'] == 'fixed' else 'add'} --tune or "
                          "choose another --out")
-    return previous, protocol
+    if previous:
+        folder.check_settings(out, previous, held.records, settings, per_arch)
+        if not args.allow_other_commit:
+            folder.check_commit(out, previous, held.records)
+    for item in held.unreadable:
+        print(f"unreadable record {item.message}; a run of this grid with that id is run again",
+              file=sys.stderr)
+    return previous, protocol, settings
+
+
+def _commits(previous: dict[str, Any]) -> list[dict[str, Any]]:
+    from bench.folder import with_commit
+
+    return with_commit(previous)
 
 
 def _prepare_data_and_tune(
@@ -367,7 +439,6 @@ def _prepare_data_and_tune(
           f"{args.seeds} seed(s) -> {out}", file=sys.stderr)
     print(f"data: {data.source.path} ({len(data.train):,} train / {len(data.val):,} validation / "
           f"{len(data.test):,} test reviews, vocabulary {len(data.vocab):,})", file=sys.stderr)
-    out.mkdir(parents=True, exist_ok=True)
     if not args.tune:
         # The children load the same data from the cache this warmed.
         return specs, None
@@ -400,29 +471,44 @@ def _execute(
     return outcome
 
 
-def _render(out: Path, manifest: dict[str, Any]) -> None:
-    """Render the report when there is anything to report."""
+def _render(out: Path, manifest: dict[str, Any] | None) -> list[Any]:
+    """Render the report when there is anything to report, name the records left out as
+    unreadable, and return those. With ``manifest`` None (--report-only), it is read from ``out``,
+    and a folder with nothing to report is an error."""
     from bench import records
     from reports import render_report, terminal_summary
+    from reports.markdown import RERUN_HINT
 
-    all_records = records.load_records(out)
-    if all_records:
+    held = records.load_folder(out)
+    if manifest is None:
+        manifest = records.read_manifest(out)
+        if not held.records and not held.unreadable:
+            raise UsageError(f"{out} holds no run records yet (runs/*/record.json)")
+    if held.records:
         path = render_report(out)
         print()
-        print(terminal_summary(all_records, manifest))
+        print(terminal_summary(held.records, manifest))
         print(f"\nreport: {path}")
+    elif held.unreadable:
+        raise UsageError(f"{held.unreadable[0].message}; {RERUN_HINT}")
+    for item in held.unreadable:
+        print(f"unreadable record left out of the report: {item.message}; {RERUN_HINT}",
+              file=sys.stderr)
+    return held.unreadable
 
 
-def _exit_code(outcome: GridOutcome) -> int:
-    """0 done, 1 a run crashed, 130 interrupted."""
+def _exit_code(outcome: GridOutcome, unreadable: list[Any]) -> int:
+    """0 every run succeeded, 1 a run failed or a record is unreadable, 130 interrupted."""
     if outcome.interrupted:
         print("interrupted; continue with --resume", file=sys.stderr)
         return EXIT_INTERRUPTED
-    if outcome.crashed:
-        print(f"{len(outcome.crashed)} run(s) crashed (tracebacks above): "
-              f"{', '.join(outcome.crashed)}", file=sys.stderr)
+    if outcome.failed:
+        named = ", ".join(f"{run_id} ({kind})" for run_id, kind in outcome.failed.items())
+        print(f"{len(outcome.failed)} of {len(outcome.ran)} run(s) failed: {named}. Retry them "
+              "with the same command and --resume (runs that succeeded are kept), or one with "
+              "--run-id ID", file=sys.stderr)
         return 1
-    return 0
+    return 1 if unreadable else 0
 
 
 if __name__ == "__main__":

@@ -210,13 +210,15 @@ def parse_value(key: str, text: str, annotation: Any) -> Any:
             return int(text.replace("_", ""))
         if annotation is float:
             value = float(text)
-            if not math.isfinite(value):
-                raise ConfigError(f"{key} must be a finite number, got {text!r}")
-            return value
         if annotation is str:
             return text
     except ValueError:
         raise ConfigError(f"{key} expects {annotation.__name__}, got {text!r}") from None
+    if annotation is float:
+        # inf or nan would pass every range check (nan compares false) and fail mid-run.
+        if not math.isfinite(value):
+            raise ConfigError(f"{key} must be a finite number, got {text!r}")
+        return value
     raise ConfigError(f"{key} has an unsupported type {annotation!r}")
 
 

@@ -131,7 +131,10 @@ def _run_child(ctx: Any, spec: RunSpec, run_dir: Path, progress: bool) -> int | 
         _stop(proc)
         raise
     finally:
-        message = receiver.recv() if receiver.poll() else None
+        try:
+            message = receiver.recv() if receiver.poll() else None
+        except EOFError:  # the child closed its end without sending: nothing to report
+            message = None
         receiver.close()
     if proc.exitcode == EXIT_OUTPUT and message:
         raise records.OutputError(*message)

@@ -26,6 +26,12 @@ from data_pipeline import Batch, EncodedSplit, make_batches
 # The progress bar's running loss is read (a host sync on CUDA) at most this often.
 _PROGRESS_INTERVAL_S = 1.0
 
+#: Training has diverged when an epoch's mean loss (or its running mean, read with the progress
+#: bar) exceeds this many times the loss of the first batch, taken before any update: chance-level
+#: binary cross-entropy is ln 2 ~ 0.69, so the bound sits near 7, which no run that learns reaches
+#: and a learning rate of 1e6 passes within the first epoch.
+DIVERGENCE_FACTOR = 10.0
+
 
 class DivergedError(RuntimeError):
     """Training diverged: the loss became NaN or infinite (``kind`` ``nan_loss``), or grew past
@@ -117,6 +123,7 @@ class Trainer:
         self.clock = clock
         self.loss_fn = nn.BCEWithLogitsLoss(reduction="sum")
         params = [p for p in self.model.parameters() if p.requires_grad]
+        self._first_loss: torch.Tensor | None = None  # per-sample loss of fit's first batch
         self.optimizer = torch.optim.Adam(params, lr=train_config.lr, weight_decay=train_config.weight_decay)
         self._params = params
 
@@ -147,6 +154,8 @@ class Trainer:
         stale = 0
         stop_reason = "epochs"
         steady = _SteadyWindow()
+        self._first_loss = None
+        self._check_step_size()
         start = self.clock()
         deadline = start + cfg.max_time_s if cfg.max_time_s > 0 else math.inf
 
@@ -155,8 +164,7 @@ class Trainer:
             train_loss, train_accuracy, timed_out = self._train_epoch(
                 train, epoch, seed=seed, desc=desc, deadline=deadline, steady=steady
             )
-            if not math.isfinite(train_loss):
-                raise DivergedError(f"training loss became {train_loss} in epoch {epoch}")
+            self._check_loss(train_loss, epoch)
             val_result = self.evaluate(val, desc=f"{desc}validate")
             history.append(
                 {
@@ -226,6 +234,8 @@ class Trainer:
                     window_start = self.clock()
                 tokens, lengths, labels = _to_device(batch, self.device)
                 loss, correct = self.train_step(tokens, lengths, labels)
+                if self._first_loss is None:  # kept on the device: read where the loss is read
+                    self._first_loss = loss / len(batch.lengths)
                 loss_sum += loss
                 correct_sum += correct
                 seen += len(batch.lengths)
@@ -236,7 +246,9 @@ class Trainer:
                 bar.update(1)
                 if now - last_report >= _PROGRESS_INTERVAL_S:
                     elapsed = now - epoch_start
-                    bar.set_postfix(loss=f"{loss_sum.item() / seen:.4f}", samples_s=f"{seen / elapsed:,.0f}")
+                    running_loss = loss_sum.item() / seen
+                    self._check_loss(running_loss, epoch)  # a long epoch stops when it diverges
+                    bar.set_postfix(loss=f"{running_loss:.4f}", samples_s=f"{seen / elapsed:,.0f}")
                     last_report = now
                 if now > deadline:
                     timed_out = True
@@ -248,6 +260,31 @@ class Trainer:
                 steady.tokens += window_tokens
         bar.close()
         return loss_sum.item() / max(seen, 1), correct_sum.item() / max(seen, 1), timed_out
+
+    def _check_step_size(self) -> None:
+        """Raise :class:`DivergedError` if Adam's first step cannot even be represented: it moves
+        each weight by up to lr / (1 - beta1), and past the weights' float range torch raises an
+        overflow error from inside the optimizer instead of training."""
+        beta1 = self.optimizer.param_groups[0]["betas"][0]
+        dtypes = {p.dtype for p in self._params}
+        largest = min((torch.finfo(d).max for d in dtypes if d.is_floating_point), default=math.inf)
+        if self.cfg.lr / (1 - beta1) > largest:
+            raise DivergedError(
+                f"train.lr {self.cfg.lr:g} makes Adam's first step ({self.cfg.lr / (1 - beta1):.3g}) "
+                f"larger than the weights' largest value ({largest:.3g}); lower train.lr", "diverged",
+            )
+
+    def _check_loss(self, mean_loss: float, epoch: int) -> None:
+        """Raise :class:`DivergedError` if the mean training loss is NaN/infinite or exceeds
+        :data:`DIVERGENCE_FACTOR` times the first batch's loss."""
+        if not math.isfinite(mean_loss):
+            raise DivergedError(f"training loss became {mean_loss} in epoch {epoch}", "nan_loss")
+        first = self._first_loss.item() if self._first_loss is not None else math.nan
+        if math.isfinite(first) and mean_loss > DIVERGENCE_FACTOR * first:
+            raise DivergedError(
+                f"training loss {mean_loss:.4g} in epoch {epoch} exceeds {DIVERGENCE_FACTOR:g}x "
+                f"the first batch's {first:.4g}; lower train.lr", "diverged",
+            )
 
     def _log_epoch(self, entry: dict[str, float], desc: str) -> None:
         """One line per epoch when progress is shown or epochs are logged."""
