@@ -504,9 +504,11 @@ def _exit_code(outcome: GridOutcome, unreadable: list[Any]) -> int:
         return EXIT_INTERRUPTED
     if outcome.failed:
         named = ", ".join(f"{run_id} ({kind})" for run_id, kind in outcome.failed.items())
-        print(f"{len(outcome.failed)} of {len(outcome.ran)} run(s) failed: {named}. Retry them "
-              "with the same command and --resume (runs that succeeded are kept), or one with "
-              "--run-id ID", file=sys.stderr)
+        hint = ("; diverged runs fail again with the same settings: lower train.lr, in another "
+                "--out" if set(outcome.failed.values()) & {"diverged", "nan_loss"} else "")
+        print(f"{len(outcome.failed)} of {len(outcome.ran)} run(s) failed: {named}. The same "
+              "command with --resume retries the failed runs and keeps the others (or --run-id ID "
+              f"retries one){hint}", file=sys.stderr)
         return 1
     return 1 if unreadable else 0
 

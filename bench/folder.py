@@ -67,7 +67,11 @@ def locked(out_dir: Path, argv: Sequence[str]) -> Iterator[None]:
             handle.write(f"pid {os.getpid()} on {socket.gethostname()} since {started} "
                          f"({' '.join(argv)})\n")
             handle.flush()
-        yield
+        try:
+            yield
+        finally:
+            with contextlib.suppress(OSError):  # it names no holder once released
+                handle.truncate(0)
     finally:
         handle.close()  # closing the file releases the lock
 
