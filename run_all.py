@@ -412,9 +412,12 @@ def _open_out_dir(
         folder.check_settings(out, previous, held.records, settings, per_arch)
         if not args.allow_other_commit:
             folder.check_commit(out, previous, held.records)
+    planned = {spec.run_id for spec in specs}
     for item in held.unreadable:
-        print(f"unreadable record {item.message}; a run of this grid with that id is run again",
-              file=sys.stderr)
+        fate = ("it is run again" if item.run_id in planned else
+                "it is run again if tuning plans that run" if args.tune else
+                "it is not a run of this command's grid, so it stays as it is")
+        print(f"unreadable record {item.message}; {fate}", file=sys.stderr)
     return previous, protocol, settings
 
 

@@ -8,6 +8,7 @@ share a process or a disk other than the results folder.
 from __future__ import annotations
 
 import copy
+import io
 import random
 import sys
 import time
@@ -236,15 +237,26 @@ def _write_artifacts(
     raises :class:`bench.records.OutputError`: a full disk is not the run's failure."""
     artifacts: dict[str, str | None] = {"test_probs": records.TEST_PROBS_NAME, "test_labels": records.TEST_LABELS_NAME,
                  "checkpoint": None, "vocab": None, "config": None}
-    with records.writing(run_dir):
-        np.save(run_dir / records.TEST_PROBS_NAME, test.probs.astype(np.float32))
-        np.save(run_dir / records.TEST_LABELS_NAME, test.labels.astype(np.int8))
-        if spec.keep_artifacts:
-            torch.save(fit.best_state, run_dir / CHECKPOINT_NAME)
+    # Serialised in memory, then written atomically: torch.save onto a full disk raises a bare
+    # RuntimeError and leaves half a file, where write_bytes_atomic names the path and the cause.
+    records.write_bytes_atomic(run_dir / records.TEST_PROBS_NAME, _npy(test.probs.astype(np.float32)))
+    records.write_bytes_atomic(run_dir / records.TEST_LABELS_NAME, _npy(test.labels.astype(np.int8)))
+    if spec.keep_artifacts:
+        checkpoint = io.BytesIO()
+        torch.save(fit.best_state, checkpoint)
+        records.write_bytes_atomic(run_dir / CHECKPOINT_NAME, checkpoint.getvalue())
+        with records.writing(run_dir / VOCAB_NAME, name_path=True):
             data.vocab.save(run_dir / VOCAB_NAME)
-            records.write_json_atomic(run_dir / CONFIG_NAME, spec.to_dict())
-            artifacts.update(checkpoint=CHECKPOINT_NAME, vocab=VOCAB_NAME, config=CONFIG_NAME)
+        records.write_json_atomic(run_dir / CONFIG_NAME, spec.to_dict())
+        artifacts.update(checkpoint=CHECKPOINT_NAME, vocab=VOCAB_NAME, config=CONFIG_NAME)
     return artifacts
+
+
+def _npy(array: np.ndarray) -> bytes:
+    """``array`` in NumPy's ``.npy`` format."""
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
 
 
 def trainable_params(model: nn.Module) -> int:

@@ -80,7 +80,7 @@ def _die_with_parent(parent_pid: int) -> None:
 
 
 def _child(spec: RunSpec, run_dir: Path, progress: bool, parent_pid: int, report: Any) -> None:
-    # SIGINT is ignored here (inherited from the parent, see _start): a Ctrl-C reaches the whole
+    # SIGINT is ignored here (inherited, see _start_shielded): a Ctrl-C reaches the whole
     # terminal group, and the parent alone answers it, by sending this child SIGTERM. Until this
     # line runs, SIGTERM kills the child silently; from here on it unwinds it cleanly.
     signal.signal(signal.SIGTERM, _raise_interrupt)
@@ -94,22 +94,27 @@ def _child(spec: RunSpec, run_dir: Path, progress: bool, parent_pid: int, report
         sys.exit(EXIT_OUTPUT)
 
 
-def _start(ctx: Any, spec: RunSpec, run_dir: Path, progress: bool) -> tuple[Any, Any]:
-    """Start ``spec``'s child process; return it and the end of the pipe it reports errors on."""
-    receiver, sender = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(spec, run_dir, progress, os.getpid(), sender),
-                       name=spec.run_id)
-    # An ignored SIGINT survives exec, so the child ignores Ctrl-C from its first instruction: a
-    # Ctrl-C while it is still importing no longer prints multiprocessing's bootstrap traceback.
-    in_main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if in_main_thread else None
+def _start_shielded(proc: Any) -> None:
+    """Start ``proc`` so that it ignores SIGINT from its first instruction, without this process
+    losing a Ctrl-C that arrives meanwhile.
+
+    An ignored SIGINT survives exec, so the child cannot be interrupted while it imports (which
+    printed multiprocessing's 20-line bootstrap traceback); the parent alone answers Ctrl-C, by
+    stopping the child. Blocking SIGINT around the start keeps a Ctrl-C from that moment pending
+    (Linux never discards a blocked signal), and it is delivered here once the start is done.
+    """
+    shield = (threading.current_thread() is threading.main_thread()
+              and hasattr(signal, "pthread_sigmask"))
+    if not shield:
+        proc.start()
+        return
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         proc.start()
     finally:
-        if in_main_thread:
-            signal.signal(signal.SIGINT, previous)
-    sender.close()
-    return proc, receiver
+        signal.signal(signal.SIGINT, previous)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 def _stop(proc: Any) -> None:
@@ -124,16 +129,21 @@ def _stop(proc: Any) -> None:
 def _run_child(ctx: Any, spec: RunSpec, run_dir: Path, progress: bool) -> int | None:
     """Run ``spec`` in a child process and return its exit code; raise
     :class:`bench.records.OutputError` if the child could not write its output."""
-    proc, receiver = _start(ctx, spec, run_dir, progress)
+    receiver, sender = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_child, args=(spec, run_dir, progress, os.getpid(), sender),
+                       name=spec.run_id)
     try:
+        _start_shielded(proc)
+        sender.close()
         proc.join()
     except KeyboardInterrupt:
-        _stop(proc)
+        if proc.pid is not None:  # started: the Ctrl-C may have come just after the start
+            _stop(proc)
         raise
     finally:
         try:
             message = receiver.recv() if receiver.poll() else None
-        except EOFError:  # the child closed its end without sending: nothing to report
+        except (EOFError, OSError):  # the child closed its end without sending
             message = None
         receiver.close()
     if proc.exitcode == EXIT_OUTPUT and message:
