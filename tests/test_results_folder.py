@@ -1,0 +1,382 @@
+"""A results folder you can trust (issue 14): each case as a user would type it.
+
+1. --resume with other settings is refused; 2. a second writer is refused while the first holds
+the folder; 3. failures exit 1, are named and retried by --resume; 4. output that cannot be
+written gives one line and exit 2; 5. a corrupt record is named, the rest renders, and it is re-run;
+6. Ctrl-C at a run's start and a killed parent leave no traceback and no orphan.
+
+Training runs are real (smoke profile, tiny generated archive, one child process per run).
+Read-only folders and full disks are real where the test may mount (root): see tests/mounts.py;
+the same paths are also driven by an injected OSError so that they are tested everywhere.
+"""
+
+import errno
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import run_all
+from bench import environment, folder, records
+from data_pipeline import make_synthetic_archive
+from tests.mounts import read_only, tiny_disk
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def checkout(tmp_path_factory):
+    """A clean git checkout for run_all.py processes to report (GIT_DIR, GIT_WORK_TREE): this
+    one may have uncommitted changes, and --resume refuses those."""
+    tree = tmp_path_factory.mktemp("checkout")
+    env = {**os.environ, "GIT_DIR": str(tree / ".git"), "GIT_WORK_TREE": str(tree)}
+    for command in (["init", "-q"], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q",
+                                     "--allow-empty", "-m", "clean"]):
+        subprocess.run(["git", *command], env=env, check=True, capture_output=True)
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], env=env, check=True, capture_output=True,
+                            text=True).stdout.strip()
+    return env, commit
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory):
+    return make_synthetic_archive(
+        tmp_path_factory.mktemp("data") / "imdb.tar.gz", n_per_class_train=120, n_per_class_test=50
+    )
+
+
+@pytest.fixture(autouse=True)
+def _clean_checkout(monkeypatch, checkout):
+    monkeypatch.setattr(environment, "git_state", lambda: (checkout[1], False))
+    for name in ("GIT_DIR", "GIT_WORK_TREE"):  # for the run_all.py processes started here
+        monkeypatch.setenv(name, checkout[0][name])
+
+
+def grid(archive, out, *extra):
+    return ["--profile", "smoke", "--data", str(archive), "--out", str(out), "--no-progress",
+            *extra]
+
+
+def run_cli(capfd, *argv):
+    # capfd, not capsys: the runs' child processes write to the file descriptors.
+    code = run_all.main([str(a) for a in argv])
+    captured = capfd.readouterr()
+    return code, captured.out, captured.err
+
+
+def spawn(*argv):
+    """run_all.py as its own process group, SIGINT at its default (a terminal's foreground job)."""
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "run_all.py"), *map(str, argv)], cwd=ROOT, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+
+
+def wait_for_line(proc, prefix, lines):
+    for line in proc.stdout:
+        lines.append(line)
+        if line.startswith(prefix):
+            return
+    raise AssertionError("".join(lines))
+
+
+def run_children(pid):
+    """The run processes (multiprocessing spawn children, not its resource tracker) of ``pid``."""
+    found = subprocess.run(["pgrep", "-P", str(pid), "-f", "spawn_main"], capture_output=True,
+                           text=True, check=False)
+    return [int(p) for p in found.stdout.split()]
+
+
+def running(pid):
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.fixture(scope="module")
+def base_folder(archive, tmp_path_factory, checkout):
+    """A finished two-architecture grid; tests copy it."""
+    out = tmp_path_factory.mktemp("base") / "res"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(environment, "git_state", lambda: (checkout[1], False))
+        assert run_all.main(grid(archive, out, "--archs", "rnn,bag_of_embeddings")) == 0
+    return out
+
+
+@pytest.fixture
+def results(base_folder, tmp_path):
+    out = tmp_path / "res"
+    shutil.copytree(base_folder, out)
+    return out
+
+
+def snapshot(out):
+    return {p.relative_to(out): p.read_bytes() for p in sorted((out / "runs").rglob("*")) if p.is_file()}
+
+
+# 1 -----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("extra", "difference"),
+    [(["--epochs", "1"], "train.epochs is 2 there, 1 here"),
+     (["--set", "model.hidden_dim=8"], "model.hidden_dim is 16 there, 8 here"),
+     (["--threads", "2"], "threads is 1 there, 2 here")],
+)
+def test_resume_with_other_settings_is_refused_naming_the_difference(capfd, archive, results, extra, difference):
+    # run_all.py --profile smoke --archs rnn --epochs 1 --out R --resume
+    before = snapshot(results)
+    code, _, err = run_cli(capfd, *grid(archive, results, "--archs", "rnn", "--resume", *extra))
+    assert code == 2 and err.count("\n") == 1
+    assert difference in err and "--out elsewhere" in err and "--overwrite" in err
+    assert snapshot(results) == before
+
+
+def test_the_manifest_records_the_settings_and_the_same_settings_resume(capfd, archive, results):
+    manifest = records.read_manifest(results)
+    assert manifest["settings"]["train.epochs"] == 2 and manifest["settings"]["profile"] == "smoke"
+    assert "arch" not in manifest["settings"] and "seed" not in manifest["settings"]
+    code, _, err = run_cli(capfd, *grid(archive, results, "--archs", "rnn", "--resume"))
+    assert code == 0 and "1 run(s) already succeeded, 0 to go" in err
+    # --overwrite is the way on with other settings
+    code, _, err = run_cli(capfd, *grid(archive, results, "--archs", "rnn", "--epochs", "1",
+                                        "--overwrite"))
+    assert code == 0, err
+    assert [r["spec"]["train"]["epochs"] for r in records.load_records(results)] == [1]
+
+
+def test_resume_from_another_commit_or_a_dirty_tree_needs_allow_other_commit(capfd, archive, results, monkeypatch, checkout):
+    commit = checkout[1]
+    monkeypatch.setattr(environment, "git_state", lambda: (commit, True))
+    code, _, err = run_cli(capfd, *grid(archive, results, "--archs", "rnn", "--resume"))
+    assert code == 2 and err.count("\n") == 1
+    assert f"created by commit {commit[:12]} and this checkout is {commit[:12]} with uncommitted changes" in err
+    monkeypatch.setattr(environment, "git_state", lambda: ("d" * 40, False))
+    code, _, err = run_cli(capfd, *grid(archive, results, "--archs", "rnn", "--resume"))
+    assert code == 2 and "--allow-other-commit" in err
+    code, _, err = run_cli(capfd, *grid(archive, results, "--archs", "rnn", "--resume",
+                                        "--allow-other-commit"))
+    assert code == 0, err
+    commits = [c["commit"] for c in records.read_manifest(results)["commits"]]
+    assert commits == [commit, "d" * 40]
+    report = (results / "report.md").read_text()
+    assert f"`{commit[:12]}`, `{'d' * 12}`" in report  # the report lists the commits
+
+
+# 2 -----------------------------------------------------------------------------------------------
+def test_a_second_writer_is_refused_while_the_first_runs_and_reading_needs_no_lock(capfd, archive, results, tmp_path):
+    # run_all.py ... --out R            (training)
+    # run_all.py ... --out R --resume   (in another terminal) -> refused, naming the first
+    out = tmp_path / "busy"
+    first = spawn(*grid(archive, out, "--archs", "rnn"))
+    lines = []
+    try:
+        wait_for_line(first, "[1/1]", lines)
+        code, _, err = run_cli(capfd, *grid(archive, out, "--archs", "rnn", "--resume"))
+        assert code == 2 and err.count("\n") == 1
+        assert f"results folder {out} is being written by pid {first.pid} on " in err
+        code, _, err = run_cli(capfd, "--report-only", "--out", str(results))  # no lock needed
+        assert code == 0, err
+        shutil.copytree(results, tmp_path / "reader")
+        with folder.locked(tmp_path / "reader", ["holder"]):
+            code, _, err = run_cli(capfd, "--report-only", "--out", str(tmp_path / "reader"))
+            assert code == 0, err
+    finally:
+        lines.append(first.communicate(timeout=300)[0])
+    assert first.returncode == 0, "".join(lines)
+    assert [r["status"] for r in records.load_records(out)] == ["ok"]
+    assert (out / folder.LOCK_NAME).read_text() == ""  # released: it names no holder
+
+
+# 3 -----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("lr", "message"), [
+    ("1e38", "makes Adam's first step (1e+39) larger than the weights' largest value"),
+    ("1e6", "exceeds 10x the first batch's"),
+])
+def test_a_diverging_grid_exits_1_naming_the_runs_without_a_traceback(capfd, archive, tmp_path, lr, message):
+    # run_all.py --profile smoke --set train.lr=1e38
+    out = tmp_path / "res"
+    code, _, err = run_cli(capfd, *grid(archive, out, "--archs", "rnn", "--set", f"train.lr={lr}"))
+    assert code == 1 and "Traceback" not in err
+    (record,) = records.load_records(out)
+    assert record["status"] == "failed" and record["error"]["type"] == "diverged"
+    assert message in record["error"]["message"]
+    assert f"1 of 1 run(s) failed: {record['run_id']} (diverged)" in err
+    assert "--resume retries the failed runs" in err and "lower train.lr" in err
+
+
+def test_a_killed_run_is_recorded_as_killed_exits_1_and_resume_retries_it(capfd, archive, tmp_path):
+    # run_all.py ... while the kernel (or a user) kills the run's process, then --resume
+    out = tmp_path / "res"
+    proc = spawn(*grid(archive, out, "--archs", "rnn,bag_of_embeddings"))
+    lines = []
+    wait_for_line(proc, "[1/2]", lines)
+    deadline = time.monotonic() + 60
+    while not (children := run_children(proc.pid)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(children[0], signal.SIGKILL)
+    lines.append(proc.communicate(timeout=300)[0])
+    output = "".join(lines)
+    assert proc.returncode == 1, output
+    by_arch = {r["arch"]: r for r in records.load_records(out)}
+    assert by_arch["rnn"]["error"]["type"] == "killed" and by_arch["bag_of_embeddings"]["status"] == "ok"
+    assert "signal 9 (SIGKILL)" in by_arch["rnn"]["error"]["message"]
+    assert f"1 of 2 run(s) failed: {by_arch['rnn']['run_id']} (killed)" in output
+    code, _, err = run_cli(capfd, *grid(archive, out, "--archs", "rnn,bag_of_embeddings", "--resume"))
+    assert code == 0, err
+    assert f"1 run(s) already succeeded, 1 to go, retrying {by_arch['rnn']['run_id']} (killed)" in err
+    assert all(r["status"] == "ok" for r in records.load_records(out))
+
+
+# 4 -----------------------------------------------------------------------------------------------
+def test_out_inside_a_read_only_folder(capfd, archive, tmp_path):
+    # run_all.py --profile smoke --out /read-only/res
+    parent = tmp_path / "ro"
+    parent.mkdir()
+    with read_only(parent):
+        code, _, err = run_cli(capfd, *grid(archive, parent / "res", "--archs", "rnn"))
+    assert code == 2 and err == f"run_all.py: error: cannot write {parent / 'res'}: Read-only file system\n"
+    assert list(parent.iterdir()) == []
+
+
+def test_runs_folder_made_read_only_mid_grid_keeps_the_finished_record(archive, tmp_path):
+    out = tmp_path / "res"
+    proc = spawn(*grid(archive, out, "--archs", "rnn,bag_of_embeddings"))
+    lines = []
+    wait_for_line(proc, "[2/2]", lines)  # the first record is written
+    try:
+        with read_only(out / "runs"):
+            lines.append(proc.communicate(timeout=300)[0])
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    output = "".join(lines)
+    assert proc.returncode == 2 and "Traceback" not in output
+    assert output.rstrip().splitlines()[-1].startswith(f"run_all.py: error: cannot write {out / 'runs'}/")
+    assert output.rstrip().endswith(": Read-only file system")
+    assert [r["arch"] for r in records.load_records(out)] == ["rnn"]
+
+
+def test_a_run_folder_that_cannot_be_made_stops_the_grid_with_one_line(capfd, archive, results):
+    # Runs everywhere (no mount): the second run's folder is blocked by a file of that name, so its
+    # child process fails to write and reports it to the parent.
+    bag = next(p.name for p in (results / "runs").iterdir() if p.name.startswith("bag"))
+    shutil.rmtree(results / "runs" / bag)
+    (results / "runs" / bag).write_text("in the way")
+    before = snapshot(results)
+    code, _, err = run_cli(capfd, *grid(archive, results, "--archs", "rnn,bag_of_embeddings", "--resume"))
+    assert code == 2 and "Traceback" not in err
+    assert err.rstrip().splitlines()[-1] == f"run_all.py: error: cannot write {results / 'runs' / bag}: File exists"
+    assert snapshot(results) == before
+
+
+def test_a_full_disk(capfd, archive, tmp_path):
+    # run_all.py ... --out /a/full/disk/res
+    with tiny_disk(tmp_path / "disk", 40) as disk:
+        code, _, err = run_cli(capfd, *grid(archive, disk / "res", "--archs", "rnn"))
+        assert not [p for p in disk.rglob("*.tmp")]  # no half-written file left behind
+    assert code == 2 and "Traceback" not in err
+    last = err.rstrip().splitlines()[-1]
+    assert last.startswith(f"run_all.py: error: cannot write {disk / 'res'}/")
+    assert last.endswith(": No space left on device")
+
+
+@pytest.mark.filterwarnings("ignore:could not write the dataset cache")
+def test_a_full_disk_injected(capfd, archive, results, monkeypatch):
+    # The same path everywhere: ENOSPC raised when the parent writes the manifest.
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", full)
+    before = snapshot(results)
+    code, _, err = run_cli(capfd, *grid(archive, results, "--archs", "rnn", "--resume"))
+    assert code == 2
+    assert err.endswith(f"run_all.py: error: cannot write {results / 'manifest.json'}: No space left on device\n")
+    assert snapshot(results) == before
+    code, _, err = run_cli(capfd, "--report-only", "--out", str(results))
+    assert code == 2 and err.count("\n") == 1 and "No space left on device" in err
+
+
+def test_report_only_on_a_read_only_folder(capfd, results):
+    report = (results / "report.md").read_bytes()
+    with read_only(results):
+        code, _, err = run_cli(capfd, "--report-only", "--out", str(results))
+    assert code == 2 and err.count("\n") == 1
+    assert err.startswith(f"run_all.py: error: cannot write {results}/") and "Read-only file system" in err
+    assert (results / "report.md").read_bytes() == report
+
+
+# 5 -----------------------------------------------------------------------------------------------
+def test_a_corrupt_record_is_named_the_rest_renders_and_resume_or_run_id_rerun_it(capfd, archive, results):
+    (rnn_dir,) = (results / "runs").glob("rnn-*")
+    path = rnn_dir / "record.json"
+    path.write_bytes(path.read_bytes()[:200])  # truncated
+    code, out, err = run_cli(capfd, "--report-only", "--out", str(results))
+    assert code == 1
+    assert f"unreadable record left out of the report: {path}: cannot read record" in err
+    assert "bag_of_embeddings" in out  # the rest still renders
+    report = (results / "report.md").read_text()
+    assert "`bag_of_embeddings`" in report
+    assert f"- `{rnn_dir.name}` (`runs/{rnn_dir.name}/record.json`): cannot read record" in report
+    # --run-id re-runs it
+    code, _, err = run_cli(capfd, *grid(archive, results, "--archs", "rnn,bag_of_embeddings",
+                                        "--run-id", rnn_dir.name))
+    assert code == 0, err
+    assert f"unreadable record {path}: cannot read record" in err and "it is run again" in err
+    assert records.read_record(path)["status"] == "ok"
+    # and so does --resume
+    path.write_text("{")
+    code, _, err = run_cli(capfd, *grid(archive, results, "--archs", "rnn,bag_of_embeddings", "--resume"))
+    assert code == 0, err
+    assert f"1 to go, retrying {rnn_dir.name} (unreadable)" in err
+    assert "## Runs that could not be read" not in (results / "report.md").read_text()
+
+
+def test_an_old_version_1_folder_still_renders(capfd, tmp_path):
+    out = tmp_path / "example"
+    shutil.copytree(ROOT / "docs" / "example-report", out)
+    code, _, err = run_cli(capfd, "--report-only", "--out", str(out))
+    assert code == 0, err
+    assert json.loads((out / "manifest.json").read_text())["schema_version"] == 1  # not rewritten
+
+
+# 6 -----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("delay_s", [0.0, 0.5])
+def test_ctrl_c_as_a_run_starts_prints_no_traceback(archive, tmp_path, delay_s):
+    out = tmp_path / "res"
+    proc = spawn(*grid(archive, out, "--archs", "rnn"))
+    lines = []
+    wait_for_line(proc, "[1/1]", lines)
+    time.sleep(delay_s)
+    children = run_children(proc.pid)
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
+    lines.append(proc.communicate(timeout=120)[0])
+    output = "".join(lines)
+    assert proc.returncode == 130 and "Traceback" not in output, output
+    assert "KeyboardInterrupt" not in output and output.rstrip().endswith("continue with --resume")
+    assert not any(running(pid) for pid in children)
+    assert records.load_folder(out).records == []  # nothing half-written counts as a run
+
+
+def test_killing_only_the_parent_stops_the_training_child(archive, tmp_path):
+    out = tmp_path / "res"
+    proc = spawn(*grid(archive, out, "--archs", "rnn", "--epochs", "50"))
+    lines = []
+    wait_for_line(proc, "[1/1]", lines)
+    deadline = time.monotonic() + 60
+    while not (children := run_children(proc.pid)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert children and running(children[0])
+    proc.kill()  # SIGKILL to the parent alone: it cannot clean up
+    proc.communicate(timeout=60)
+    deadline = time.monotonic() + 20
+    while running(children[0]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not running(children[0])
