@@ -168,3 +168,46 @@ def test_a_run_with_no_timed_batches_fails_before_writing_artifacts(archive, tmp
     assert record["status"] == "failed" and "no steady-state" in record["error"]["message"]
     assert sorted(p.name for p in (tmp_path / spec.run_id).iterdir()) == ["record.json"]
     assert record["artifacts"] == {}
+
+
+@pytest.mark.parametrize(("lr", "message"), [
+    (1e6, "exceeds 10x the first batch's"),  # trains, but to losses in the millions
+    (1e38, "makes Adam's first step"),  # torch would raise an overflow error inside Adam
+])
+def test_a_diverging_loss_is_caught_by_the_bound_not_only_by_nan(archive, lr, message):
+    cfg = small_config(**{"train.lr": lr, "train.epochs": 1})
+    data = load_imdb(cfg.data, archive, progress=False)
+    torch.manual_seed(0)
+    model = create_model("rnn", vocab_size=len(data.vocab), pad_index=data.pad_index,
+                         embedding_dim=16, hidden_dim=16, num_layers=1, dropout=0.0)
+    trainer = Trainer(model, cfg.train, cfg.measure, torch.device("cpu"),
+                      pad_index=data.pad_index, progress=False)
+    with pytest.raises(DivergedError, match=message) as caught:
+        trainer.fit(data.train, data.val, seed=0)
+    assert caught.value.kind == "diverged"
+    assert bench_executor.error_of(caught.value)["type"] == "diverged"
+
+
+def test_the_bound_is_checked_at_the_running_loss_the_progress_bar_reads(archive):
+    # A clock that moves a second per reading makes the trainer read the running loss each batch.
+    ticks = iter(range(1_000_000))
+    cfg = small_config(**{"train.lr": 1e6, "train.epochs": 1})
+    data = load_imdb(cfg.data, archive, progress=False)
+    torch.manual_seed(0)
+    model = create_model("rnn", vocab_size=len(data.vocab), pad_index=data.pad_index,
+                         embedding_dim=16, hidden_dim=16, num_layers=1, dropout=0.0)
+    trainer = Trainer(model, cfg.train, cfg.measure, torch.device("cpu"), pad_index=data.pad_index,
+                      progress=False, clock=lambda: float(next(ticks)))
+    steps = 0
+    real_step = trainer.train_step
+
+    def counted(*args):
+        nonlocal steps
+        steps += 1
+        return real_step(*args)
+
+    trainer.train_step = counted
+    with pytest.raises(DivergedError, match="in epoch 1 exceeds"):
+        trainer.fit(data.train, data.val, seed=0)
+    batches = -(-len(data.train) // cfg.train.batch_size)
+    assert steps < batches  # stopped mid-epoch, not at its end

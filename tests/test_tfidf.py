@@ -109,7 +109,7 @@ def test_a_grid_with_the_floor_records_reports_and_predicts_like_any_other_row(a
     write_manifest(tmp_path, {"profile": "smoke", "device": "cpu", "protocol": "fixed",
                               "archs": ["bag_of_embeddings", "tfidf_logreg"], "seeds": 1})  # fmt: skip
     outcome = run_grid(specs, tmp_path, progress=False, in_process=True, log=lambda _: None)
-    assert outcome.failed == []
+    assert outcome.failed == {}
     run_dir = tmp_path / records.RUNS_DIR / specs[1].run_id
     record = records.read_record(run_dir / records.RECORD_NAME)
     m = record["metrics"]
