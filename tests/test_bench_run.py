@@ -30,14 +30,22 @@ def small_config(**overrides):
     return profile_config("smoke", {**base, **overrides})
 
 
-def test_trainer_learns_the_synthetic_task_and_selects_on_validation(archive):
-    cfg = small_config()
+def small_trainer(archive, arch="gru", clock=None, **overrides):
+    """A seeded small model of ``arch`` with its trainer, and the data, under ``small_config``."""
+    cfg = small_config(**overrides)
     data = load_imdb(cfg.data, archive, progress=False)
     torch.manual_seed(0)
-    model = create_model("gru", vocab_size=len(data.vocab), pad_index=data.pad_index,
+    model = create_model(arch, vocab_size=len(data.vocab), pad_index=data.pad_index,
                          embedding_dim=16, hidden_dim=16, num_layers=1, dropout=0.0)
+    extra = {"clock": clock} if clock is not None else {}
     trainer = Trainer(model, cfg.train, cfg.measure, torch.device("cpu"),
-                      pad_index=data.pad_index, progress=False)
+                      pad_index=data.pad_index, progress=False, **extra)
+    return trainer, data, cfg
+
+
+def test_trainer_learns_the_synthetic_task_and_selects_on_validation(archive):
+    trainer, data, _ = small_trainer(archive)
+    model = trainer.model
     fit = trainer.fit(data.train, data.val, seed=0)
     assert fit.epochs_run == len(fit.history) == 3
     best = min(fit.history, key=lambda h: h["val_loss"])
@@ -175,13 +183,7 @@ def test_a_run_with_no_timed_batches_fails_before_writing_artifacts(archive, tmp
     (1e38, "makes Adam's first step"),  # torch would raise an overflow error inside Adam
 ])
 def test_a_diverging_loss_is_caught_by_the_bound_not_only_by_nan(archive, lr, message):
-    cfg = small_config(**{"train.lr": lr, "train.epochs": 1})
-    data = load_imdb(cfg.data, archive, progress=False)
-    torch.manual_seed(0)
-    model = create_model("rnn", vocab_size=len(data.vocab), pad_index=data.pad_index,
-                         embedding_dim=16, hidden_dim=16, num_layers=1, dropout=0.0)
-    trainer = Trainer(model, cfg.train, cfg.measure, torch.device("cpu"),
-                      pad_index=data.pad_index, progress=False)
+    trainer, data, _ = small_trainer(archive, "rnn", **{"train.lr": lr, "train.epochs": 1})
     with pytest.raises(DivergedError, match=message) as caught:
         trainer.fit(data.train, data.val, seed=0)
     assert caught.value.kind == "diverged"
@@ -191,13 +193,8 @@ def test_a_diverging_loss_is_caught_by_the_bound_not_only_by_nan(archive, lr, me
 def test_the_bound_is_checked_at_the_running_loss_the_progress_bar_reads(archive):
     # A clock that moves a second per reading makes the trainer read the running loss each batch.
     ticks = iter(range(1_000_000))
-    cfg = small_config(**{"train.lr": 1e6, "train.epochs": 1})
-    data = load_imdb(cfg.data, archive, progress=False)
-    torch.manual_seed(0)
-    model = create_model("rnn", vocab_size=len(data.vocab), pad_index=data.pad_index,
-                         embedding_dim=16, hidden_dim=16, num_layers=1, dropout=0.0)
-    trainer = Trainer(model, cfg.train, cfg.measure, torch.device("cpu"), pad_index=data.pad_index,
-                      progress=False, clock=lambda: float(next(ticks)))
+    trainer, data, cfg = small_trainer(archive, "rnn", clock=lambda: float(next(ticks)),
+                                       **{"train.lr": 1e6, "train.epochs": 1})
     steps = 0
     real_step = trainer.train_step
 
