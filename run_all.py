@@ -268,11 +268,11 @@ def _terminated(signum: int, frame: object) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from bench.folder import FolderError
-    from bench.records import OutputError
-
     parser = build_parser()
     args = parser.parse_args(argv)
+    from bench.folder import FolderError  # after parsing: --help stays instant
+    from bench.records import OutputError
+
     previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         return _main(args, argv if argv is not None else sys.argv[1:])
