@@ -18,6 +18,7 @@ from reports.recommend import pareto_set, recommend
 from reports.stats import mcnemar_exact
 from reports.table import main_table, summarize
 from tests.factories import make_grid, make_manifest, make_record, write_results
+from tests.mounts import read_only
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -325,6 +326,16 @@ def test_cli_with_only_unreadable_records_renders_nothing(tmp_path):
     assert not (folder / "summary.csv").exists() and not (folder / "plots").exists()
     with pytest.raises(RecordError):
         render_report(folder)
+
+
+def test_cli_on_a_read_only_folder_gives_one_line(tmp_path):
+    # python -m reports RESULTS_DIR, the folder mounted read-only (root ignores chmod)
+    folder, _ = make_grid(tmp_path, {"lstm": {"accuracy": 0.85}}, seeds=[0])
+    with read_only(folder):
+        result = _cli(str(folder))
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert f"cannot write {folder}/" in result.stderr and "Read-only file system" in result.stderr
+    assert not (folder / "report.md").exists()
 
 
 def test_cli_help_and_success(tmp_path):
