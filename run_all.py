@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # imported lazily at run time, so --help stays instant
     import torch
 
-    from bench.config import RunConfig, RunSpec
+    from bench.config import ModelSettings, RunConfig, RunSpec
     from bench.runner import GridOutcome
 
 EXIT_USAGE = 2
@@ -86,8 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="override the profile's number of epochs")
     parser.add_argument(
         "--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
-        help="override any run setting, e.g. train.lr=3e-3 or model.hidden_dim=128 (repeatable; "
-        "bare field names work when unambiguous; see docs/configuration.md)",
+        help="override any run setting, e.g. train.lr=3e-3 or model.hidden_dim=128, or one "
+        "model's own hyperparameter, e.g. lstm.hidden_dim=128 or tfidf_logreg.min_df=3 "
+        "(repeatable; bare field names work when unambiguous; see docs/configuration.md)",
     )
     parser.add_argument(
         "--tune", action="store_true",
@@ -182,7 +183,9 @@ def list_archs() -> str:
         info = model_info(name)
         mark = "*" if info.default else " "
         lines.append(f"{mark} {name:<20} {info.description}")
-    lines.append("(* = in the default set)")
+        defaults = ", ".join(f"{key}={value!r}" for key, value in info.hyperparams.items())
+        lines.append(f"  {'':<20} hyperparameters: {defaults or '(none)'}")
+    lines.append("(* = in the default set; set one model's own value with --set NAME.KEY=VALUE)")
     return "\n".join(lines)
 
 
@@ -296,8 +299,8 @@ def _main(args: argparse.Namespace, argv: list[str]) -> int:
     device, profile, out = _resolve_target(args)
     if args.report_only:
         return _report_only(out)
-    archs, config = _resolve_config(args, profile)
-    threads, specs = _plan(args, archs, config, profile, device)
+    archs, config, model_settings = _resolve_config(args, profile)
+    threads, specs = _plan(args, archs, config, model_settings, profile, device)
     check_out_dir(out, resume=args.resume, overwrite=args.overwrite, run_ids=args.run_id)
     with locked_out_dir(out, ["run_all.py", *argv]):
         previous, protocol, settings = _open_out_dir(args, out, specs)
@@ -351,24 +354,29 @@ def _report_only(out: Path) -> int:
     return 1 if unreadable else 0
 
 
-def _resolve_config(args: argparse.Namespace, profile: str) -> tuple[list[str], RunConfig]:
-    """The chosen architectures and the profile's configuration with the command line's overrides."""
-    from bench.config import ConfigError, profile_config
+def _resolve_config(
+    args: argparse.Namespace, profile: str
+) -> tuple[list[str], RunConfig, dict[str, ModelSettings]]:
+    """The chosen architectures, the profile's configuration with the command line's overrides,
+    and each architecture's own hyperparameters (``--set lstm.hidden_dim=...``)."""
+    from bench.config import ConfigError, parse_model_settings, profile_config, split_model_settings
     from models import UnknownModelError
 
     try:
         archs = resolve_archs(_split_archs(args.archs))
-        overrides = parse_settings(args.settings)
+        overrides, per_model = split_model_settings(parse_settings(args.settings))
         if args.epochs is not None:
             overrides["train.epochs"] = str(args.epochs)
         config = profile_config(profile, overrides)
+        model_settings = parse_model_settings(per_model, archs, config.data.vocab_size)
     except (ConfigError, UnknownModelError) as exc:
         raise UsageError(str(exc)) from None
-    return archs, config
+    return archs, config, model_settings
 
 
 def _plan(
-    args: argparse.Namespace, archs: list[str], config: RunConfig, profile: str, device: torch.device
+    args: argparse.Namespace, archs: list[str], config: RunConfig,
+    model_settings: dict[str, ModelSettings], profile: str, device: torch.device,
 ) -> tuple[int, list[RunSpec]]:
     """Threads per run and the grid's specs (narrowed to --run-id unless tuning decides them)."""
     import torch
@@ -378,7 +386,7 @@ def _plan(
     threads = args.threads or (1 if device.type == "cpu" else torch.get_num_threads())
     specs = plan_grid(
         archs, args.seeds, profile=profile, config=config, device=device.type, threads=threads,
-        data_path=args.data, keep_artifacts=not args.records_only,
+        data_path=args.data, keep_artifacts=not args.records_only, model_settings=model_settings,
     )
     if not args.tune:
         specs = select_runs(specs, args.run_id)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from data_pipeline import DataConfig
+from models import create_model, list_models, model_info
 
 PROFILES = ("smoke", "quick", "full")
 
@@ -269,6 +270,66 @@ def profile_config(profile: str, overrides: dict[str, Any] | None = None) -> Run
     return apply_overrides(config, overrides or {})
 
 
+#: One model's own hyperparameters, as a RunSpec carries them: sorted (name, value) pairs.
+ModelSettings = tuple[tuple[str, Any], ...]
+
+
+def split_model_settings(overrides: dict[str, Any]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """Separate ``<model>.<hyperparameter>`` keys (a registered model's name before the dot) from
+    the run settings; returns (run settings, {model: {hyperparameter: value}})."""
+    models = set(list_models())
+    run: dict[str, Any] = {}
+    per_model: dict[str, dict[str, Any]] = {}
+    for key, value in overrides.items():
+        name, sep, hyperparam = key.partition(".")
+        if sep and name in models:
+            per_model.setdefault(name, {})[hyperparam] = value
+        else:
+            run[key] = value
+    return run, per_model
+
+
+def _parse_like(key: str, text: str, default: Any) -> Any:
+    """Parse ``text`` as a value of ``default``'s type (a tuple: comma-separated elements)."""
+    if isinstance(default, tuple):
+        element = type(default[0]) if default else str
+        return tuple(parse_value(key, part.strip(), element) for part in text.split(",") if part.strip())
+    return parse_value(key, text, type(default))
+
+
+def parse_model_settings(
+    per_model: dict[str, dict[str, Any]], archs: list[str], vocab_size: int
+) -> dict[str, ModelSettings]:
+    """Check and type one model's own hyperparameters (``--set lstm.hidden_dim=128``).
+
+    A setting must name a model of this grid and one of its builder's hyperparameters; a text
+    value is parsed to the type of the builder's default; the model is then built once with the
+    settings, so a value the builder rejects stops the command before anything runs.
+
+    Raises:
+        ConfigError: naming the setting and what is accepted.
+    """
+    settings: dict[str, ModelSettings] = {}
+    for arch, values in per_model.items():
+        if arch not in archs:
+            raise ConfigError(f"--set {arch}.{next(iter(values))}: {arch} is not among the "
+                              f"architectures of this run ({', '.join(archs)})")
+        defaults = model_info(arch).hyperparams
+        parsed = {}
+        for name, value in values.items():
+            if name not in defaults:
+                raise ConfigError(f"model {arch!r} has no hyperparameter {name!r}; accepted: "
+                                  f"{', '.join(defaults) or '(none)'}")
+            key = f"{arch}.{name}"
+            parsed[name] = _parse_like(key, value, defaults[name]) if isinstance(value, str) else value
+        try:
+            create_model(arch, vocab_size=vocab_size, pad_index=0, **parsed)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"--set {arch}.*: {exc}") from None
+        settings[arch] = tuple(sorted(parsed.items()))
+    return settings
+
+
 def config_to_dict(config: RunConfig) -> dict[str, Any]:
     """A JSON-ready nested dict of ``config``."""
     return dataclasses.asdict(config)
@@ -299,10 +360,12 @@ class RunSpec:
     config: RunConfig
     data_path: str | None = None  # explicit dataset path; None means RNNBENCH_IMDB or the cache
     keep_artifacts: bool = True  # checkpoint + vocab beside the record
+    # This architecture's own hyperparameters (``--set <arch>.<name>=...``), over config.model.
+    model_settings: ModelSettings = ()
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved spec as stored in the record (config sections at top level)."""
-        return {
+        payload = {
             "arch": self.arch,
             "seed": self.seed,
             "profile": self.profile,
@@ -310,6 +373,10 @@ class RunSpec:
             "threads": self.threads,
             **config_to_dict(self.config),
         }
+        # Only when set, so the run ids of runs without any stay what they were.
+        if self.model_settings:
+            payload["model_settings"] = dict(self.model_settings)
+        return payload
 
     @property
     def run_id(self) -> str:
@@ -331,6 +398,10 @@ class RunSpec:
             device=payload["device"],
             threads=payload["threads"],
             config=config_from_dict(payload),
+            model_settings=tuple(sorted(
+                (name, tuple(value) if isinstance(value, list) else value)
+                for name, value in payload.get("model_settings", {}).items()
+            )),  # fmt: skip
             **extra,
         )
 
@@ -357,6 +428,17 @@ def configuration_markdown() -> str:
         "```bash",
         "python run_all.py --set train.lr=3e-3 --set model.hidden_dim=128 --set data.max_len=400",
         "```",
+        "",
+        "A `model.*` value reaches every model whose builder takes that hyperparameter. One model's",
+        "own value is set with its registry name as the prefix, `--set <model>.<hyperparameter>=value`;",
+        "it applies to that model alone, over `model.*`, and is parsed to the type of the builder's",
+        "default (a tuple as comma-separated values):",
+        "",
+        "```bash",
+        "python run_all.py --set lstm.hidden_dim=128 --set tfidf_logreg.min_df=3 --set tfidf_logreg.c_grid=0.5,2,8",
+        "```",
+        "",
+        "`python run_all.py --list-archs` lists each model with its hyperparameters and defaults.",
     ]
     for section in _SECTIONS:
         lines += ["", f"## `{section.name}`", "", "| key | type | full (base) | quick | smoke |",

@@ -24,16 +24,10 @@ from torch import nn
 from bench import records
 from bench.config import RunSpec
 from bench.environment import capture
-from bench.measure import (
-    PeakMemory,
-    matmul_flops_per_s,
-    measure_latency,
-    model_flops_per_token,
-    training_flops,
-)
+from bench.measure import PeakMemory, matmul_flops_per_s, measure_latency, training_flops
 from bench.trainer import DivergedError, EvalResult, FitResult, Trainer
 from data_pipeline import ImdbData, load_imdb
-from models import FitsInOneGo, create_model, model_info
+from models import ModelInfo, SelfFitting, create_model, model_info
 
 CHECKPOINT_NAME = "model.pt"
 VOCAB_NAME = "vocab.txt"
@@ -57,9 +51,10 @@ def resolve_device(name: str) -> torch.device:
 
 
 def model_hyperparams(spec: RunSpec) -> dict[str, Any]:
-    """The configured hyperparameters this spec's architecture accepts, over its defaults."""
+    """The hyperparameters this spec's model is built with: its builder's defaults, updated by
+    the configured ``model.*`` settings it accepts, then by its own ``model_settings``."""
     info = model_info(spec.arch)
-    configured = vars(spec.config.model)
+    configured = {**vars(spec.config.model), **dict(spec.model_settings)}
     return {k: configured.get(k, default) for k, default in info.hyperparams.items()}
 
 
@@ -70,11 +65,13 @@ def build_model(spec: RunSpec, vocab_size: int, pad_index: int) -> nn.Module:
     )
 
 
-def is_recurrent(model: nn.Module) -> bool:
-    """Whether a model has a recurrence (a fused recurrent layer or a cell it declares itself)."""
-    return bool(getattr(model, "is_recurrent", False)) or any(
-        isinstance(m, nn.RNNBase) for m in model.modules()
-    )
+def model_facts(info: ModelInfo, hyperparams: dict[str, Any]) -> dict[str, Any]:
+    """What the registry declares about the model, as the record's ``spec.model`` carries it."""
+    return {
+        "recurrent": info.recurrent,
+        "training": info.training,
+        "flops_per_token": info.declared_flops_per_token(**hyperparams),
+    }
 
 
 def data_block(data: ImdbData) -> dict[str, Any]:
@@ -178,7 +175,9 @@ def _run(
     record["data"] = data_block(data)
     seed_everything(spec.seed)
     model = build_model(spec, len(data.vocab), data.pad_index)
-    record["spec"]["model"] = {**model_hyperparams(spec), "recurrent": is_recurrent(model)}
+    info = model_info(spec.arch)
+    hyperparams = model_hyperparams(spec)
+    record["spec"]["model"] = {**hyperparams, **model_facts(info, hyperparams)}
     metrics = record["metrics"]
     metrics["param_count"] = trainable_params(model)
 
@@ -187,13 +186,12 @@ def _run(
         model, spec.config.train, spec.config.measure, device, pad_index=data.pad_index,
         progress=progress, log_epochs=log_epochs,
     )
-    # The one place that decides how a model learns: a model with the one-go protocol fits itself
-    # (closed-form or solver-based, its own hyperparameters chosen on validation); every other
-    # model goes through the trainer's epochs. Everything after learning is shared.
-    fits_itself = isinstance(model, FitsInOneGo)
+    # The one place that decides how a model learns, as its registration declares: a self-fitting
+    # model fits itself (its own hyperparameters chosen on validation); every other model goes
+    # through the trainer's epochs. Everything after learning is shared.
     with PeakMemory(device) as train_mem:
-        if fits_itself:
-            fit = fit_in_one_go(model, data, spec.seed)
+        if info.training == "self_fit":
+            fit = self_fit(model, data, spec)
         else:
             fit = trainer.fit(data.train, data.val, seed=spec.seed, desc=f"{spec.arch} s{spec.seed} ")
     record["history"] = fit.history
@@ -223,8 +221,7 @@ def _run(
     )
     record["stop_reason"] = fit.stop_reason
     metrics.update(_latency(model, data, spec, device))
-    # Efficiency rates gradient training against a matmul; a model that fits itself has none.
-    metrics["efficiency"] = None if fits_itself else _efficiency(model, fit, spec, device)
+    metrics["efficiency"] = _efficiency(record["spec"]["model"], fit, spec, device)
 
     record["artifacts"] = _write_artifacts(spec, run_dir, data, fit, test)
 
@@ -264,11 +261,16 @@ def trainable_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def fit_in_one_go(model: FitsInOneGo, data: ImdbData, seed: int) -> FitResult:
-    """Let a one-go model fit itself on train (choosing on validation) and report it like the
-    trainer does: one "epoch", whose throughput covers the timed featurising and final fit."""
+def self_fit(model: nn.Module, data: ImdbData, spec: RunSpec) -> FitResult:
+    """Let a self-fitting model fit itself on train (choosing on validation) and report it like
+    the trainer does: one "epoch", whose throughput covers the timed featurising and final fit."""
+    if not isinstance(model, SelfFitting):
+        raise TypeError(
+            f"model {spec.arch!r} is registered with training='self_fit' but its module has no "
+            "fit(train, val, *, seed) method"
+        )
     start = time.perf_counter()
-    result = model.fit(data.train, data.val, seed=seed)
+    result = model.fit(data.train, data.val, seed=spec.seed)
     train_time_s = time.perf_counter() - start
     return FitResult(
         history=result.history,
@@ -302,11 +304,18 @@ def _latency(model: nn.Module, data: ImdbData, spec: RunSpec, device: torch.devi
     return {"latency_ms_p50": latency.p50_ms, "latency_ms_p95": latency.p95_ms}
 
 
-def _efficiency(model: nn.Module, fit: FitResult, spec: RunSpec, device: torch.device) -> float | None:
-    """Achieved training FLOP/s over the dense matmul FLOP/s of this device, this process."""
-    if not fit.steady_time_s:
+def _efficiency(
+    facts: dict[str, Any], fit: FitResult, spec: RunSpec, device: torch.device
+) -> float | None:
+    """Achieved training FLOP/s over the dense matmul FLOP/s of this device, this process.
+
+    None (not measured) for a model that declares no FLOPs, and for one that fits itself:
+    training FLOPs are 3x the forward FLOPs only for gradient steps.
+    """
+    flops = facts["flops_per_token"]
+    if flops is None or facts["training"] != "gradient" or not fit.steady_time_s:
         return None
-    achieved = training_flops(model_flops_per_token(model), fit.steady_tokens) / fit.steady_time_s
+    achieved = training_flops(flops, fit.steady_tokens) / fit.steady_time_s
     dtype = torch.bfloat16 if device.type == "cuda" and spec.config.train.bf16 else torch.float32
     peak = matmul_flops_per_s(device, size=spec.config.measure.matmul_size, dtype=dtype)
     return achieved / peak

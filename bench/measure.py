@@ -1,4 +1,6 @@
-"""Measurement: timers, peak memory per phase, latency, FLOPs and the efficiency calibration.
+"""Measurement: timers, peak memory per phase, latency, training FLOPs and the efficiency calibration.
+
+A model's forward FLOPs per token are declared in the model registry, not derived here.
 
 Timing discipline (after pytorch's fastrnns and nanoGPT's bench.py): warm-up is not counted, CUDA
 work is synchronised at the edges of a timed region (never inside the hot loop), the garbage
@@ -15,7 +17,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch import nn
 
 
 def synchronize(device: torch.device) -> None:
@@ -121,59 +122,6 @@ def measure_latency(
 
 
 # --- FLOPs and efficiency -------------------------------------------------------------------------
-
-# Gate count per recurrent cell type: the number of H-wide affine maps a cell computes per step.
-_GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
-
-
-def recurrent_flops_per_token(
-    mode: str, input_size: int, hidden_size: int, num_layers: int = 1, bidirectional: bool = False
-) -> float:
-    """Forward FLOPs per token of a stacked recurrent layer.
-
-    Derivation: each step of each layer and direction computes its G gates as
-    ``W_ih @ x_t + W_hh @ h_{t-1}`` (shapes G*H x I and G*H x H), i.e. G*H*(I + H) multiply-adds,
-    which are 2*G*H*(I + H) FLOPs. The element-wise gate arithmetic (sigmoids, tanh, the cell
-    update: about 10*H for an LSTM) is under 1% of that at the sizes benchmarked here and is left
-    out, as are the biases. Layer 0 reads the input (I = input_size); a layer above reads the
-    concatenated directions of the one below (I = H * directions).
-    """
-    gates = _GATES[mode]
-    directions = 2 if bidirectional else 1
-    total = 0.0
-    layer_input = input_size
-    for _ in range(num_layers):
-        total += directions * 2 * gates * hidden_size * (layer_input + hidden_size)
-        layer_input = hidden_size * directions
-    return total
-
-
-def model_flops_per_token(model: nn.Module) -> float:
-    """Forward FLOPs per real token of ``model``, from its recurrent and linear layers.
-
-    A module may declare its own cost with a ``flops_per_token()`` method (a hand-written cell
-    does); its children are then not counted again. Fused recurrent modules use
-    :func:`recurrent_flops_per_token`. A ``nn.Linear`` is counted as applied once per token
-    (2 * in * out): for a classifier head applied once per review this overcounts by less than
-    0.1% on reviews of a few hundred tokens, a price paid for not special-casing models.
-    Embedding lookups and the mean of a bag of embeddings cost no multiply-adds worth counting.
-    """
-
-    def visit(module: nn.Module) -> float:
-        own = getattr(module, "flops_per_token", None)
-        if callable(own):
-            return float(own())
-        if isinstance(module, nn.RNNBase):
-            return recurrent_flops_per_token(
-                module.mode, module.input_size, module.hidden_size, module.num_layers,
-                module.bidirectional,
-            )
-        if isinstance(module, nn.Linear):
-            return 2.0 * module.in_features * module.out_features
-        return sum(visit(child) for child in module.children())
-
-    return visit(model)
-
 
 def training_flops(forward_flops_per_token: float, tokens: int) -> float:
     """FLOPs of training on ``tokens`` real tokens: forward plus backward.

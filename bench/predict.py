@@ -17,7 +17,7 @@ from torch import nn
 
 from bench.config import ConfigError, RunSpec
 from bench.executor import CHECKPOINT_NAME, CONFIG_NAME, VOCAB_NAME, build_model
-from data_pipeline import DataError, Vocab, tokenize
+from data_pipeline import DataError, EncodedSplit, Vocab, tokenize
 
 
 class PredictError(Exception):
@@ -75,11 +75,8 @@ class Predictor:
         """
         if not texts:
             return []
-        encoded = [self.encode(t) for t in texts]
-        lengths = torch.tensor([len(e) for e in encoded], dtype=torch.long)
-        tokens = torch.full((len(encoded), int(lengths.max())), self.vocab.pad_index, dtype=torch.long)
-        for row, ids in enumerate(encoded):
-            tokens[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+        split = EncodedSplit.unlabeled("predict", [self.encode(t) for t in texts])
+        tokens, lengths = split.pad(range(len(split)), self.vocab.pad_index)
         probs = torch.sigmoid(self.model(tokens, lengths).float()).tolist()
         return [Prediction("positive" if p > 0.5 else "negative", p) for p in probs]
 

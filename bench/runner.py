@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import records
-from bench.config import RunConfig, RunSpec
+from bench.config import ModelSettings, RunConfig, RunSpec
 from bench.environment import capture
 from bench.executor import base_record, execute_run, resolve_device
 
@@ -37,12 +37,16 @@ def plan_grid(
     threads: int,
     data_path: str | None = None,
     keep_artifacts: bool = True,
+    model_settings: dict[str, ModelSettings] | None = None,
 ) -> list[RunSpec]:
-    """One spec per (architecture, seed), architectures in the given order, seeds 0..seeds-1."""
+    """One spec per (architecture, seed), architectures in the given order, seeds 0..seeds-1;
+    ``model_settings`` gives an architecture its own hyperparameters."""
+    model_settings = model_settings or {}
     return [
         RunSpec(
             arch=arch, seed=seed, profile=profile, device=device, threads=threads, config=config,
             data_path=data_path, keep_artifacts=keep_artifacts,
+            model_settings=model_settings.get(arch, ()),
         )
         for arch in archs
         for seed in range(seeds)

@@ -34,7 +34,7 @@ from bench.config import RunConfig, RunSpec, apply_overrides
 from bench.executor import build_model, error_of, resolve_device, seed_everything
 from bench.trainer import DivergedError, Trainer
 from data_pipeline import ImdbData
-from models import FitsInOneGo, model_info
+from models import model_info
 
 TUNING_NAME = "tuning.json"
 LR_KEY = "train.lr"
@@ -92,11 +92,13 @@ def candidate_settings(
     return [dict(zip(keys, values, strict=True)) for values in itertools.product(*axes)]
 
 
-def tuned_keys(spec: RunSpec, data: ImdbData) -> list[str]:
-    """The settings worth tuning for ``spec.arch``: those its model actually uses."""
-    model = build_model(spec, len(data.vocab), data.pad_index)
-    keys = [] if isinstance(model, FitsInOneGo) else [LR_KEY]
-    if "dropout" in model_info(spec.arch).hyperparams:
+def tuned_keys(spec: RunSpec) -> list[str]:
+    """The settings worth tuning for ``spec.arch``: those its model actually uses (a learning
+    rate only for a gradient-trained model, a dropout only where the builder takes one)."""
+    info = model_info(spec.arch)
+    keys = [] if info.training == "self_fit" else [LR_KEY]
+    # A dropout the user set for this model alone (--set <arch>.dropout=...) is not tuned away.
+    if "dropout" in info.hyperparams and "dropout" not in dict(spec.model_settings):
         keys.append(DROPOUT_KEY)
     return keys
 
@@ -177,7 +179,7 @@ def tune_grid(
     base_specs = {spec.arch: spec for spec in reversed(specs)}  # each arch's first spec
     for arch in dict.fromkeys(spec.arch for spec in specs):
         base = base_specs[arch]
-        keys = tuned_keys(base, data)
+        keys = tuned_keys(base)
         if not keys:
             log(f"tune {arch}: nothing to tune (it chooses its own hyperparameters on validation)")
             continue

@@ -47,6 +47,19 @@ class EncodedSplit:
     def __repr__(self) -> str:
         return f"EncodedSplit({self.name!r}, {len(self)} reviews, {len(self.tokens)} tokens)"
 
+    @classmethod
+    def unlabeled(cls, name: str, reviews: Sequence[Sequence[int]]) -> EncodedSplit:
+        """A split of already-encoded ``reviews`` (each at least one id) with no labels, stars or
+        review ids: text to classify. Its labels are -1 (unknown)."""
+        lengths = torch.tensor([len(ids) for ids in reviews], dtype=torch.long)
+        if (lengths < 1).any():
+            raise ValueError("every review needs at least one token id")
+        offsets = torch.zeros(len(reviews) + 1, dtype=torch.long)
+        offsets[1:] = torch.cumsum(lengths, 0)
+        tokens = torch.tensor([i for ids in reviews for i in ids], dtype=torch.long)
+        unknown = torch.full((len(reviews),), -1, dtype=torch.long)
+        return cls(name, tokens, offsets, labels=unknown, review_ids=unknown.clone(), stars=unknown.clone())
+
     def pad(
         self, indices: Sequence[int] | torch.Tensor | np.ndarray, pad_index: int
     ) -> tuple[torch.Tensor, torch.Tensor]:

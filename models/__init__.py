@@ -1,7 +1,9 @@
 """Model registry and architectures: every model maps ``(tokens, lengths)`` to logits ``[B]``.
 
-Most models learn through the shared trainer; a model that implements :class:`FitsInOneGo`
-(the TF-IDF floor) fits itself instead and follows the same inference contract.
+Most models learn through the shared trainer; a model registered with ``training="self_fit"``
+implements :class:`SelfFitting` (the TF-IDF floor) and fits itself instead, with the same
+inference contract. What each model is (recurrent, how it learns, its size and FLOPs) is declared
+at registration and read through :func:`model_info`.
 
 Importing this package registers every model, in the order rows appear in a report::
 
@@ -12,9 +14,10 @@ Importing this package registers every model, in the order rows appear in a repo
 """
 
 from models.base import TextClassifier, check_batch
-from models.fitted import FitsInOneGo, OneGoFit, SplitLike
+from models.fitted import SelfFitReport, SelfFitting, SplitLike
 from models.recurrent import PADDING_MODES, FusedRecurrentEncoder, RecurrentClassifier
 from models.registry import (
+    TRAINING_KINDS,
     ModelInfo,
     UnknownModelError,
     create_model,
@@ -44,11 +47,12 @@ _import_models()
 
 __all__ = [
     "PADDING_MODES",
-    "FitsInOneGo",
+    "TRAINING_KINDS",
     "FusedRecurrentEncoder",
     "ModelInfo",
-    "OneGoFit",
     "RecurrentClassifier",
+    "SelfFitReport",
+    "SelfFitting",
     "SplitLike",
     "TextClassifier",
     "UnknownModelError",

@@ -47,6 +47,12 @@ class BagOfEmbeddings(TextClassifier):
 @register_model(
     description="Baseline without recurrence: mean of the real tokens' embeddings, then linear",
     default=True,
+    recurrent=False,
+    training="gradient",
+    # Embedding, then Linear(embedding_dim -> 1) with its bias.
+    param_count=lambda vocab_size, hp: vocab_size * hp["embedding_dim"] + hp["embedding_dim"] + 1,
+    # The head counted at every token, as for the recurrent models; the mean is additions only.
+    flops_per_token=lambda hp: 2.0 * hp["embedding_dim"],
 )
 def bag_of_embeddings(
     *, vocab_size: int, pad_index: int, embedding_dim: int = 100, dropout: float = 0.5

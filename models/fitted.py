@@ -1,11 +1,11 @@
-"""The "fit in one go" protocol, for models that are not trained by gradient steps.
+"""The self-fitting protocol, for models that are not trained by gradient steps.
 
-Such a model still follows the inference contract of every model (``model(tokens, lengths) ->
-logits``, a ``state_dict`` of plain tensors), so evaluation, latency, checkpoints and prediction
-treat it like any other. Only learning differs: instead of going through the trainer's epochs,
-the model fits itself on the training split and chooses its own regularisation on the
-validation split. The splits are duck-typed (:class:`SplitLike`), so ``models`` keeps knowing
-nothing of the data pipeline.
+A model registered with ``training="self_fit"`` implements :class:`SelfFitting`. It still follows
+the inference contract of every model (``model(tokens, lengths) -> logits``, a ``state_dict`` of
+plain tensors), so evaluation, latency, checkpoints and prediction treat it like any other. Only
+learning differs: instead of going through the trainer's epochs, the model fits itself on the
+training split in one call and chooses its own regularisation on the validation split. The splits
+are duck-typed (:class:`SplitLike`), so ``models`` keeps knowing nothing of the data pipeline.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Protocol, runtime_checkable
 
 from torch import Tensor
 
-__all__ = ["FitsInOneGo", "OneGoFit", "SplitLike"]
+__all__ = ["SelfFitReport", "SelfFitting", "SplitLike"]
 
 
 class SplitLike(Protocol):
@@ -32,8 +32,8 @@ class SplitLike(Protocol):
 
 
 @dataclass
-class OneGoFit:
-    """What a one-go fit reports, in the trainer's terms.
+class SelfFitReport:
+    """What a self-fitting model reports about its fit, in the trainer's terms.
 
     Attributes:
         history: one entry, as the trainer writes per epoch (``epoch`` 1, train/val loss and
@@ -41,20 +41,17 @@ class OneGoFit:
         timed_s: seconds of the work that produced the kept model from the training split
             (featurising it and the selected fit), the basis of training throughput.
         chosen: the hyperparameters chosen on validation, by name (e.g. ``{"C": 4.0}``).
-        candidates: one entry per candidate tried: its hyperparameters, ``val_loss``,
-            ``val_accuracy`` and ``fit_time_s``.
     """
 
     history: list[dict[str, float]]
     timed_s: float
     chosen: dict[str, float] = field(default_factory=dict)
-    candidates: list[dict[str, float]] = field(default_factory=list)
 
 
 @runtime_checkable
-class FitsInOneGo(Protocol):
+class SelfFitting(Protocol):
     """A model that learns by ``fit(train, val, seed=...)`` rather than by the trainer."""
 
-    def fit(self, train: SplitLike, val: SplitLike, *, seed: int) -> OneGoFit:
+    def fit(self, train: SplitLike, val: SplitLike, *, seed: int) -> SelfFitReport:
         """Fit on ``train``, choose hyperparameters on ``val`` (never on test); keep the choice."""
         ...

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from models.recurrent import RecurrentClassifier
+from models.recurrent import ClassifierCosts, RecurrentClassifier
 from models.registry import register_model
 from models.rnn import DROPOUT, EMBEDDING_DIM, HIDDEN_DIM, NUM_LAYERS
 
@@ -117,7 +117,15 @@ class ScratchLSTMEncoder(nn.Module):
         return final
 
 
-@register_model(description="LSTM with a hand-written cell (Python loop over steps), no fused kernel")
+# The lstm's layout, so the lstm's declared size and cost.
+_COSTS = ClassifierCosts("lstm")
+
+
+@register_model(
+    description="LSTM with a hand-written cell (Python loop over steps), no fused kernel",
+    recurrent=True, training="gradient", param_count=_COSTS.param_count,
+    flops_per_token=_COSTS.flops_per_token,
+)
 def lstm_scratch(
     *,
     vocab_size: int,

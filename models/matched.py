@@ -10,32 +10,13 @@ budget: the embedding is the same for every model, and the head differs by a few
 
 from __future__ import annotations
 
-from models.recurrent import RecurrentClassifier
-from models.registry import register_model
-from models.rnn import DROPOUT, EMBEDDING_DIM, HIDDEN_DIM, NUM_LAYERS
+from collections.abc import Callable, Mapping
+from typing import Any
 
-__all__ = ["GATES", "matched_hidden_dim", "recurrent_param_count"]
+from models.recurrent import recurrent_param_count
+from models.rnn import register_fused
 
-#: H-wide affine maps per step of each cell: LSTM i, f, g, o; GRU r, z, n; tanh RNN one.
-GATES = {"rnn": 1, "lstm": 4, "gru": 3}
-
-
-def recurrent_param_count(
-    cell: str, *, input_dim: int, hidden_dim: int, num_layers: int, bidirectional: bool
-) -> int:
-    """Trainable parameters of PyTorch's stacked ``nn.RNN``/``nn.LSTM``/``nn.GRU``.
-
-    Per layer and direction: ``W_ih`` (G*H x I), ``W_hh`` (G*H x H) and both biases (2 x G*H); a
-    layer above the first reads the directions of the one below (I = H * directions).
-    """
-    gates = GATES[cell]
-    directions = 2 if bidirectional else 1
-    total = 0
-    layer_input = input_dim
-    for _ in range(num_layers):
-        total += directions * gates * hidden_dim * (layer_input + hidden_dim + 2)
-        layer_input = hidden_dim * directions
-    return total
+__all__ = ["matched_hidden_dim"]
 
 
 def matched_hidden_dim(
@@ -65,38 +46,26 @@ def matched_hidden_dim(
     return min((low, low + 1), key=lambda hidden: abs(count(hidden) - budget))
 
 
-def _register_matched(name: str, cell: str, *, bidirectional: bool, label: str) -> None:
-    """Register ``name``: ``cell`` classifier whose hidden size is matched to lstm's budget."""
+def _matched_to_lstm(cell: str, *, bidirectional: bool) -> Callable[[Mapping[str, Any]], int]:
+    """``hidden_dim_of`` for :func:`register_fused`: the hidden size matched to lstm's budget."""
 
-    def builder(
-        *,
-        vocab_size: int,
-        pad_index: int,
-        embedding_dim: int = EMBEDDING_DIM,
-        hidden_dim: int = HIDDEN_DIM,
-        num_layers: int = NUM_LAYERS,
-        dropout: float = DROPOUT,
-        padding_mode: str = "auto",
-    ) -> RecurrentClassifier:
-        matched = matched_hidden_dim(
-            cell, bidirectional=bidirectional, embedding_dim=embedding_dim,
-            lstm_hidden_dim=hidden_dim, num_layers=num_layers,
-        )
-        return RecurrentClassifier.fused(
-            cell, vocab_size=vocab_size, pad_index=pad_index, embedding_dim=embedding_dim,
-            hidden_dim=matched, num_layers=num_layers, bidirectional=bidirectional,
-            dropout=dropout, padding_mode=padding_mode,
+    def hidden_dim_of(hp: Mapping[str, Any]) -> int:
+        return matched_hidden_dim(
+            cell, bidirectional=bidirectional, embedding_dim=hp["embedding_dim"],
+            lstm_hidden_dim=hp["hidden_dim"], num_layers=hp["num_layers"],
         )
 
-    builder.__name__ = builder.__qualname__ = name
-    builder.__doc__ = (
-        f"{label}, parameter-matched to lstm: ``hidden_dim`` is the lstm's; the model's own hidden "
-        "size is solved so its recurrent layers hold the same number of parameters."
+    return hidden_dim_of
+
+
+for _name, _cell, _bidirectional, _label in (
+    ("rnn_matched", "rnn", False, "Simple (tanh) RNN"),
+    ("gru_matched", "gru", False, "GRU"),
+    ("bilstm_matched", "lstm", True, "Bidirectional LSTM"),
+    ("bigru_matched", "gru", True, "Bidirectional GRU"),
+):
+    # hidden_dim is the lstm's; the model's own hidden size is solved from it.
+    register_fused(
+        _name, _cell, bidirectional=_bidirectional, description=f"{_label}, parameter-matched to lstm",
+        hidden_dim_of=_matched_to_lstm(_cell, bidirectional=_bidirectional),
     )
-    register_model(name, description=f"{label}, parameter-matched to lstm")(builder)
-
-
-_register_matched("rnn_matched", "rnn", bidirectional=False, label="Simple (tanh) RNN")
-_register_matched("gru_matched", "gru", bidirectional=False, label="GRU")
-_register_matched("bilstm_matched", "lstm", bidirectional=True, label="Bidirectional LSTM")
-_register_matched("bigru_matched", "gru", bidirectional=True, label="Bidirectional GRU")

@@ -2,14 +2,26 @@
 
 A model is one builder function with one decorator, in its own module::
 
-    @register_model(description="Unidirectional LSTM, read at each review's last real token",
-                    default=True)
-    def lstm(*, vocab_size: int, pad_index: int, hidden_dim: int = 256, ...) -> nn.Module:
+    @register_model(description="Bag of embeddings", recurrent=False,
+                    param_count=lambda vocab_size, hp: ..., flops_per_token=lambda hp: ...)
+    def bag(*, vocab_size: int, pad_index: int, embedding_dim: int = 100) -> nn.Module:
         ...
 
 The builder's keyword defaults are the model's defaults; ``model_info(name).hyperparams`` exposes
 them so callers (the bench layer, the CLI) can tell which overrides a model accepts. Registration
 order is the order ``list_models`` returns, which is the order of rows in a report.
+
+What a model *is* is declared here, beside its builder, and read from here; nothing downstream
+guesses it from the module's attributes (an attribute someone forgets gives a wrong answer, a
+missing declaration gives "not declared"):
+
+- ``recurrent``: whether the model has a recurrence (required: there is no safe default);
+- ``training``: ``"gradient"`` (the shared trainer's epochs) or ``"self_fit"`` (the model fits
+  itself in one call, :class:`models.fitted.SelfFitting`);
+- ``param_count(vocab_size, hyperparams)``: its trainable parameters, for a gradient-trained model
+  (the contract tests hold it equal to the built module's);
+- ``flops_per_token(hyperparams)``: forward FLOPs per real token; without it a run reports no
+  efficiency rather than a wrong one.
 
 Mistakes fail loudly (as in lm-evaluation-harness, unlike timm which only warns on duplicates): a
 duplicate name raises, an unknown name raises :class:`UnknownModelError` with close matches and the
@@ -22,12 +34,14 @@ import dataclasses
 import difflib
 import fnmatch
 import inspect
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from torch import nn
 
 __all__ = [
+    "TRAINING_KINDS",
     "ModelInfo",
     "UnknownModelError",
     "create_model",
@@ -39,7 +53,15 @@ __all__ = [
 # Arguments every builder takes from the data pipeline; everything else is a hyperparameter.
 _DATA_ARGS = ("vocab_size", "pad_index")
 
+#: How a model learns: through the shared trainer's gradient steps, or by fitting itself.
+TRAINING_KINDS = ("gradient", "self_fit")
+
 Builder = Callable[..., nn.Module]
+#: ``fn(hyperparams) -> forward FLOPs per real token``, hyperparams being the resolved builder
+#: arguments (defaults updated by overrides).
+FlopsPerToken = Callable[[Mapping[str, Any]], float]
+#: ``fn(vocab_size, hyperparams) -> trainable parameters``.
+ParamCount = Callable[[int, Mapping[str, Any]], int]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +74,10 @@ class ModelInfo:
         default: whether the model is part of the default comparison set.
         builder: ``fn(*, vocab_size, pad_index, **hyperparams) -> nn.Module``.
         hyperparams: the builder's keyword defaults (the model's defaults), by name.
+        recurrent: whether the model has a recurrence.
+        training: one of :data:`TRAINING_KINDS`.
+        param_count: declared trainable parameters, or None (not declared).
+        flops_per_token: declared forward FLOPs per real token, or None (not declared).
     """
 
     name: str
@@ -60,6 +86,36 @@ class ModelInfo:
     builder: Builder
     # A dict is unhashable; leaving it out of the hash keeps the frozen dataclass hashable.
     hyperparams: dict[str, Any] = dataclasses.field(hash=False)
+    recurrent: bool
+    training: str
+    param_count: ParamCount | None = None
+    flops_per_token: FlopsPerToken | None = None
+
+    def resolve(self, overrides: Mapping[str, Any]) -> dict[str, Any]:
+        """The builder's hyperparameters: its defaults updated by ``overrides``.
+
+        Raises:
+            ValueError: an override is not one of the model's hyperparameters.
+        """
+        unknown = sorted(set(overrides) - set(self.hyperparams))
+        if unknown:
+            raise ValueError(
+                f"model {self.name!r} does not accept hyperparameter(s) {', '.join(unknown)}; "
+                f"accepted: {', '.join(self.hyperparams) or '(none)'}"
+            )
+        return {**self.hyperparams, **overrides}
+
+    def declared_flops_per_token(self, **overrides: Any) -> float | None:
+        """Forward FLOPs per real token at these hyperparameters; None if not declared."""
+        if self.flops_per_token is None:
+            return None
+        return float(self.flops_per_token(self.resolve(overrides)))
+
+    def declared_param_count(self, vocab_size: int, **overrides: Any) -> int | None:
+        """Trainable parameters at this vocabulary and these hyperparameters; None if not declared."""
+        if self.param_count is None:
+            return None
+        return int(self.param_count(vocab_size, self.resolve(overrides)))
 
 
 class UnknownModelError(ValueError):
@@ -100,21 +156,41 @@ def _hyperparams_of(name: str, fn: Builder) -> dict[str, Any]:
 
 
 def register_model(
-    name: str | None = None, *, description: str, default: bool = False
+    name: str | None = None,
+    *,
+    description: str,
+    recurrent: bool,
+    training: str = "gradient",
+    param_count: ParamCount | None = None,
+    flops_per_token: FlopsPerToken | None = None,
+    default: bool = False,
 ) -> Callable[[Builder], Builder]:
     """Decorator registering a model builder under ``name`` (the function's name when omitted).
 
     Args:
         name: registry name; defaults to ``fn.__name__``.
         description: a single line describing the model.
+        recurrent: whether the model has a recurrence.
+        training: ``"gradient"`` (the shared trainer) or ``"self_fit"`` (the model implements
+            :class:`models.fitted.SelfFitting` and fits itself).
+        param_count: ``fn(vocab_size, hyperparams) -> int``, the trainable parameters of a
+            gradient-trained model (a self-fitting model's size is known only after fitting).
+        flops_per_token: ``fn(hyperparams) -> float``, forward FLOPs per real token.
         default: include the model in the default comparison set.
 
     Raises:
-        ValueError: the name is already registered, or the description is empty or multi-line.
-        TypeError: the builder's signature does not follow the builder contract.
+        ValueError: the name is already registered, the description is empty or multi-line,
+            ``training`` is not a known kind, or a declared cost is not a positive number at the
+            builder's defaults.
+        TypeError: the builder's signature does not follow the builder contract, or ``recurrent``
+            is not a bool.
     """
     if not description or not description.strip() or "\n" in description:
         raise ValueError("a model's description must be a single non-empty line")
+    if not isinstance(recurrent, bool):
+        raise TypeError(f"recurrent must be True or False, got {recurrent!r}")
+    if training not in TRAINING_KINDS:
+        raise ValueError(f"training must be one of {', '.join(TRAINING_KINDS)}, got {training!r}")
 
     def decorator(fn: Builder) -> Builder:
         model_name = name if name is not None else fn.__name__
@@ -124,16 +200,35 @@ def register_model(
                 f"model {model_name!r} is already registered "
                 f"(by {existing.__module__}.{existing.__qualname__})"
             )
-        _REGISTRY[model_name] = ModelInfo(
+        info = ModelInfo(
             name=model_name,
             description=description.strip(),
             default=default,
             builder=fn,
             hyperparams=_hyperparams_of(model_name, fn),
+            recurrent=recurrent,
+            training=training,
+            param_count=param_count,
+            flops_per_token=flops_per_token,
         )
+        _check_declared_costs(info)
+        _REGISTRY[model_name] = info
         return fn
 
     return decorator
+
+
+def _check_declared_costs(info: ModelInfo) -> None:
+    """A declared cost must evaluate to a positive number at the builder's defaults."""
+    for what, value in (
+        ("flops_per_token", info.declared_flops_per_token()),
+        # Any vocabulary will do: the check is that the function runs and gives a count.
+        ("param_count", info.declared_param_count(vocab_size=2)),
+    ):
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise ValueError(
+                f"model {info.name!r} declares {what} {value!r} at its defaults; it must be positive"
+            )
 
 
 def _lookup(name: str) -> ModelInfo:
@@ -176,10 +271,4 @@ def create_model(name: str, *, vocab_size: int, pad_index: int, **overrides: Any
         ValueError: an override is not one of the model's hyperparameters.
     """
     info = _lookup(name)
-    unknown = sorted(set(overrides) - set(info.hyperparams))
-    if unknown:
-        raise ValueError(
-            f"model {name!r} does not accept hyperparameter(s) {', '.join(unknown)}; "
-            f"accepted: {', '.join(info.hyperparams) or '(none)'}"
-        )
-    return info.builder(vocab_size=vocab_size, pad_index=pad_index, **overrides)
+    return info.builder(vocab_size=vocab_size, pad_index=pad_index, **info.resolve(overrides))

@@ -1,6 +1,7 @@
 """Run configuration: profiles, typed overrides, range checks, stable run ids."""
 
 import dataclasses
+import json
 
 import pytest
 
@@ -89,3 +90,29 @@ def test_configuration_page_is_generated_from_the_code():
     assert page.read_text() == configuration_markdown(), (
         "docs/configuration.md is stale: run `python -m bench.config > docs/configuration.md`"
     )
+
+
+def test_one_model_s_own_settings_reach_only_that_model_and_its_run_id():
+    from bench.config import parse_model_settings, split_model_settings
+    from bench.executor import model_hyperparams
+    from bench.runner import plan_grid
+
+    run, per_model = split_model_settings(
+        {"model.hidden_dim": "32", "lstm.hidden_dim": "128", "tfidf_logreg.c_grid": "0.5, 2,8",
+         "tfidf_logreg.min_df": "3"})  # fmt: skip
+    assert run == {"model.hidden_dim": "32"}
+    cfg = profile_config("smoke", run)
+    settings = parse_model_settings(per_model, ["gru", "lstm", "tfidf_logreg"], cfg.data.vocab_size)
+    assert settings == {"lstm": (("hidden_dim", 128),),
+                        "tfidf_logreg": (("c_grid", (0.5, 2.0, 8.0)), ("min_df", 3))}  # fmt: skip
+    specs = {s.arch: s for s in plan_grid(["gru", "lstm", "tfidf_logreg"], 1, profile="smoke",
+                                          config=cfg, device="cpu", threads=1,
+                                          model_settings=settings)}  # fmt: skip
+    assert model_hyperparams(specs["lstm"])["hidden_dim"] == 128
+    assert model_hyperparams(specs["gru"])["hidden_dim"] == 32  # the model.* value, untouched
+    assert model_hyperparams(specs["tfidf_logreg"])["c_grid"] == (0.5, 2.0, 8.0)
+    # A run without its own settings keeps the run id it had; one with them gets another, and the
+    # settings survive the round trip through config.json (the predictor rebuilds from it).
+    plain = RunSpec("lstm", 0, "smoke", "cpu", 1, cfg)
+    assert "model_settings" not in plain.to_dict() and specs["lstm"].run_id != plain.run_id
+    assert RunSpec.from_dict(json.loads(json.dumps(specs["tfidf_logreg"].to_dict()))) == specs["tfidf_logreg"]

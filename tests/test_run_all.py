@@ -48,6 +48,11 @@ def run_cli(capsys, *argv):
         (["--set", "model.dropout=nan"], "model.dropout must be a finite number"),
         (["--archs", ""], "--archs names no architecture"),
         (["--archs", " , "], "--archs names no architecture"),
+        (["--set", "lstm.nonsense=1"], "model 'lstm' has no hyperparameter 'nonsense'"),
+        (["--set", "lstm.hidden_dim=wide"], "lstm.hidden_dim expects int, got 'wide'"),
+        (["--set", "tfidf_logreg.min_df=0"], "min_df must be >= 1"),
+        (["--set", "tfidf_logreg.c_grid=1,-2"], "c_grid must hold positive values"),
+        (["--archs", "lstm", "--set", "gru.hidden_dim=8"], "gru is not among the architectures"),
     ],
 )
 def test_bad_settings_give_one_line_and_exit_2(capsys, tmp_path, argv, message):
@@ -101,6 +106,7 @@ def test_list_archs_comes_from_the_registry(capsys):
     assert code == 0
     for name in list_models():
         assert f" {name} " in out
+    assert "min_df=2" in out and "c_grid=(0.25, 1.0, 4.0, 16.0, 64.0)" in out
 
 
 def test_smoke_grid_end_to_end_then_report_only_reproduces_the_report(capsys, tmp_path, archive):

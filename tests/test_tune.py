@@ -62,8 +62,7 @@ def test_the_default_grid_is_lr_times_third_one_three_by_dropout_times_one_half(
 
 
 def test_only_the_settings_a_model_uses_are_tuned(archive):
-    data = load_imdb(small_config().data, archive, progress=False)
-    by_arch = {spec.arch: tuned_keys(spec, data)
+    by_arch = {spec.arch: tuned_keys(spec)
                for spec in specs_for(["gru", "bag_of_embeddings", "tfidf_logreg"], archive)}
     assert by_arch == {"gru": [LR_KEY, DROPOUT_KEY], "bag_of_embeddings": [LR_KEY, DROPOUT_KEY],
                        "tfidf_logreg": []}  # fmt: skip
