@@ -2,7 +2,8 @@
 
 A record is plain data (a ``dict`` that round-trips through JSON). It carries everything a report
 needs, so a report is rebuilt from records alone and never re-trains anything. The schema is
-documented in ``docs/record-schema.md``; :func:`validate_record` is its executable form.
+documented in ``docs/record-schema.md``; :func:`validate_record` is its executable form, and
+:mod:`bench.metrics` declares the metrics.
 
 Layout of a results folder::
 
@@ -25,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.metrics import required_metrics
+
 #: Version 2 added the error types ``diverged`` and ``killed``, and the manifest's ``settings`` and
 #: ``commits``. Version-1 records and manifests are still read (they use a subset of version 2).
 SCHEMA_VERSION = 2
@@ -40,31 +43,6 @@ TEST_LABELS_NAME = "test_labels.npy"
 #: run's process was killed by a signal, often the kernel's OOM killer (``killed``); any other
 #: exception or exit (``crash``). ``timeout`` and ``interrupted`` are kept for older records.
 ERROR_TYPES = ("nan_loss", "diverged", "oom", "killed", "timeout", "crash", "interrupted")
-
-#: Metrics every successful run has, with whether higher is better (None: neither, a count).
-#: Reports take column direction from here, so a new metric is declared once.
-METRICS: dict[str, bool | None] = {
-    "param_count": None,
-    "test_accuracy": True,
-    "test_loss": False,
-    "test_precision": True,
-    "test_recall": True,
-    "test_f1": True,
-    "test_roc_auc": True,
-    "val_accuracy": True,
-    "val_loss": False,
-    "train_samples_per_s": True,
-    "train_tokens_per_s": True,
-    "infer_samples_per_s": True,
-    "latency_ms_p50": False,
-    "latency_ms_p95": False,
-    "train_peak_mem_mb": False,
-    "infer_peak_mem_mb": False,
-    "train_time_s": False,
-    "epochs_run": None,
-    "best_epoch": None,
-    "efficiency": True,
-}
 
 #: Keys of one entry of ``history`` (one per epoch run).
 HISTORY_KEYS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "epoch_time_s")
@@ -142,7 +120,9 @@ def validate_record(record: dict[str, Any]) -> dict[str, Any]:
     else:
         if error is not None:
             raise RecordError("a successful record must have error null")
-        missing = [m for m in METRICS if m not in record["metrics"]]
+        # Only the required ones: a metric registered later is absent from older records, which
+        # render with that cell empty (bench.metrics).
+        missing = [m for m in required_metrics() if m not in record["metrics"]]
         if missing:
             raise RecordError(f"record metrics missing: {', '.join(missing)}")
     for name, value in record["metrics"].items():

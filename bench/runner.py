@@ -21,7 +21,6 @@ from typing import Any
 
 from bench import records
 from bench.config import ModelSettings, RunConfig, RunSpec
-from bench.environment import capture
 from bench.executor import base_record, execute_run, resolve_device
 
 RUNS_DIR = records.RUNS_DIR
@@ -291,8 +290,3 @@ def _write_crash_record(spec: RunSpec, run_dir: Path, exitcode: int | None) -> N
 def utc_now() -> str:
     """The current UTC time, ISO 8601, to the second."""
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-
-
-def environment_summary(device: str) -> dict[str, Any]:
-    """The environment block for a manifest (the grid's machine)."""
-    return capture(resolve_device(device))

@@ -102,7 +102,9 @@ class TfidfLogReg(TextClassifier):
 
     def _set_features(self, *, feature_keys: Tensor, idf: Tensor, weight: Tensor, bias: Tensor) -> None:
         """Install a feature set and its weights, on the device the model is on."""
-        device = self.bias.device if hasattr(self, "bias") else torch.device("cpu")
+        # Once built, the model's device; while building, where the tensors were made (the meta
+        # device when a caller builds an empty model to load weights into).
+        device = self.bias.device if hasattr(self, "bias") else feature_keys.device
         # Buffers: sorted int64 keys (see ngram_keys) and their idf; parameters: the linear model.
         self.register_buffer("feature_keys", feature_keys.to(device, torch.long))
         self.register_buffer("idf", idf.to(device, torch.float32))

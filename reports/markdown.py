@@ -10,6 +10,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from bench.metrics import definition_groups
 from bench.records import Unreadable
 from reports.compare import ALPHA, METHOD_BOOTSTRAP, METHOD_MCNEMAR, N_BOOT, THRESHOLD, Comparer
 from reports.plots import PLOT_TITLES
@@ -21,41 +22,6 @@ DATASET_CITATION = (
     'Potts. 2011. "Learning Word Vectors for Sentiment Analysis." In *Proceedings of the 49th '
     "Annual Meeting of the Association for Computational Linguistics (ACL 2011)*, pages 142–150."
 )
-
-#: How each figure is measured, copied from docs/record-schema.md (a test keeps them equal).
-MEASUREMENT_DEFINITIONS: dict[str, str] = {
-    "param_count": "trainable parameters",
-    "test_accuracy": "on the whole test split, once, with the checkpoint selected on validation",
-    "train_samples_per_s": (
-        "steady-state training throughput: warm-up batches excluded; tokens are real tokens, "
-        "padding excluded"
-    ),
-    "infer_samples_per_s": "evaluation-mode forward passes at the evaluation batch size",
-    "latency_ms_p50": "one review of median length, batch of one, after warm-up",
-    "train_peak_mem_mb": (
-        "CUDA: `torch.cuda.max_memory_allocated`, reset before the phase. CPU: growth of peak "
-        "resident memory (VmHWM) over the phase's baseline. On CPU the inference phase follows "
-        "training in the same process and reuses memory training freed, so CPU inference figures "
-        "read low and vary between models: compare training figures, not inference ones"
-    ),
-    "train_time_s": "wall time of the training loop including validation passes",
-    "efficiency": (
-        "model FLOP/s achieved in training ÷ dense matmul FLOP/s measured on the same device in "
-        "the same process"
-    ),
-}
-
-#: Which columns each definition covers, as the report names them.
-_DEFINITION_LABELS: dict[str, str] = {
-    "param_count": "Params",
-    "test_accuracy": "Test accuracy, F1, ROC-AUC",
-    "train_samples_per_s": "Train samples/s, tokens/s",
-    "infer_samples_per_s": "Infer samples/s",
-    "latency_ms_p50": "Latency p50, p95",
-    "train_peak_mem_mb": "Train and infer peak MiB",
-    "train_time_s": "Train time",
-    "efficiency": "Efficiency",
-}
 
 PUBLISHED_RESULTS: tuple[tuple[str, str, str], ...] = (
     (
@@ -207,7 +173,7 @@ def header(records: Sequence[dict[str, Any]], manifest: Mapping[str, Any]) -> st
             "",
             f"Dataset: {DATASET_CITATION}",
             "",
-            "**Timings and memory figures come from this machine only.** Do not compare them with "
+            "**Timings and memory values come from this machine only.** Do not compare them with "
             "another machine's report; across machines only `efficiency` (achieved FLOP/s as a "
             "fraction of a matmul measured on the same device in the same process) is meaningful. "
             "Within this report, speed ratios compare runs made on the same machine in one session.",
@@ -230,7 +196,7 @@ def results_section(rows: Sequence[ArchSummary], manifest: Mapping[str, Any]) ->
             notes.append(
                 f"- `{row.arch}`: {len(row.failed)} of {len(row.records)} seeds failed "
                 f"({row.failure_text()})"
-                + ("; the figures above are from the others." if row.ok else ".")
+                + ("; the values above are from the others." if row.ok else ".")
             )
     recorded = {row.arch for row in rows}
     missing = [a for a in manifest.get("archs") or [] if a not in recorded]
@@ -363,7 +329,7 @@ def plots_section(plot_names: Iterable[str]) -> str:
     lines = ["## Plots", ""]
     names = [n for n in PLOT_TITLES if n in set(plot_names)]
     if not names:
-        return "\n".join(lines + ["No figure could be drawn: no run has the figures they need."])
+        return "\n".join(lines + ["No figure could be drawn: no run has the values they need."])
     for name in names:
         lines += [f"### {PLOT_TITLES[name]}", "", f"![{PLOT_TITLES[name]}](plots/{name})", ""]
     lines.append(
@@ -409,7 +375,7 @@ def _settings(rows: Sequence[ArchSummary]) -> tuple[dict[str, str], dict[str, di
 
 
 def measurement_section(rows: Sequence[ArchSummary]) -> str:
-    """Settings, validation protocol, what the timers and memory figures cover, the intervals."""
+    """Settings, validation protocol, what each metric covers, the intervals."""
     common, differing = _settings(rows)
     lines = ["## How this was measured", "", "### Settings", ""]
     if common:
@@ -450,19 +416,20 @@ def measurement_section(rows: Sequence[ArchSummary]) -> str:
         "test.",
         "- Seeds change the model's initialisation, dropout and batch order, not the split.",
         "",
-        "### What the figures include",
+        "### What each metric includes",
         "",
         markdown_table(
-            ["Figure", "How it is measured"],
-            [[_DEFINITION_LABELS[k], v] for k, v in MEASUREMENT_DEFINITIONS.items()],
+            ["Metric", "How it is measured"],
+            [[", ".join(m.label for m in group), group[0].definition]
+             for group in definition_groups()],
             align="ll",
-        ),
+        ),  # fmt: skip
         "",
         "### Intervals and ties",
         "",
         "- Spread over seeds: sample standard deviation (n−1). The 95% interval of a mean over n "
-        "seeds is the Student t interval, mean ± t(0.975, n−1) · s / √n (t computed exactly, "
-        "from the regularised incomplete beta function); none is given for n = 1.",
+        "seeds is the Student t interval, mean ± t(0.975, n−1) · s / √n (t from "
+        "`scipy.stats.t`); none is given for n = 1.",
         f"- Accuracy differences between architectures: paired bootstrap over reviews and seeds "
         f"for the 95% interval; {METHOD_MCNEMAR} as the p-value when only one seed is paired; "
         f"not significant at {ALPHA:.0%} means a tie (see *Paired comparisons*).",

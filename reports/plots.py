@@ -239,7 +239,7 @@ def memory_and_params(rows: Sequence[ArchSummary]) -> bytes | None:
     mem_rows = [
         r
         for r in rows
-        if r.value("train_peak_mem_mb") is not None or r.value("infer_peak_mem_mb") is not None
+        if r.value("train_peak_mem_mb") is not None or r.value("infer_peak_mem_with_weights_mb") is not None
     ]
     par_rows = [r for r in rows if r.value("param_count") is not None]
     if not mem_rows and not par_rows:
@@ -249,7 +249,7 @@ def memory_and_params(rows: Sequence[ArchSummary]) -> bytes | None:
     width = 0.4
     if mem_rows:
         for offset, metric, hatch, name in ((-width / 2, "train_peak_mem_mb", None, "training"),
-                                            (width / 2, "infer_peak_mem_mb", "//", "inference")):  # fmt: skip
+                                            (width / 2, "infer_peak_mem_with_weights_mb", "//", "inference")):  # fmt: skip
             values = [r.value(metric) or 0.0 for r in mem_rows]
             bars = ax_mem.bar(
                 [i + offset for i in range(len(mem_rows))],

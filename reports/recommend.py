@@ -1,6 +1,6 @@
 """The "Which one should I use?" section: plain sentences generated from the numbers.
 
-Every claim names its figures and its cost against the alternatives. Accuracy differences that
+Every claim names its values and its cost against the alternatives. Accuracy differences that
 are not significant at 5% (see :mod:`reports.compare` for the rule) are called ties. Speed and
 memory are compared as ratios of means measured on this machine in this run.
 """
@@ -101,7 +101,7 @@ def _advantages(row: ArchSummary, ref: ArchSummary) -> list[str]:
     if mem and mem_ref and mem < mem_ref:
         out.append(f"{_ratio(mem_ref, mem)} less peak training memory")
     par, par_ref = row.value("param_count"), ref.value("param_count")
-    if par and par_ref and par < par_ref:
+    if par and par_ref and par < par_ref and row.training == ref.training:
         out.append(f"{_ratio(par_ref, par)} fewer parameters")
     return out
 
@@ -126,7 +126,7 @@ def pareto_set(
     """Pareto-optimal rows over ``axes`` (means), who dominates each other row, rows left out.
 
     A row is dominated when another is at least as good on every axis and better on one. Rows
-    missing a figure on any axis are left out rather than guessed.
+    missing a value on any axis are left out rather than guessed.
     """
     complete = [r for r in rows if all(r.value(m) is not None for m, _, _ in axes)]
     left_out = [r for r in rows if r not in complete]
@@ -152,7 +152,7 @@ def pareto_set(
     return front, dominated_by, left_out
 
 
-def _figures(row: ArchSummary) -> str:
+def _axis_values(row: ArchSummary) -> str:
     return (
         f"{format_number(row.value('test_accuracy'), 'percent')}%, "
         f"{format_number(row.value('latency_ms_p50'), 'sig3')} ms, "
@@ -218,10 +218,19 @@ def recommend(rows: Sequence[ArchSummary], comparer: Comparer) -> str:
         text += _versus(trainer, best, rows, "train_samples_per_s", True, comparer)
         bullets.append(text)
 
-    smallest = _pick(rows, "param_count", False)
+    # Like with like: network weights against network weights. A self-fitting model's parameters
+    # (the TF-IDF floor's coefficients, one per kept n-gram) are another kind of quantity.
+    networks = [r for r in rows if r.training == "gradient"]
+    smallest = _pick(networks, "param_count", False)
     if smallest is not None:
-        text = f"**Fewest parameters: `{smallest.arch}`**, {format_count(smallest.value('param_count'))}"
-        text += _versus(smallest, best, rows, "param_count", False, comparer)
+        text = (f"**Fewest parameters among the gradient-trained networks: `{smallest.arch}`**, "
+                f"{format_count(smallest.value('param_count'))}")  # fmt: skip
+        text += _versus(smallest, best, networks, "param_count", False, comparer)
+        others = [r for r in rows if r.training != "gradient" and r.value("param_count") is not None]
+        if others:
+            text += " Not compared: " + ", ".join(
+                f"`{r.arch}` ({format_count(r.value('param_count'))} fitted coefficients)" for r in others
+            ) + ", which are not network weights."
         bullets.append(text)
 
     lightest = _pick(rows, "train_peak_mem_mb", False)
@@ -260,7 +269,8 @@ def _versus(
 
     def margin(other: ArchSummary) -> str:
         other_value = other.value(metric)
-        if not other_value or not value:
+        # Parameter counts compare only models that learn the same way (see the caller).
+        if not other_value or not value or (metric == "param_count" and other.training != row.training):
             return ""
         # Always >= 1: how many times better ``row`` is than ``other`` on this metric.
         ratio = _ratio(value, other_value) if higher else _ratio(other_value, value)
@@ -280,8 +290,8 @@ def _pareto_sentence(rows: Sequence[ArchSummary]) -> str:
     axes = ", ".join(label for _, _, label in PARETO_AXES)
     front, dominated_by, left_out = pareto_set(rows)
     if not front:
-        return f"**Pareto set** over ({axes}): not computed, no architecture has all three figures."
-    members = "; ".join(f"`{r.arch}` ({_figures(r)})" for r in front)
+        return f"**Pareto set** over ({axes}): not computed, no architecture has all three values."
+    members = "; ".join(f"`{r.arch}` ({_axis_values(r)})" for r in front)
     text = f"**Pareto-optimal** over ({axes}), comparing means: {members}."
     if dominated_by:
         beaten = ", ".join(f"`{a}` by `{b}`" for a, b in dominated_by.items())
@@ -292,7 +302,7 @@ def _pareto_sentence(rows: Sequence[ArchSummary]) -> str:
         text += " No architecture is dominated: each is best at something."
     if left_out:
         text += (
-            " Left out for a missing figure: " + ", ".join(f"`{r.arch}`" for r in left_out) + "."
+            " Left out for a missing value: " + ", ".join(f"`{r.arch}`" for r in left_out) + "."
         )
     return text
 

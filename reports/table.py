@@ -15,11 +15,14 @@ from typing import Any
 import pandas as pd
 from tabulate import tabulate
 
-from bench.records import METRICS, ok_records
+from bench.metrics import METRICS, Metric
+from bench.records import ok_records
 from reports.stats import mean_std_ci
 
-#: Shown for a figure that was not measured (a null metric, a single seed's spread).
+#: Shown for a value that was not measured (a null or absent metric, a single seed's spread).
 MISSING = "—"
+#: The metric the report ranks architectures by; its column also shows n and the 95% interval.
+HEADLINE = "test_accuracy"
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,7 @@ class ArchSummary:
     arch: str
     description: str
     recurrent: bool | None
+    training: str  # "gradient" or "self_fit" (see training_of)
     records: list[dict[str, Any]]
     ok: list[dict[str, Any]] = field(default_factory=list)
     failed: list[dict[str, Any]] = field(default_factory=list)
@@ -72,6 +76,18 @@ class ArchSummary:
 def _one_line(text: str, limit: int = 80) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def training_of(record: dict[str, Any]) -> str:
+    """How a run's model learned, as its record declares (``spec.model.training``).
+
+    Records written before the registry declared it say so only through ``stop_reason``:
+    ``"fitted"`` is written for a self-fitting model and nothing else.
+    """
+    declared = ((record.get("spec") or {}).get("model") or {}).get("training")
+    if isinstance(declared, str):
+        return declared
+    return "self_fit" if record.get("stop_reason") == "fitted" else "gradient"
 
 
 def _arch_order(records: Sequence[dict[str, Any]], arch_order: Iterable[str] | None) -> list[str]:
@@ -106,6 +122,7 @@ def summarize(
             arch=arch,
             description=str(first.get("model_description") or ""),
             recurrent=recurrent if isinstance(recurrent, bool) else None,
+            training=training_of(first),
             records=recs,
             ok=ok_records(recs),
             failed=[r for r in recs if r["status"] != "ok"],
@@ -185,11 +202,13 @@ def format_number(value: float | None, kind: str) -> str:
     return f"{scaled:,.{decimals}f}"
 
 
-def format_mean_std(stat: MetricStats, kind: str) -> str:
-    """``mean ± std`` with the std to the mean's decimals; just the mean with one seed."""
+def format_stat(stat: MetricStats, metric: Metric) -> str:
+    """A metric over seeds as its registration says: ``mean ± std`` (the std to the mean's
+    decimals) for a ``mean_sd`` summary, the mean alone for ``mean`` or with one seed."""
+    kind = metric.display
     if not stat.present:
         return MISSING
-    if stat.n == 1 or not math.isfinite(stat.std) or kind == "count":
+    if stat.n == 1 or not math.isfinite(stat.std) or metric.summary == "mean":
         return format_number(stat.mean, kind)
     scale, fixed = _KINDS[kind]
     decimals = fixed if fixed is not None else _decimals(stat.mean * scale)
@@ -206,49 +225,25 @@ def format_ci(stat: MetricStats, kind: str) -> str:
 # ---- the main table ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Column:
-    """A metric column of the main table."""
-
-    metric: str
-    label: str
-    kind: str
-
-    @property
-    def header(self) -> str:
-        direction = METRICS.get(self.metric)
-        arrow = {True: " ↑", False: " ↓"}.get(direction, "")
-        return f"{self.label}{arrow}"
+def header(metric: Metric) -> str:
+    """A column header: the metric's label and its direction arrow."""
+    return metric.label + {True: " ↑", False: " ↓"}.get(metric.higher_is_better, "")
 
 
-MAIN_COLUMNS: tuple[Column, ...] = (
-    Column("param_count", "Params", "count"),
-    Column("test_accuracy", "Test acc %", "percent"),
-    Column("val_accuracy", "Val acc %", "percent"),
-    Column("test_f1", "F1", "fraction"),
-    Column("test_roc_auc", "ROC-AUC", "fraction"),
-    Column("train_samples_per_s", "Train samples/s", "sig3"),
-    Column("train_tokens_per_s", "Train tokens/s", "sig3"),
-    Column("infer_samples_per_s", "Infer samples/s", "sig3"),
-    Column("latency_ms_p50", "Latency p50 ms", "sig3"),
-    Column("latency_ms_p95", "Latency p95 ms", "sig3"),
-    Column("train_peak_mem_mb", "Train peak MiB", "sig3"),
-    Column("infer_peak_mem_mb", "Infer peak MiB", "sig3"),
-    Column("efficiency", "Efficiency %", "efficiency"),
-    Column("train_time_s", "Train time s", "sig3"),
-)
+def main_columns() -> list[Metric]:
+    """The main table's metric columns, in registration order."""
+    return [m for m in METRICS.values() if m.in_table]
 
 
 def _best_values(rows: Sequence[ArchSummary]) -> dict[str, float]:
     """The best mean per directional column, when at least two architectures have one."""
     best: dict[str, float] = {}
-    for col in MAIN_COLUMNS:
-        direction = METRICS.get(col.metric)
-        values = [v for r in rows if (v := r.value(col.metric)) is not None]
+    for col in main_columns():
+        values = [v for r in rows if (v := r.value(col.name)) is not None]
         # Bold singles out a winner; with one value, or all equal, there is none.
-        if direction is None or len(set(values)) < 2:
+        if col.higher_is_better is None or len(set(values)) < 2:
             continue
-        best[col.metric] = max(values) if direction else min(values)
+        best[col.name] = max(values) if col.higher_is_better else min(values)
     return best
 
 
@@ -266,34 +261,35 @@ def _escape(text: str) -> str:
 def main_table_rows(rows: Sequence[ArchSummary]) -> tuple[list[str], list[list[str]]]:
     """Headers and cells of the main table (markdown emphasis included)."""
     headers = ["Architecture", "Seeds"]
-    for col in MAIN_COLUMNS:
-        headers.append(col.header)
-        if col.metric == "test_accuracy":
+    for col in main_columns():
+        headers.append(header(col))
+        if col.name == HEADLINE:
             headers.append("Test acc 95% CI")
     best = _best_values(rows)
     body = []
     for row in rows:
         cells = [f"`{row.arch}`", seeds_cell(row)]
-        for col in MAIN_COLUMNS:
-            stat = row.stats[col.metric]
+        for col in main_columns():
+            stat = row.stats[col.name]
             if not row.ok:
                 # Every seed failed: the failure is the result. Parameters may still be known.
-                if col.metric == "param_count" and any(
+                if col.name == "param_count" and any(
                     r["metrics"].get("param_count") is not None for r in row.failed
                 ):
                     cells.append(format_count(row.failed[0]["metrics"]["param_count"]))
-                elif col.metric == "test_accuracy":
+                elif col.name == HEADLINE:
                     cells.append(_escape(f"FAIL ({row.failure_text()})"))
                     cells.append(MISSING)
                 else:
                     cells.append("FAIL")
                 continue
-            text = format_mean_std(stat, col.kind)
-            if col.metric in best and stat.present and stat.mean == best[col.metric]:
+            text = format_stat(stat, col)
+            if col.name in best and stat.present and stat.mean == best[col.name]:
                 text = f"**{text}**"
-            if col.metric == "test_accuracy":
+            if col.name == HEADLINE:
+                # The headline metric also gets its seed count and its interval.
                 cells.append(f"{text} (n={stat.n})")
-                cells.append(format_ci(stat, col.kind))
+                cells.append(format_ci(stat, col.display))
             else:
                 cells.append(text)
         body.append(cells)
@@ -317,22 +313,12 @@ def main_table(rows: Sequence[ArchSummary]) -> str:
     return markdown_table(*main_table_rows(rows))
 
 
-#: The few columns worth a terminal line at the end of a run.
-_TERMINAL_COLUMNS: tuple[Column, ...] = (
-    Column("test_accuracy", "test acc %", "percent"),
-    Column("param_count", "params", "count"),
-    Column("train_samples_per_s", "train samples/s", "sig3"),
-    Column("latency_ms_p50", "latency p50 ms", "sig3"),
-    Column("train_peak_mem_mb", "train peak MiB", "sig3"),
-    Column("train_time_s", "train time s", "sig3"),
-)
-
-
 def terminal_summary(records: Sequence[dict[str, Any]], manifest: dict[str, Any] | None) -> str:
     """A compact plain-text table of the run for the terminal (tabulate)."""
     manifest = manifest or {}
     rows = summarize(records, manifest.get("archs"))
-    headers = ["arch", "seeds"] + [c.header for c in _TERMINAL_COLUMNS]
+    columns = [m for m in METRICS.values() if m.in_terminal]
+    headers = ["arch", "seeds"] + [header(c) for c in columns]
     body = []
     for row in rows:
         if not row.ok:
@@ -340,7 +326,7 @@ def terminal_summary(records: Sequence[dict[str, Any]], manifest: dict[str, Any]
             continue
         body.append(
             [row.arch, seeds_cell(row)]
-            + [format_mean_std(row.stats[c.metric], c.kind) for c in _TERMINAL_COLUMNS]
+            + [format_stat(row.stats[c.name], c) for c in columns]
         )
     title = (
         f"rnnbench: profile {manifest.get('profile', '?')}, device {manifest.get('device', '?')}"

@@ -5,13 +5,15 @@ import numpy as np
 import pytest
 import torch
 
+from bench import executor as bench_executor
 from bench import records
 from bench.config import RunSpec, profile_config
-from bench.executor import execute_run
+from bench.executor import cpu_inference_peak_mb, execute_run
+from bench.metrics import METRICS
 from bench.predict import Predictor
 from bench.runner import plan_grid, run_grid, write_manifest
 from bench.trainer import DivergedError, Trainer
-from data_pipeline import load_imdb, make_synthetic_archive
+from data_pipeline import EncodedSplit, load_imdb, make_synthetic_archive
 from models import create_model, model_info
 from models.bag_of_embeddings import BagOfEmbeddings
 
@@ -102,6 +104,8 @@ def test_execute_run_writes_a_complete_record_and_a_loadable_checkpoint(archive,
     assert m["param_count"] > 0 and m["train_tokens_per_s"] > m["train_samples_per_s"] > 0
     assert m["latency_ms_p95"] >= m["latency_ms_p50"] > 0
     assert 0 < m["efficiency"] < 1
+    assert set(METRICS) <= set(m)  # every registered metric is computed
+    assert m["infer_peak_mem_with_weights_mb"] > 0
     assert saved["data"]["n_test"] == 300 and saved["environment"]["torch"] == torch.__version__
     probs = np.load(tmp_path / spec.run_id / "test_probs.npy")
     labels = np.load(tmp_path / spec.run_id / "test_labels.npy")
@@ -205,3 +209,20 @@ def test_the_bound_is_checked_at_the_running_loss_the_progress_bar_reads(archive
         trainer.fit(data.train, data.val, seed=0)
     batches = -(-len(data.train) // cfg.train.batch_size)
     assert steps < batches  # stopped mid-epoch, not at its end
+
+
+def test_cpu_inference_memory_is_measured_in_its_own_process_with_the_weights_once():
+    # A bag of embeddings whose weights are 50,000 x 64 float32 = 12.2 MiB, on 200 short reviews.
+    hyperparams = {"embedding_dim": 64, "dropout": 0.0}
+    vocab_size = 50_000
+    torch.manual_seed(0)
+    model = create_model("bag_of_embeddings", vocab_size=vocab_size, pad_index=1, **hyperparams)
+    weights_mb = sum(p.numel() * p.element_size() for p in model.parameters()) / 2**20
+    generator = torch.Generator().manual_seed(0)
+    reviews = [torch.randint(2, vocab_size, (n,), generator=generator).tolist()
+               for n in torch.randint(5, 60, (200,), generator=generator).tolist()]  # fmt: skip
+    test = EncodedSplit.unlabeled("test", reviews)
+    spec = RunSpec("bag_of_embeddings", 0, "smoke", "cpu", 1, small_config())
+    peak = cpu_inference_peak_mb(spec, hyperparams, test, vocab_size, 1, model.state_dict())
+    # The weights are in it, once (not the initial values plus the loaded copy).
+    assert weights_mb <= peak < 1.6 * weights_mb, (peak, weights_mb)

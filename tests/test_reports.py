@@ -3,6 +3,7 @@
 import json
 import math
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.records import RecordError
+from bench.metrics import METRICS, register_metric
+from bench.records import RecordError, validate_record
 from reports import render_report, summary_frame, terminal_summary
 from reports.compare import METHOD_BOOTSTRAP, METHOD_MCNEMAR, Comparer
-from reports.markdown import MEASUREMENT_DEFINITIONS
 from reports.recommend import pareto_set, recommend
 from reports.stats import mcnemar_exact
 from reports.table import main_table, summarize
@@ -37,7 +38,7 @@ GRID = {
     "bag": {"accuracy": 0.80, "recurrent": False,
             "metrics": {"latency_ms_p50": 0.2, "latency_ms_p95": 0.3, "train_samples_per_s": 8000.0,
                         "train_peak_mem_mb": 30.0, "param_count": 640_000}},
-    "tfidf_logreg": {"accuracy": 0.75, "recurrent": False, "n_epochs": 1,
+    "tfidf_logreg": {"accuracy": 0.75, "recurrent": False, "training": "self_fit", "n_epochs": 1,
                      "metrics": {"efficiency": None, "train_tokens_per_s": None,
                                  "latency_ms_p50": 0.05, "latency_ms_p95": 0.08,
                                  "train_samples_per_s": 20000.0, "train_peak_mem_mb": 400.0,
@@ -267,16 +268,82 @@ def test_rendering_twice_gives_identical_markdown(rendered):
     assert not list(folder.rglob("*.tmp"))
 
 
-def test_measurement_definitions_are_copied_from_the_schema_page():
-    doc = (REPO / "docs" / "record-schema.md").read_text(encoding="utf-8")
-    how = {}
-    for line in doc.splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) == 4 and cells[0].startswith("`"):
-            for name in re.findall(r"`([a-z0-9_]+)`", cells[0]):
-                how[name] = cells[3]
-    for metric, definition in MEASUREMENT_DEFINITIONS.items():
-        assert how[metric] == definition, metric
+def test_fewest_parameters_compares_networks_with_networks(rendered):
+    _, _, text = rendered
+    line = next(ln for ln in _section(text, "Which one should I use?").splitlines()
+                if "Fewest parameters" in ln)  # fmt: skip
+    # tfidf_logreg's 20,001 coefficients are fewer, but they are not network weights.
+    assert "Fewest parameters among the gradient-trained networks: `rnn`**, 600k" in line
+    assert "Not compared: `tfidf_logreg` (20.0k fitted coefficients)" in line
+
+
+def test_every_metric_definition_is_in_the_report(rendered):
+    _, _, text = rendered
+    section = _section(text, "How this was measured")
+    for metric in METRICS.values():
+        assert metric.definition in section, metric.name
+
+
+@pytest.fixture
+def scratch_metrics():
+    """Registered metrics restored after the test, so a test may register its own."""
+    saved = dict(METRICS)
+    yield METRICS
+    METRICS.clear()
+    METRICS.update(saved)
+
+
+def test_adding_a_metric_is_one_registration(tmp_path, scratch_metrics):
+    # The registration ...
+    register_metric("grad_norm_p95", label="Grad norm p95", unit="1", higher_is_better=False,
+                    summary="mean_sd", display="sig3", in_terminal=True,
+                    definition="95th percentile of the gradient norm over the training steps")  # fmt: skip
+    # ... and its computation (here: values in the newer records). lstm's records predate the
+    # metric and lack it; they still validate and render, with an empty cell.
+    records = [make_record("lstm", seed) for seed in (0, 1)]
+    records += [make_record("gru", seed, metrics={"grad_norm_p95": v}) for seed, v in ((0, 1.5), (1, 2.5))]
+    folder = write_results(tmp_path, records, make_manifest(["lstm", "gru"], [0, 1]))
+    text = render_report(folder).read_text(encoding="utf-8")
+    headers = [c.strip() for c in _section(text, "Results").splitlines()[2].strip("|").split("|")]
+    column = headers.index("Grad norm p95 ↓")
+    assert _table_row(text, "gru")[column] == "2.00 ± 0.71"
+    assert _table_row(text, "lstm")[column] == "—"
+    assert "| Grad norm p95 | 95th percentile of the gradient norm over the training steps |" in text
+    frame = summary_frame(records)
+    assert list(frame["grad_norm_p95_mean"].fillna(-1)) == [-1, 2.0]
+    assert "Grad norm p95 ↓" in terminal_summary(records, None)
+    # A record the code cannot read is still refused: the schema version guards that.
+    with pytest.raises(RecordError, match="schema_version 2 is not 1"):
+        validate_record({**records[0], "schema_version": 2})
+
+
+def test_a_metric_registration_is_checked(scratch_metrics):
+    with pytest.raises(ValueError, match="metric 'test_accuracy' is already registered"):
+        register_metric("test_accuracy", label="x", unit="x", higher_is_better=True,
+                        summary="mean_sd", display="sig3", definition="x")  # fmt: skip
+    with pytest.raises(ValueError, match="display must be one of"):
+        register_metric("y", label="y", unit="y", higher_is_better=True, summary="mean_sd",
+                        display="stars", definition="y")  # fmt: skip
+    with pytest.raises(ValueError, match="summary must be one of"):
+        register_metric("y", label="y", unit="y", higher_is_better=True, summary="median",
+                        display="sig3", definition="y")  # fmt: skip
+
+
+def test_the_committed_example_report_still_renders(tmp_path):
+    # Its records predate infer_peak_mem_with_weights_mb and the declared model facts.
+    example = tmp_path / "example"
+    shutil.copytree(REPO / "docs" / "example-report", example)
+    (example / "report.md").unlink()
+    result = subprocess.run([sys.executable, str(REPO / "run_all.py"), "--report-only", "--out",
+                             str(example)], capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    text = (example / "report.md").read_text(encoding="utf-8")
+    for arch in ("rnn", "lstm", "gru", "bilstm", "bag_of_embeddings", "tfidf_logreg"):
+        row = _table_row(text, arch)
+        assert row[3].endswith("(n=3)"), row  # a test accuracy over three seeds
+    headers = [c.strip() for c in _section(text, "Results").splitlines()[2].strip("|").split("|")]
+    assert _table_row(text, "lstm")[headers.index("Infer peak MiB ↓")] == "—"
+    assert "Not compared: `tfidf_logreg`" in text
 
 
 # ---- the command line ---------------------------------------------------------------------------

@@ -9,8 +9,6 @@ from reports.stats import (
     mcnemar_exact,
     mean_std_ci,
     paired_bootstrap,
-    student_t_cdf,
-    student_t_quantile,
 )
 
 
@@ -38,17 +36,15 @@ def test_mcnemar_exact_does_not_underflow_on_a_full_test_set():
 
 
 @pytest.mark.parametrize(
-    ("df", "expected"),
-    [(1, 12.706204736), (2, 4.302652730), (4, 2.776445105), (10, 2.228138852), (30, 2.042272456)],
+    ("n", "t_975"),
+    [(2, 12.706204736), (3, 4.302652730), (5, 2.776445105), (11, 2.228138852), (31, 2.042272456)],
 )
-def test_student_t_quantile_matches_tables(df, expected):
-    assert student_t_quantile(0.975, df) == pytest.approx(expected, abs=1e-8)
-
-
-def test_student_t_tends_to_the_normal():
-    assert student_t_quantile(0.975, 1e6) == pytest.approx(1.959964, abs=1e-5)
-    assert student_t_quantile(0.025, 4) == pytest.approx(-2.776445105, abs=1e-8)
-    assert student_t_cdf(0.0, 3) == pytest.approx(0.5)
+def test_interval_half_width_uses_the_tabulated_t(n, t_975):
+    # Values 0, 1, 0, 1, ...: the half-width is t(0.975, n-1) * s / sqrt(n), t from the tables.
+    values = [float(i % 2) for i in range(n)]
+    mean, std, lo, hi, count = mean_std_ci(values)
+    assert count == n and std == pytest.approx(float(np.std(values, ddof=1)))
+    assert (hi - lo) / 2 == pytest.approx(t_975 * std / math.sqrt(n), abs=1e-8)
 
 
 def test_mean_std_ci_on_known_data():
