@@ -227,12 +227,13 @@ def clear_out_dir(out: Path) -> None:
     """Delete a results folder's runs, report, tuning and manifest (--overwrite; under the lock)."""
     from bench import records
     from bench.tune import TUNING_NAME
+    from reports.render import REPORT_DIRS, REPORT_FILES
 
     with records.writing(out):
-        for name in (records.RUNS_DIR, "plots"):
+        for name in (records.RUNS_DIR, *REPORT_DIRS):
             if (out / name).exists():
                 shutil.rmtree(out / name)
-        for name in ("report.md", "summary.csv", TUNING_NAME, records.MANIFEST_NAME):
+        for name in (*REPORT_FILES, TUNING_NAME, records.MANIFEST_NAME):
             (out / name).unlink(missing_ok=True)
 
 

@@ -17,6 +17,18 @@ _PERCENTILES = (50, 90, 95, 99)
 _STAGES = ("resolve", "cache_read", "read", "tokenize", "vocab", "encode", "cache_write")
 
 
+#: The DataConfig fields the command sets: (field, type, metavar, help); the option is
+#: ``--field-name`` and its default the field's.
+_CONFIG_OPTIONS: tuple[tuple[str, type, str, str], ...] = (
+    ("vocab_size", int, "N", "vocabulary size, counting <unk> and <pad>"),
+    ("max_len", int, "N", "keep the first N tokens of each review"),
+    ("val_fraction", float, "F", "share of train carved out, stratified, for validation"),
+    ("split_seed", int, "N", "seed of the sub-sampling and the validation split"),
+    ("train_limit", int, "N", "use a stratified sample of N train reviews, before the validation split"),
+    ("test_limit", int, "N", "use a stratified sample of N test reviews"),
+)
+
+
 def _parser() -> argparse.ArgumentParser:
     defaults = DataConfig()
     parser = argparse.ArgumentParser(
@@ -38,46 +50,11 @@ def _parser() -> argparse.ArgumentParser:
         help="the IMDb archive (aclImdb_v1.tar.gz, or one holding only its labeled part) or an "
         f"extracted aclImdb/ folder (default: ${ENV_DATA}, then the cache, then a download)",
     )
-    parser.add_argument(
-        "--vocab-size",
-        type=int,
-        default=defaults.vocab_size,
-        metavar="N",
-        help="vocabulary size, counting <unk> and <pad> (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--max-len",
-        type=int,
-        default=defaults.max_len,
-        metavar="N",
-        help="keep the first N tokens of each review (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--val-fraction",
-        type=float,
-        default=defaults.val_fraction,
-        metavar="F",
-        help="share of train carved out, stratified, for validation (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--split-seed",
-        type=int,
-        default=defaults.split_seed,
-        metavar="N",
-        help="seed of the sub-sampling and the validation split (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--train-limit",
-        type=int,
-        metavar="N",
-        help="use a stratified sample of N train reviews, before the validation split (default: all)",
-    )
-    parser.add_argument(
-        "--test-limit",
-        type=int,
-        metavar="N",
-        help="use a stratified sample of N test reviews (default: all)",
-    )
+    for field, kind, metavar, text in _CONFIG_OPTIONS:
+        default = getattr(defaults, field)
+        shown = "all" if default is None else "%(default)s"
+        parser.add_argument(f"--{field.replace('_', '-')}", type=kind, default=default,
+                            metavar=metavar, help=f"{text} (default: {shown})")  # fmt: skip
     parser.add_argument(
         "--cache-dir",
         type=Path,
@@ -134,14 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     try:
-        config = DataConfig(
-            vocab_size=args.vocab_size,
-            max_len=args.max_len,
-            val_fraction=args.val_fraction,
-            split_seed=args.split_seed,
-            train_limit=args.train_limit,
-            test_limit=args.test_limit,
-        )
+        config = DataConfig(**{field: getattr(args, field) for field, *_ in _CONFIG_OPTIONS})
     except ValueError as error:
         parser.error(str(error))
     try:

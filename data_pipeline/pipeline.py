@@ -105,9 +105,10 @@ def _select(reviews: RawReviews, config: DataConfig) -> dict[str, np.ndarray]:
     return {"train": train_rows[~is_val], "val": train_rows[is_val], "test": test_rows}
 
 
-def _build(
+def _read_and_encode(
     source: Source, config: DataConfig, watch: _Stopwatch
 ) -> tuple[dict[str, EncodedSplit], Vocab, int]:
+    """Read the source, split it, build the vocabulary on train and encode every split."""
     with watch.stage("read"):
         reviews = (
             read_archive(source.path) if source.kind == "archive" else read_folder(source.path)
@@ -245,7 +246,7 @@ def load_imdb(
                 loaded = _try_load(cache_dir, key)  # built by another process while this waited?
             if loaded is not None:
                 return result(loaded, cache_hit=True)
-        splits, vocab, n_errors = _build(source, config, watch)
+        splits, vocab, n_errors = _read_and_encode(source, config, watch)
         metadata = {"n_decode_errors": n_errors, "source_checksum": source.checksum}
         if lock is not None:
             with watch.stage("cache_write"):

@@ -55,7 +55,8 @@ class RawReviews:
         return len(self.texts)
 
 
-def _build(entries: dict[tuple[int, int, int], tuple[int, bytes]], where: str) -> RawReviews:
+def _reviews_from_entries(entries: dict[tuple[int, int, int], tuple[int, bytes]], where: str) -> RawReviews:
+    """The reviews keyed by (split, label, id), checked for every split and label, in order."""
     groups = {(s, lab): 0 for s in range(2) for lab in (1, 0)}
     for split, label, _ in entries:
         groups[(split, label)] += 1
@@ -266,7 +267,7 @@ def read_archive(path: Path) -> RawReviews:
     stream = _ByteStream(blocks)
     entries = _walk_tar(stream, where)
     stream.drain()  # reaches the gzip trailer: a truncated or corrupt tail raises here
-    return _build(entries, where)
+    return _reviews_from_entries(entries, where)
 
 
 def find_folder_root(path: Path) -> Path:
@@ -301,4 +302,4 @@ def read_folder(path: Path) -> RawReviews:
                 entries[(split, label, review_id)] = (stars, f.read())
     except OSError as error:
         raise DataError(f"cannot read {error.filename}: {error.strerror}") from error
-    return _build(entries, str(root))
+    return _reviews_from_entries(entries, str(root))

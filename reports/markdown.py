@@ -13,7 +13,7 @@ from typing import Any
 from bench.metrics import definition_groups
 from bench.records import Unreadable
 from reports.compare import ALPHA, METHOD_BOOTSTRAP, METHOD_MCNEMAR, N_BOOT, THRESHOLD, Comparer
-from reports.plots import PLOT_TITLES
+from reports.plots import PLOT_TITLES, PLOTS_DIR
 from reports.recommend import format_p, format_points, recommend
 from reports.table import MISSING, ArchSummary, main_table, markdown_table
 
@@ -331,7 +331,7 @@ def plots_section(plot_names: Iterable[str]) -> str:
     if not names:
         return "\n".join(lines + ["No figure could be drawn: no run has the values they need."])
     for name in names:
-        lines += [f"### {PLOT_TITLES[name]}", "", f"![{PLOT_TITLES[name]}](plots/{name})", ""]
+        lines += [f"### {PLOT_TITLES[name]}", "", f"![{PLOT_TITLES[name]}]({PLOTS_DIR}/{name})", ""]
     lines.append(
         "Each architecture has the same colour in every figure. Speed and memory are this "
         "machine's; a log axis is used where the values span a factor of ten or more."

@@ -21,6 +21,8 @@ from matplotlib.transforms import Bbox
 
 from reports.table import ArchSummary, format_count
 
+#: The folder of a results folder that holds the plots.
+PLOTS_DIR = "plots"
 #: Plot file names (relative to ``plots/``) with the markdown caption of each.
 PLOT_TITLES: dict[str, str] = {
     "learning_curves.png": "Learning curves (mean over seeds)",

@@ -12,12 +12,14 @@ from pathlib import Path
 from bench.records import RecordError, load_folder, read_manifest, write_bytes_atomic
 from reports.compare import Comparer
 from reports.markdown import RERUN_HINT, render_markdown
-from reports.plots import render_plots
+from reports.plots import PLOTS_DIR, render_plots
 from reports.table import summarize, summary_frame
 
 REPORT_NAME = "report.md"
 SUMMARY_NAME = "summary.csv"
-PLOTS_DIR = "plots"
+#: Everything a render writes into a results folder: its files, then its folders.
+REPORT_FILES = (REPORT_NAME, SUMMARY_NAME)
+REPORT_DIRS = (PLOTS_DIR,)
 
 
 def build_outputs(results_dir: Path) -> dict[str, bytes]:

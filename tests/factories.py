@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from bench.config import RunConfig, profile_config
 from bench.records import (
     MANIFEST_NAME,
     RUNS_DIR,
@@ -24,6 +25,7 @@ from bench.records import (
     write_json_atomic,
     write_record,
 )
+from data_pipeline import make_synthetic_archive
 
 #: Plausible metrics of a small CPU run; tests override what they assert on. A metric registered
 #: later and missing here is simply absent from these records, as from an older run's.
@@ -49,6 +51,21 @@ BASE_METRICS: dict[str, float | int | None] = {
     "best_epoch": 3,
     "efficiency": 0.05,
 }
+
+
+def small_run_config(*, epochs: int, vocab_size: int = 500, **overrides: Any) -> RunConfig:
+    """The smoke profile on a whole generated archive (no subsampling), with a small vocabulary,
+    ``epochs`` epochs and few latency repetitions; ``overrides`` as ``--set`` takes them."""
+    base = {"data.vocab_size": vocab_size, "data.train_limit": None, "data.test_limit": None,
+            "train.epochs": epochs, "measure.latency_reps": 5}  # fmt: skip
+    return profile_config("smoke", {**base, **overrides})
+
+
+def synthetic_archive(tmp_path_factory: Any, *, n_train: int, n_test: int) -> Path:
+    """A generated archive with ``n_train`` and ``n_test`` reviews per class, in a fresh folder."""
+    folder = tmp_path_factory.mktemp("data")
+    return make_synthetic_archive(folder / "imdb.tar.gz", n_per_class_train=n_train,
+                                  n_per_class_test=n_test)  # fmt: skip
 
 
 def run_id(arch: str, seed: int, profile: str = "smoke") -> str:

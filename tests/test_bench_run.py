@@ -7,28 +7,25 @@ import torch
 
 from bench import executor as bench_executor
 from bench import records
-from bench.config import RunSpec, profile_config
+from bench.config import RunSpec
 from bench.executor import cpu_inference_peak_mb, execute_run
 from bench.metrics import METRICS
 from bench.predict import Predictor
 from bench.runner import plan_grid, run_grid, write_manifest
 from bench.trainer import DivergedError, Trainer
-from data_pipeline import EncodedSplit, load_imdb, make_synthetic_archive
+from data_pipeline import EncodedSplit, load_imdb
 from models import create_model, model_info
 from models.bag_of_embeddings import BagOfEmbeddings
+from tests.factories import small_run_config, synthetic_archive
 
 
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory):
-    return make_synthetic_archive(
-        tmp_path_factory.mktemp("data") / "imdb.tar.gz", n_per_class_train=300, n_per_class_test=150
-    )
+    return synthetic_archive(tmp_path_factory, n_train=300, n_test=150)
 
 
 def small_config(**overrides):
-    base = {"data.vocab_size": 500, "data.train_limit": None, "data.test_limit": None,
-            "train.epochs": 3, "measure.latency_reps": 5}
-    return profile_config("smoke", {**base, **overrides})
+    return small_run_config(epochs=3, **overrides)
 
 
 def small_trainer(archive, arch="gru", clock=None, **overrides):

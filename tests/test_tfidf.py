@@ -12,25 +12,21 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
 from bench import records
-from bench.config import profile_config
 from bench.predict import Predictor
 from bench.runner import plan_grid, run_grid, write_manifest
-from data_pipeline import load_imdb, make_synthetic_archive
+from data_pipeline import load_imdb
 from models import SelfFitting, create_model, list_models, model_info
 from reports import render_report
+from tests.factories import small_run_config, synthetic_archive
 
 
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory):
-    return make_synthetic_archive(
-        tmp_path_factory.mktemp("data") / "imdb.tar.gz", n_per_class_train=300, n_per_class_test=150
-    )
+    return synthetic_archive(tmp_path_factory, n_train=300, n_test=150)
 
 
 def small_config(**overrides):
-    base = {"data.vocab_size": 500, "data.train_limit": None, "data.test_limit": None,
-            "train.epochs": 2, "measure.latency_reps": 5}  # fmt: skip
-    return profile_config("smoke", {**base, **overrides})
+    return small_run_config(epochs=2, **overrides)
 
 
 @pytest.fixture(scope="module")

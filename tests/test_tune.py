@@ -24,19 +24,17 @@ from bench.tune import (
     tune_grid,
     tuned_keys,
 )
-from data_pipeline import load_imdb, make_synthetic_archive
+from data_pipeline import load_imdb
+from tests.factories import small_run_config, synthetic_archive
 
 
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory):
-    return make_synthetic_archive(
-        tmp_path_factory.mktemp("data") / "imdb.tar.gz", n_per_class_train=150, n_per_class_test=60
-    )
+    return synthetic_archive(tmp_path_factory, n_train=150, n_test=60)
 
 
 def small_config():
-    return profile_config("smoke", {"data.vocab_size": 300, "data.train_limit": None,
-                                    "data.test_limit": None, "train.epochs": 4})  # fmt: skip
+    return small_run_config(epochs=4, vocab_size=300)
 
 
 def specs_for(archs, archive, seeds=1):
