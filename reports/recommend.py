@@ -8,7 +8,7 @@ memory are compared as ratios of means measured on this machine in this run.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from reports.compare import ALPHA, Comparer, PairedComparison
 from reports.table import ArchSummary, format_count, format_number
@@ -195,52 +195,37 @@ def recommend(rows: Sequence[ArchSummary], comparer: Comparer) -> str:
         text += f" Not tested for significance against {_join(untested)}."
     bullets.append(text)
 
-    fastest = _pick(rows, "latency_ms_p50", False)
-    if fastest is not None:
-        p95 = format_number(fastest.value("latency_ms_p95"), "sig3")
-        text = (
-            f"**Fastest at inference: `{fastest.arch}`**, latency p50 "
-            f"{format_number(fastest.value('latency_ms_p50'), 'sig3')} ms (p95 {p95} ms) for one "
-            "review of median length"
-        )
-        text += _versus(fastest, best, rows, "latency_ms_p50", False, comparer)
-        bullets.append(text)
+    def best_at(candidates: Sequence[ArchSummary], metric: str, higher: bool, title: str,
+                describe: Callable[[ArchSummary], str]) -> None:
+        """A "best at <metric>" bullet: the winner among ``candidates``, its value, its margin
+        over the most accurate model and what it costs in accuracy."""
+        row = _pick(candidates, metric, higher)
+        if row is not None:
+            bullets.append(f"**{title}: `{row.arch}`**, {describe(row)}"
+                           + _versus(row, best, candidates, metric, higher, comparer))  # fmt: skip
 
-    trainer = _pick(rows, "train_samples_per_s", True)
-    if trainer is not None:
-        text = (
-            f"**Fastest to train: `{trainer.arch}`**, "
-            f"{format_number(trainer.value('train_samples_per_s'), 'sig3')} samples/s"
-        )
-        tokens = trainer.value("train_tokens_per_s")
-        if tokens is not None:
-            text += f" ({format_number(tokens, 'sig3')} tokens/s)"
-        text += _versus(trainer, best, rows, "train_samples_per_s", True, comparer)
-        bullets.append(text)
+    def sig3(row: ArchSummary, metric: str) -> str:
+        return format_number(row.value(metric), "sig3")
 
+    best_at(rows, "latency_ms_p50", False, "Fastest at inference",
+            lambda r: f"latency p50 {sig3(r, 'latency_ms_p50')} ms (p95 {sig3(r, 'latency_ms_p95')} "
+            "ms) for one review of median length")  # fmt: skip
+    best_at(rows, "train_samples_per_s", True, "Fastest to train",
+            lambda r: f"{sig3(r, 'train_samples_per_s')} samples/s"
+            + (f" ({sig3(r, 'train_tokens_per_s')} tokens/s)"
+               if r.value("train_tokens_per_s") is not None else ""))  # fmt: skip
     # Like with like: network weights against network weights. A self-fitting model's parameters
     # (the TF-IDF floor's coefficients, one per kept n-gram) are another kind of quantity.
     networks = [r for r in rows if r.training == "gradient"]
-    smallest = _pick(networks, "param_count", False)
-    if smallest is not None:
-        text = (f"**Fewest parameters among the gradient-trained networks: `{smallest.arch}`**, "
-                f"{format_count(smallest.value('param_count'))}")  # fmt: skip
-        text += _versus(smallest, best, networks, "param_count", False, comparer)
-        others = [r for r in rows if r.training != "gradient" and r.value("param_count") is not None]
-        if others:
-            text += " Not compared: " + ", ".join(
-                f"`{r.arch}` ({format_count(r.value('param_count'))} fitted coefficients)" for r in others
-            ) + ", which are not network weights."
-        bullets.append(text)
-
-    lightest = _pick(rows, "train_peak_mem_mb", False)
-    if lightest is not None:
-        text = (
-            f"**Least training memory: `{lightest.arch}`**, peak "
-            f"{format_number(lightest.value('train_peak_mem_mb'), 'sig3')} MiB"
-        )
-        text += _versus(lightest, best, rows, "train_peak_mem_mb", False, comparer)
-        bullets.append(text)
+    best_at(networks, "param_count", False, "Fewest parameters among the gradient-trained networks",
+            lambda r: format_count(r.value("param_count")))  # fmt: skip
+    fitted = [r for r in rows if r.training != "gradient" and r.value("param_count") is not None]
+    if fitted and _pick(networks, "param_count", False) is not None:
+        bullets[-1] += " Not compared: " + ", ".join(
+            f"`{r.arch}` ({format_count(r.value('param_count'))} fitted coefficients)" for r in fitted
+        ) + ", which are not network weights."
+    best_at(rows, "train_peak_mem_mb", False, "Least training memory",
+            lambda r: f"peak {sig3(r, 'train_peak_mem_mb')} MiB")
 
     bullets.append(_pareto_sentence(rows))
     bullets.extend(_baseline_sentences(rows, comparer))
