@@ -8,6 +8,8 @@ share a process or a disk other than the results folder.
 from __future__ import annotations
 
 import copy
+import ctypes
+import gc
 import io
 import multiprocessing as mp
 import random
@@ -321,33 +323,68 @@ def _inference_peak_here(
     split: dict[str, np.ndarray], eval_batch_size: int, threads: int, flush_denormal: bool,
 ) -> float | None:
     """The child of :func:`cpu_inference_peak_mb`: build, load and run, inside one measurement."""
+    _fix_mmap_threshold()
     torch.set_num_threads(threads)
     torch.set_flush_denormal(flush_denormal)
     tensors = {name: torch.from_numpy(array) for name, array in split.items()}
     unknown = torch.full_like(tensors["labels"], -1)
     test = EncodedSplit("test", tensors["tokens"], tensors["offsets"], tensors["labels"],
                         review_ids=unknown, stars=unknown)  # fmt: skip
-    # A first pass through torch's code paths (the meta device, the loader, kernel libraries,
-    # thread pools) costs tens of MiB once per process, whatever the model's size (measured: 61
-    # MiB for the first build on the meta device). Pay it before the baseline, on the same
-    # architecture over a two-token vocabulary, whose weights are negligible.
+    # A first pass through torch's code paths costs memory once per process, whatever the model's
+    # size: the meta device's first use (measured: 61 MiB), the loader, and the code pages of the
+    # kernels each batch shape selects (file-backed, so how many are already mapped varies with
+    # the machine's page cache: that made repeated measurements of one checkpoint differ by up to
+    # 30 MiB). So the whole pass runs once before the baseline, by the same architecture over a
+    # two-token vocabulary (negligible weights), and the memory it freed is handed back.
     warm_vocab = pad_index + 2
     warm = create_model(arch, vocab_size=warm_vocab, pad_index=pad_index, **hyperparams)
     buffer = io.BytesIO()
     torch.save(warm.state_dict(), buffer)
     del warm
-    # One short review: a pass as large as the real ones would leave freed memory for them to
-    # reuse, hiding their activations (the very error this process exists to avoid).
-    tokens, lengths = test.pad([0], pad_index)
-    length = min(int(lengths[0]), 8)
+    batches = make_batches(test, eval_batch_size, pad_index=pad_index, shuffle=False)
     _load_and_run(arch, hyperparams, warm_vocab, pad_index, buffer.getvalue(),
-                  [(tokens[:, :length].remainder(warm_vocab), torch.tensor([length]))])  # fmt: skip
-    del buffer
+                  ((batch.tokens.remainder(warm_vocab), batch.lengths) for batch in batches))  # fmt: skip
+    del buffer, batches
+    _release_free_heap()
     with PeakMemory(torch.device("cpu")) as peak:
         batches = make_batches(test, eval_batch_size, pad_index=pad_index, shuffle=False)
         _load_and_run(arch, hyperparams, vocab_size, pad_index, weights,
                       ((batch.tokens, batch.lengths) for batch in batches))  # fmt: skip
     return peak.peak_mb
+
+
+# glibc's mallopt parameter for the size above which an allocation gets its own mapping.
+_M_MMAP_THRESHOLD = -3
+_MMAP_THRESHOLD_BYTES = 128 * 1024
+
+
+def _glibc() -> ctypes.CDLL | None:
+    try:
+        return ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc
+        return None
+
+
+def _fix_mmap_threshold() -> None:
+    """Give every allocation over 128 KiB (any sizeable tensor) its own mapping, returned to the
+    kernel when freed, by fixing glibc's otherwise adaptive threshold.
+
+    With the adaptive default, freed tensors stay in the heap for later ones to reuse, so the
+    peak depends on the allocation history: five identical passes of one checkpoint in one
+    process peaked at 79-111 MiB; with the threshold fixed, at 72.5-73.0 MiB.
+    """
+    libc = _glibc()
+    if libc is not None:
+        libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_BYTES)
+
+
+def _release_free_heap() -> None:
+    """Hand the heap's free memory back to the kernel (glibc ``malloc_trim``), so what the
+    warm-up freed is not in the baseline for the measured pass to reuse unseen."""
+    gc.collect()
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)
 
 
 def _load_and_run(

@@ -199,9 +199,11 @@ register_metric("infer_peak_mem_with_weights_mb", label="Infer peak MiB", unit="
                 "activations, batches). CPU: measured in a fresh process, so no earlier phase's "
                 "freed memory hides it: the rise of peak resident memory (VmHWM) while it builds "
                 "the model, loads the selected weights and runs the pass (weights, batches, "
-                "activations, allocator slack), above the resident memory before (the interpreter, "
-                "torch, the encoded test split, and torch's one-off first-use cost, paid beforehand "
-                "by one short review through the same architecture with a two-token vocabulary)")  # fmt: skip
+                "activations), above the resident memory before (the interpreter, torch, the "
+                "encoded test split, and torch's one-off first-use cost, paid beforehand by the "
+                "same pass through the same architecture with a two-token vocabulary); glibc's "
+                "mmap threshold is fixed at 128 KiB so every sizeable tensor is returned when freed "
+                "and the peak does not depend on the allocator's history")  # fmt: skip
 register_metric("epochs_run", label="Epochs", unit="count", higher_is_better=None, summary="mean",
                 display="count", required=True, in_table=False, definition=_EPOCHS)  # fmt: skip
 register_metric("best_epoch", label="Best epoch", unit="count", higher_is_better=None,
