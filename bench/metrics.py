@@ -8,8 +8,8 @@ table, its definitions, the terminal summary, ``summary.csv`` and the schema pag
 order.
 
 Records stay readable when a metric is added: a record written before it lacks it and renders
-with that cell empty. Only the metrics registered with ``required=True`` (those every schema-1
-record has) must be present in a successful record. This module imports nothing that trains, so
+with that cell empty. Only the metrics registered with ``required=True`` (those records have always
+carried) must be present in a successful record. This module imports nothing that trains, so
 reports may read it as part of the record schema.
 """
 
