@@ -10,7 +10,7 @@ BENCH_BASELINE_RUNS ?= 3
 RUNS ?=
 PYTEST_BENCH := $(PY) -m pytest tests/benchmarks -q --benchmark-columns=min,median,rounds
 
-.PHONY: report test unit bench bench-save bench-compare bench-baseline lint clean
+.PHONY: report test unit bench bench-save bench-compare bench-baseline gpu-check lint clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ bench-baseline: $(VENV)/.installed  ## refresh the committed baseline from BENCH
 	for i in $$(seq $(BENCH_BASELINE_RUNS)); do \
 	  $(PYTEST_BENCH) --benchmark-json=.benchmarks/baseline-run-$$i.json || exit 1; done
 	$(PY) -m bench.gate baseline .benchmarks/baseline-run-*.json --output $(BENCH_BASELINE)
+
+GPU_CHECK_OUT ?= results/gpu-check
+gpu-check: $(VENV)/.installed  ## CUDA tests, benchmarks, padding/precision measurements, full grid (~5 min on a GPU)
+	$(PY) -m bench.gpu_check --out $(GPU_CHECK_OUT) $(ARGS)
 
 unit: $(VENV)/.installed
 	$(PY) -m pytest tests --ignore=tests/benchmarks -q
