@@ -32,7 +32,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
-from torch.nn.utils.rnn import pack_padded_sequence
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from models.base import TextClassifier
 
@@ -40,10 +40,12 @@ __all__ = [
     "CELLS",
     "GATES",
     "PADDING_MODES",
+    "READOUTS",
     "ClassifierCosts",
     "FusedRecurrentEncoder",
     "RecurrentClassifier",
     "gather_last",
+    "pool_over_time",
     "recurrent_flops_per_token",
     "recurrent_param_count",
     "reverse_index",
@@ -55,6 +57,10 @@ CELLS = ("rnn", "lstm", "gru")
 #: table both the parameter count and the FLOPs below read.
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 PADDING_MODES = ("auto", "padded", "packed")
+# How the encoder turns the top layer's outputs into one feature vector per review: the state at
+# the last real token (the notebook's readout), or the max / mean over the real time steps
+# (Johnson & Zhang 2016 pool over time). Pooling reads every real step and never the padding.
+READOUTS = ("last", "max", "mean")
 
 _MODULES: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 # Signature shared by the three ops: (input, hx, params, has_biases, num_layers, dropout, train,
@@ -169,6 +175,22 @@ def gather_last(outputs: Tensor, last_index: Tensor) -> Tensor:
     return outputs.gather(1, index).squeeze(1)
 
 
+def pool_over_time(outputs: Tensor, lengths: Tensor, readout: str) -> Tensor:
+    """Max or mean of ``outputs [B, T, H]`` over each review's first ``lengths[b]`` steps.
+
+    The steps a review holds need not be in reading order (a backward direction's outputs are in
+    within-length reversed order): pooling does not depend on order, only on which steps are real.
+    """
+    real = (torch.arange(outputs.shape[1], device=outputs.device).unsqueeze(0)
+            < lengths.to(outputs.device, non_blocking=True).unsqueeze(1)).unsqueeze(2)
+    if readout == "max":
+        return outputs.masked_fill(~real, float("-inf")).amax(dim=1)
+    if readout == "mean":
+        total = outputs.masked_fill(~real, 0.0).sum(dim=1)
+        return total / lengths.to(outputs.device, outputs.dtype).unsqueeze(1)
+    raise ValueError(f"unknown readout {readout!r}; expected one of {', '.join(READOUTS)}")
+
+
 class FusedRecurrentEncoder(nn.Module):
     """RNN (tanh), LSTM or GRU encoder over PyTorch's fused kernels, exact under right padding.
 
@@ -181,6 +203,8 @@ class FusedRecurrentEncoder(nn.Module):
         dropout: dropout between stacked layers (as ``nn.LSTM``'s ``dropout``).
         padding_mode: ``"padded"``, ``"packed"`` or ``"auto"`` (see :meth:`resolve_padding_mode`).
             A plain attribute: it can be changed on a built model, since both modes share weights.
+        readout: ``"last"`` (each direction's state at the review's last real token), ``"max"`` or
+            ``"mean"`` (each direction's outputs pooled over the real steps; see :data:`READOUTS`).
     """
 
     def __init__(
@@ -193,8 +217,11 @@ class FusedRecurrentEncoder(nn.Module):
         bidirectional: bool,
         dropout: float,
         padding_mode: str = "auto",
+        readout: str = "last",
     ) -> None:
         super().__init__()
+        if readout not in READOUTS:
+            raise ValueError(f"unknown readout {readout!r}; expected one of {', '.join(READOUTS)}")
         if cell not in CELLS:
             raise ValueError(f"unknown cell {cell!r}; expected one of {', '.join(CELLS)}")
         if padding_mode not in PADDING_MODES:
@@ -210,6 +237,7 @@ class FusedRecurrentEncoder(nn.Module):
         self.bidirectional = bidirectional
         self.output_dim = hidden_dim * (2 if bidirectional else 1)
         self.padding_mode = padding_mode
+        self.readout = readout
         # Inter-layer dropout only exists between layers; nn.RNNBase warns when given it for one.
         self.layer_dropout = dropout if num_layers > 1 else 0.0
         self.rnn = _MODULES[cell](
@@ -253,7 +281,11 @@ class FusedRecurrentEncoder(nn.Module):
 
     def _forward_packed(self, embedded: Tensor, lengths: Tensor) -> Tensor:
         packed = pack_padded_sequence(embedded, lengths, batch_first=True, enforce_sorted=False)
-        _, hidden = self.rnn(packed)
+        outputs, hidden = self.rnn(packed)
+        if self.readout != "last":
+            # Unpacked in the batch's order; both directions side by side at each real step.
+            padded_outputs, _ = pad_packed_sequence(outputs, batch_first=True)
+            return pool_over_time(padded_outputs, lengths, self.readout)
         # h_n [num_layers * directions, B, H], already back in the batch's order; with packing it
         # is each direction's state at its last real step (for backward: after the first token).
         final = hidden[0] if self.cell == "lstm" else hidden
@@ -266,7 +298,7 @@ class FusedRecurrentEncoder(nn.Module):
         if not self.bidirectional:
             # One multi-layer fused call; the padding trails the position we read.
             outputs, _ = self.rnn(embedded)
-            return gather_last(outputs, last_index)
+            return self._read(outputs, lengths, last_index)
 
         index = reverse_index(lengths, embedded.shape[1], embedded.device)
         layer_input = embedded
@@ -282,8 +314,15 @@ class FusedRecurrentEncoder(nn.Module):
         )
         # In reversed coordinates position length-1 is the state after the review's first token.
         return torch.cat(
-            [gather_last(forward_out, last_index), gather_last(backward_out, last_index)], dim=1
+            [self._read(forward_out, lengths, last_index),
+             self._read(backward_out, lengths, last_index)], dim=1
         )
+
+    def _read(self, outputs: Tensor, lengths: Tensor, last_index: Tensor) -> Tensor:
+        """One direction's features: its state at ``last_index`` or its pool over real steps."""
+        if self.readout == "last":
+            return gather_last(outputs, last_index)
+        return pool_over_time(outputs, lengths, self.readout)
 
     def _run_bidirectional_layer(
         self, inputs: Tensor, layer: int, index: Tensor
@@ -353,6 +392,7 @@ class RecurrentClassifier(TextClassifier):
         bidirectional: bool,
         dropout: float,
         padding_mode: str = "auto",
+        readout: str = "last",
     ) -> RecurrentClassifier:
         """A classifier over a :class:`FusedRecurrentEncoder` of ``cell``."""
         encoder = FusedRecurrentEncoder(
@@ -363,6 +403,7 @@ class RecurrentClassifier(TextClassifier):
             bidirectional=bidirectional,
             dropout=dropout,
             padding_mode=padding_mode,
+            readout=readout,
         )
         return cls(vocab_size=vocab_size, pad_index=pad_index, encoder=encoder, dropout=dropout)
 
