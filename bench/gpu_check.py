@@ -57,6 +57,7 @@ from bench.config import profile_config
 from bench.environment import capture
 from bench.measure import matmul_flops_per_s, synchronize, training_flops
 from models import create_model, list_models, model_info
+from models.recurrent import AUTO_PADDING_MODE
 
 STEPS = ("environment", "tests", "bench", "padding", "precision", "anchor", "grid")
 PRECISIONS = ("fp32", "tf32", "bf16")
@@ -256,16 +257,13 @@ def measure_padding(device: torch.device, scale: str, precisions: Sequence[str])
     return {
         "batch": sizes["batch"], "max_len": sizes["max_len"], "real_tokens": real_tokens,
         "matmul_flops_per_s": matmul, "rows": rows, "auto_should_be": _auto_verdict(rows),
+        "auto_is": AUTO_PADDING_MODE.get(device.type, "padded"),
     }
 
 
 def declared_flops(name: str, hyper: dict[str, Any]) -> float | None:
     """The registry's declared forward FLOPs per token for ``name`` at ``hyper``, if declared."""
-    info = model_info(name)
-    declared = getattr(info, "flops_per_token", None)
-    if declared is None:
-        return None
-    return float(declared(**{**info.hyperparams, **hyper}))
+    return model_info(name).declared_flops_per_token(**hyper)
 
 
 def _auto_verdict(rows: list[dict[str, Any]]) -> dict[str, str]:
@@ -275,6 +273,11 @@ def _auto_verdict(rows: list[dict[str, Any]]) -> dict[str, str]:
         picks = [row["faster"] for row in rows if row["precision"] == precision]
         verdict[precision] = "packed" if picks.count("packed") > len(picks) / 2 else "padded"
     return verdict
+
+
+def _training_precision(device: torch.device) -> str:
+    """The precision a run trains in on ``device`` with the default settings (bf16 on CUDA)."""
+    return "bf16" if device.type == "cuda" and profile_config("full").train.bf16 else "fp32"
 
 
 def _matmul_flops(device: torch.device, size: int, precision: str) -> float:
@@ -563,9 +566,12 @@ def summary_markdown(results: list[StepResult], *, device: torch.device, scale: 
                 for r in p["rows"]
             ]),
             "",
-            "Faster for most models, per precision (what `padding_mode=\"auto\"` should pick on "
-            "this device): " + ", ".join(f"{k}: **{v}**" for k, v in p["auto_should_be"].items())
-            + ".",
+            "Faster for most models, per precision: "
+            + ", ".join(f"{k}: **{v}**" for k, v in p["auto_should_be"].items())
+            + f". `padding_mode=\"auto\"` picks **{p['auto_is']}** on this device type "
+            "(`models.recurrent.AUTO_PADDING_MODE`)"
+            + ("." if p["auto_should_be"].get(_training_precision(device)) == p["auto_is"] else
+               ": **the measurement disagrees for the training precision; change that table**."),
         ]
     precision = by_name.get("precision")
     if precision and precision.status == "ok":

@@ -37,6 +37,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from models.base import TextClassifier
 
 __all__ = [
+    "AUTO_PADDING_MODE",
     "CELLS",
     "GATES",
     "PADDING_MODES",
@@ -57,6 +58,17 @@ CELLS = ("rnn", "lstm", "gru")
 #: table both the parameter count and the FLOPs below read.
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 PADDING_MODES = ("auto", "padded", "packed")
+#: What ``padding_mode="auto"`` means per device type: the faster exact mode, as measured.
+#: CPU: ``padded``. Measured (torch 2.13 CPU, 64 x 250 IMDb-like lengths, forward + backward,
+#: denormals flushed): packing is ~10x slower for an LSTM, ~2.8x for a GRU and ~9x for a BiLSTM. On
+#: CPU a padded LSTM runs as one oneDNN kernel per layer, while packed input falls back to ATen's
+#: step-by-step cell over a batch that shrinks at each step (a GRU runs step by step in both modes,
+#: hence its smaller gap).
+#: CUDA: ``packed``, reasoned and not yet measured: cuDNN handles variable lengths natively and
+#: fuses both directions and all layers in one call, whereas the padded bidirectional path issues
+#: per-layer, per-direction kernels plus gathers. ``python -m bench.gpu_check`` measures both modes
+#: on a GPU and says whether this entry agrees with the measurement.
+AUTO_PADDING_MODE = {"cpu": "padded", "cuda": "packed"}
 # How the encoder turns the top layer's outputs into one feature vector per review: the state at
 # the last real token (the notebook's readout), or the max / mean over the real time steps
 # (Johnson & Zhang 2016 pool over time). Pooling reads every real step and never the padding.
@@ -250,23 +262,10 @@ class FusedRecurrentEncoder(nn.Module):
         )
 
     def resolve_padding_mode(self, device: torch.device) -> str:
-        """The exact mode to use on ``device``: the configured one, or the faster one for ``auto``.
-
-        CPU: ``padded``. Measured (torch 2.13 CPU, 2 threads, 64 x 250 IMDb-like lengths, forward +
-        backward; benchmark groups ``padding-mode-*``, embedding/hidden 64, one layer): packing is
-        ~3x slower for an LSTM, ~1.4x for a GRU and 4-18x for a BiLSTM (best-of vs median on a
-        shared, noisy machine); DESIGN.md's earlier measurement gave 10-14x for an LSTM. Why: on CPU a
-        padded LSTM runs as one oneDNN kernel per layer, while packed input falls back to ATen's
-        step-by-step cell over a batch that shrinks at each step (a GRU runs step by step in both
-        modes, hence its smaller gap).
-        CUDA: ``packed``. cuDNN handles variable lengths natively (and fuses both directions and
-        all layers in one call), whereas the padded bidirectional path issues separate per-layer,
-        per-direction kernels plus gathers. This could not be measured here (no GPU on the
-        development machines); the same benchmark run on a GPU is what should confirm it.
-        """
+        """The exact mode to use on ``device``: the configured one, or :data:`AUTO_PADDING_MODE`'s."""
         if self.padding_mode != "auto":
             return self.padding_mode
-        return "packed" if device.type == "cuda" else "padded"
+        return AUTO_PADDING_MODE.get(device.type, "padded")
 
     def forward(self, embedded: Tensor, lengths: Tensor) -> Tensor:
         """Features ``[B, output_dim]`` at each review's last real token.

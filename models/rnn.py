@@ -34,6 +34,7 @@ def register_fused(
     description: str,
     default: bool = False,
     hidden_dim_of: Callable[[Mapping[str, Any]], int] | None = None,
+    readout: str = "last",
 ) -> None:
     """Register ``name``: a :class:`RecurrentClassifier` over the fused ``cell`` kernel.
 
@@ -45,6 +46,9 @@ def register_fused(
         default: part of the default comparison set.
         hidden_dim_of: the recurrence's hidden size from the builder's hyperparameters; by
             default ``hidden_dim`` itself.
+        readout: ``"last"``, ``"max"`` or ``"mean"`` (:data:`models.recurrent.READOUTS`). Pooling
+            adds a few element-wise operations per token and no parameters, so the declared
+            parameter count and FLOPs are the last-state model's.
     """
     costs = ClassifierCosts(cell, bidirectional=bidirectional, hidden_dim_of=hidden_dim_of)
 
@@ -63,7 +67,7 @@ def register_fused(
             cell, vocab_size=vocab_size, pad_index=pad_index, embedding_dim=embedding_dim,
             hidden_dim=hidden_dim if hidden_dim_of is None else hidden_dim_of(shape),
             num_layers=num_layers, bidirectional=bidirectional, dropout=dropout,
-            padding_mode=padding_mode,
+            padding_mode=padding_mode, readout=readout,
         )
 
     builder.__name__ = builder.__qualname__ = name

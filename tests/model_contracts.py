@@ -60,18 +60,22 @@ def check_output_and_gradients(model: nn.Module) -> None:
         assert param.grad.abs().sum() > 0, f"{param_name} has an all-zero gradient"
 
 
-def check_padding_invariance(model: nn.Module) -> None:
-    """A review's logit does not change with the padding around it (alone, batched, wider)."""
+def check_padding_invariance(model: nn.Module, device: torch.device | None = None) -> None:
+    """A review's logit does not change with the padding around it (alone, batched, wider).
+
+    ``device``: where the model lives (tokens go there; lengths stay on the CPU, as batches do).
+    """
     model.eval()
     lengths = [37, 250, 5, 1, 180, 249]
     tokens, lengths_tensor = make_batch(lengths, max_time=250)
+    tokens = tokens.to(device or torch.device("cpu"))
     with torch.no_grad():
         batched = model(tokens, lengths_tensor)
         for row, length in enumerate(lengths):
             alone = model(tokens[row : row + 1, :length], torch.tensor([length]))
             torch.testing.assert_close(alone[0], batched[row], rtol=0, atol=1e-5)
         # Extra padding past the longest review (trimmed by the model) changes nothing either.
-        wider = torch.cat([tokens, torch.full((len(lengths), 30), PAD_INDEX)], dim=1)
+        wider = torch.cat([tokens, torch.full_like(tokens[:, :30], PAD_INDEX)], dim=1)
         torch.testing.assert_close(model(wider, lengths_tensor), batched, rtol=0, atol=1e-5)
 
 

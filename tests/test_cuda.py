@@ -19,15 +19,16 @@ import torch
 from torch import nn
 
 from bench.measure import PeakMemory
-from models import create_model, list_models, model_info
+from models import list_models, model_info
+from tests import model_contracts
+from tests.model_contracts import make_batch
 
 pytestmark = [
     pytest.mark.cuda,
     pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device"),
 ]
 
-VOCAB_SIZE, PAD_INDEX = 50, 1
-SMALL = {"embedding_dim": 8, "hidden_dim": 8, "num_layers": 2, "dropout": 0.0}
+NO_DROPOUT = {"dropout": 0.0}
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CUDA = torch.device("cuda")
 
@@ -41,27 +42,17 @@ def _strict_fp32():
 
 
 def build(name: str, **extra: object) -> nn.Module:
-    accepted = model_info(name).hyperparams
-    kwargs = {k: v for k, v in {**SMALL, **extra}.items() if k in accepted}
     torch.manual_seed(0)
-    return create_model(name, vocab_size=VOCAB_SIZE, pad_index=PAD_INDEX, **kwargs)
+    return model_contracts.build(name, **{**NO_DROPOUT, **extra})
 
 
-def batch(lengths: list[int], width: int) -> tuple[torch.Tensor, torch.Tensor]:
-    gen = torch.Generator().manual_seed(0)
-    tokens = torch.randint(2, VOCAB_SIZE, (len(lengths), width), generator=gen)
-    lengths_t = torch.tensor(lengths)
-    tokens[torch.arange(width).unsqueeze(0) >= lengths_t.unsqueeze(1)] = PAD_INDEX
-    return tokens, lengths_t
-
-
-GRADIENT_MODELS = [n for n in list_models() if n != "tfidf_logreg"]
+GRADIENT_MODELS = [n for n in list_models() if model_info(n).training == "gradient"]
 PADDING_MODELS = [n for n in list_models() if "padding_mode" in model_info(n).hyperparams]
 
 
 @pytest.mark.parametrize("name", PADDING_MODELS)
 def test_padded_and_packed_agree_with_each_other_and_with_the_cpu(name: str) -> None:
-    tokens, lengths = batch([7, 3, 5, 1], 9)
+    tokens, lengths = make_batch([7, 3, 5, 1], 9)
     cpu = build(name, padding_mode="padded").eval()
     with torch.no_grad():
         expected = cpu(tokens, lengths)
@@ -71,23 +62,19 @@ def test_padded_and_packed_agree_with_each_other_and_with_the_cpu(name: str) -> 
             torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5, msg=f"{name} {mode}")
 
 
-@pytest.mark.parametrize("name", GRADIENT_MODELS)
-@pytest.mark.parametrize("mode", ["padded", "packed"])
+@pytest.mark.parametrize(
+    ("name", "mode"),
+    [(name, mode) for name in GRADIENT_MODELS
+     for mode in (("padded", "packed") if name in PADDING_MODELS else ("auto",))],
+)
 def test_padding_never_changes_a_logit_on_cuda(name: str, mode: str) -> None:
-    model = build(name, padding_mode=mode).to(CUDA).eval()
-    tokens, lengths = batch([6, 2, 4], 6)
-    wider = torch.full((3, 15), PAD_INDEX)
-    wider[:, :6] = tokens
-    with torch.no_grad():
-        narrow_logits = model(tokens.to(CUDA), lengths)
-        wide_logits = model(wider.to(CUDA), lengths)
-    torch.testing.assert_close(narrow_logits, wide_logits, rtol=1e-5, atol=1e-6)
+    model_contracts.check_padding_invariance(build(name, padding_mode=mode).to(CUDA), CUDA)
 
 
 @pytest.mark.parametrize("name", GRADIENT_MODELS)
 def test_bf16_autocast_step_keeps_fp32_weights_and_finite_gradients(name: str) -> None:
     model = build(name).to(CUDA).train()
-    tokens, lengths = batch([9, 4, 7, 2], 9)
+    tokens, lengths = make_batch([9, 4, 7, 2], 9)
     with torch.autocast("cuda", dtype=torch.bfloat16):
         logits = model(tokens.to(CUDA), lengths)
     loss = nn.functional.binary_cross_entropy_with_logits(
