@@ -3,14 +3,13 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 ARGS ?=
-# The benchmark suite (tests/benchmarks) and its regression gate (bench/gate.py); see README.
-BENCH_JSON ?= .benchmarks/latest.json
-BENCH_BASELINE ?= tests/benchmarks/baseline.json
-BENCH_BASELINE_RUNS ?= 3
-RUNS ?=
+# The benchmark suite (tests/benchmarks) and its gate (bench/gate.py): this tree against the
+# baseline commit named in tests/benchmarks/baseline-commit, interleaved on this machine; see README.
+BENCH_PASSES ?= 3
+BENCH_SELECT ?= ci
 PYTEST_BENCH := $(PY) -m pytest tests/benchmarks -q --benchmark-columns=min,median,rounds
 
-.PHONY: report test unit bench bench-save bench-compare bench-baseline gpu-check lint clean
+.PHONY: report test unit bench bench-gate gpu-check lint clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,27 +20,15 @@ $(VENV)/.installed: pyproject.toml
 report: $(VENV)/.installed  ## run the comparison and write the report (ARGS="--profile smoke" etc.)
 	$(PY) run_all.py $(ARGS)
 
-test: $(VENV)/.installed  ## unit tests, then the benchmark suite, then the regression gate over it
+test: $(VENV)/.installed  ## unit tests, then the benchmark gate (the CI selection, A/B against the baseline commit)
 	$(PY) -m pytest tests --ignore=tests/benchmarks -q
-	@mkdir -p $(dir $(BENCH_JSON))
-	$(PYTEST_BENCH) --benchmark-json=$(BENCH_JSON)
-	$(PY) -m bench.gate check $(BENCH_JSON) --baseline $(BENCH_BASELINE)
+	$(PY) -m bench.gate run --select $(BENCH_SELECT) --passes $(BENCH_PASSES)
 
-bench: $(VENV)/.installed  ## the benchmark suite alone (a table of times; no gate)
+bench: $(VENV)/.installed  ## the whole benchmark suite on this tree alone (a table of times; no gate)
 	$(PYTEST_BENCH)
 
-bench-save: $(VENV)/.installed  ## the suite, saved under .benchmarks/ for bench-compare
-	$(PYTEST_BENCH) --benchmark-autosave
-
-bench-compare: $(VENV)/.installed  ## compare the two newest saved runs, or RUNS="0001 0003"
-	$(VENV)/bin/pytest-benchmark compare --group-by=group --columns=min,median,rounds \
-	  $(or $(RUNS),$(shell ls -t .benchmarks/*/*.json 2>/dev/null | head -n 2))
-
-bench-baseline: $(VENV)/.installed  ## refresh the committed baseline from BENCH_BASELINE_RUNS runs
-	@mkdir -p .benchmarks && rm -f .benchmarks/baseline-run-*.json
-	for i in $$(seq $(BENCH_BASELINE_RUNS)); do \
-	  $(PYTEST_BENCH) --benchmark-json=.benchmarks/baseline-run-$$i.json || exit 1; done
-	$(PY) -m bench.gate baseline .benchmarks/baseline-run-*.json --output $(BENCH_BASELINE)
+bench-gate: $(VENV)/.installed  ## the gate over the whole suite (BENCH_SELECT=all)
+	$(PY) -m bench.gate run --select all --passes $(BENCH_PASSES)
 
 GPU_CHECK_OUT ?= results/gpu-check
 gpu-check: $(VENV)/.installed  ## CUDA tests, benchmarks, padding/precision measurements, full grid (~5 min on a GPU)

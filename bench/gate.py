@@ -1,57 +1,47 @@
-"""The benchmark regression gate: a pytest-benchmark JSON run against a committed baseline.
+"""The benchmark regression gate: the candidate tree against a baseline commit, same machine, same run.
 
-Absolute times are never compared across machines. Every benchmark of ``tests/benchmarks`` carries
-in its ``extra_info["calibration"]`` the fastest times of two fixed workloads (a matmul and a
-Python loop) measured around its own rounds, and which of them (or their geometric mean) it is
-normalised by. Its *normalised figure* is its fastest round divided by that calibration time: a
-unitless cost that stays put when the whole machine is faster, slower or busier, and moves when
-the code does. The gate compares normalised figures with the baseline's, and checks ratios that
-must hold inside any run, on any machine:
+Nothing timed on another machine decides anything. :mod:`bench.abrun` checks out the baseline
+commit named in ``tests/benchmarks/baseline-commit`` as a git worktree and runs each tree's own
+``tests/benchmarks`` in whole-suite passes, interleaved A (baseline), B (candidate), A, B, A, B,
+so that drift in the machine's speed or load hits both alike. This module judges the passes:
 
-* a benchmark whose figure exceeds ``REGRESSION_THRESHOLD`` times the baseline's fails;
-* the default padding path must be no slower than the alternative on the same device;
-* the fused ``lstm`` must be faster than the hand-written ``lstm_scratch``;
-* ``Trainer.fit`` over a bare loop doing the same work is reported against the 1.05 goal and fails
-  above ``TRAINER_OVERHEAD_LIMIT``.
+* for every benchmark present in both trees, the ratio B/A of its fastest rounds is taken for
+  each adjacent pair of passes, and the median over the pairs is the verdict: above the
+  benchmark's threshold (:func:`threshold_for`) it fails as ``REGRESSION``; below its inverse it
+  is reported ``faster``. Only ``stats.min`` of the pytest-benchmark JSON is read, so the
+  baseline commit's suite may be any older version of the suite;
+* a benchmark only in the candidate (a new model) is reported ``new`` and passes; one only in
+  the baseline is reported ``missing`` (removed or renamed) and passes;
+* ratios that must hold inside the candidate's own passes, whatever the machine: the default
+  padding path no slower than the alternative, the fused ``lstm`` faster than ``lstm_scratch``,
+  ``Trainer.fit`` over a bare loop doing the same work, and the speed-up over the notebook's loop.
+  These read the candidate's calibration (``extra_info``, see ``tests/benchmarks/calibration.py``)
+  and each benchmark's fastest round over all candidate passes.
 
-A benchmark in the run but not in the baseline (a new model) is reported "new, no baseline" and
-passes; one in the baseline but not in the run is reported missing and passes (pytest already
-failed if it crashed; a ``-k`` selection or a removed model is not a slow-down). A benchmark
-without calibration, or measured with another thread count or normaliser than its baseline,
-fails: it cannot be compared, and passing it would hide a regression.
+Thresholds, from same-run A/A comparisons (the same commit on both sides) on the 2-core
+development machine (AMD EPYC VM, torch 2.13 CPU, one thread, the CI selection, three pass
+pairs), load as noted. "spread" is the largest |log| of a benchmark's median ratio, as a ratio:
 
-Thresholds, from measurements on the 2-core development machine (one thread, torch 2.13 CPU;
-the README's "Benchmarks" section has the table). Four runs of the unchanged suite, two while
-other engineers' training jobs kept the load average at 3-5 and two with an extra busy loop on top:
+========================  =======================================================================
+A/A run                   largest / smallest median B/A over the benchmarks
+========================  =======================================================================
+(filled in from the measurements below)
+========================  =======================================================================
 
-* run-to-run spread (largest over smallest) of a benchmark's normalised figure: at most 1.38,
-  median 1.13 over 41 benchmarks (raw times: at most 1.75, median 1.21). A 2x slow-down of a
-  model's forward pass doubles its inference step. ``REGRESSION_THRESHOLD = 1.6`` clears the worst
-  noise by 16% and sits 25% under the slow-down it must catch. Checked afterwards against the
-  committed baseline (median of three more runs), by ``tests/benchmarks/prove_gate.py``: five
-  runs with the busy loop read 0.85-1.27x their baseline, none failed; with ``lstm``'s forward
-  pass doubled its inference step read 2.03x and failed.
-* default padding path / alternative, read inside one run: between 0.21 and 0.66 for every
-  model, and the same pair's ratio moved by up to 1.29x between runs. ``PADDING_TOLERANCE =
-  1.15``: a genuine tie may read up to ~1.15; a default clearly slower than its alternative fails.
-* ``Trainer.fit`` / bare loop, both epochs timed in the same rounds (see
-  ``tests/benchmarks/test_bench_trainer.py``): 0.98-1.08 over eight runs (six with the busy
-  loop), so the true overhead is about 1.02-1.03 and a single reading scatters by ~5%. The goal
-  is 1.05, which a reading can miss by noise alone, so the gate reports it and fails only above
-  ``TRAINER_OVERHEAD_LIMIT = 1.15``: a real regression in the trainer's bookkeeping (a host sync
-  per step, a progress bar refreshed per batch), not noise.
-* ``lstm`` / ``lstm_scratch``: 0.19-0.22, far from the limit of 1.
+In-run checks (measured inside one run, before this gate existed; see the README):
 
-Usage::
-
-    python -m bench.gate check RUN.json --baseline tests/benchmarks/baseline.json
-    python -m bench.gate baseline RUN1.json RUN2.json RUN3.json --output tests/benchmarks/baseline.json
+* default padding path / alternative: between 0.21 and 0.66 for every model, one pair's ratio
+  moved by up to 1.29x between runs. ``PADDING_TOLERANCE = 1.15``.
+* ``Trainer.fit`` / bare loop, interleaved round by round: 0.98-1.08 over eight runs, so the true
+  overhead is about 1.02-1.03; the 1.05 goal is reported, the gate fails above
+  ``TRAINER_OVERHEAD_LIMIT = 1.15``.
+* ``lstm`` / ``lstm_scratch``: 0.16-0.23, far from the limit of 1.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
+import dataclasses
 import json
 import math
 import statistics
@@ -61,10 +51,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 1
 NORMALISERS = ("matmul", "python", "mixed")
 
-REGRESSION_THRESHOLD = 1.6  # run figure / baseline figure above which a benchmark fails
+# Median B/A above which a benchmark fails, by test function; DEFAULT_THRESHOLD for the rest.
+# Set from the A/A measurements in the module docstring.
+THRESHOLDS: dict[str, float] = {"test_trainer_epoch": 1.15}
+DEFAULT_THRESHOLD = 1.30
 PADDING_TOLERANCE = 1.15  # default padding path / alternative, at most
 TRAINER_OVERHEAD_GOAL = 1.05  # the project's goal for Trainer.fit over a bare loop
 TRAINER_OVERHEAD_LIMIT = 1.15  # what the gate enforces: the goal plus measured noise
@@ -78,23 +70,20 @@ FAILING = (REGRESSION, ERROR, CHECK_FAILED)
 
 
 class GateInputError(ValueError):
-    """A file that is not a pytest-benchmark run or a gate baseline."""
+    """A file that is not a pytest-benchmark JSON run, or passes that cannot be paired."""
 
 
 @dataclass(frozen=True)
 class Figure:
-    """One benchmark of a run, reduced to what the gate compares."""
+    """One calibrated benchmark of a candidate pass, reduced to what the in-run checks read."""
 
-    name: str  # pytest's fullname, the key in runs and baselines
-    normalised: float  # fastest round / calibration time of ``normalise_by``
-    min_s: float  # fastest round, seconds (reported, never compared across runs)
+    name: str  # pytest's fullname
+    min_s: float  # fastest round, seconds
     normalise_by: str
     calibration: dict[str, float]  # "matmul_s" and "python_s"
     kind: str | None
     model: str | None
     device: str | None
-    threads: int | None
-    clock: str | None  # "process_time" (CPU) or "perf_counter" (CUDA)
     # trainer_epoch only: the fastest bare-loop epoch, timed between its rounds.
     bare_epoch_min_s: float | None = None
     # A reference loop timed between the rounds (the notebook's): its fastest round and the
@@ -131,7 +120,85 @@ class GateResult:
         return [f for f in self.findings if f.status == status]
 
 
-# --- normalised figures ---------------------------------------------------------------------------
+def _benchmarks(run: dict[str, Any]) -> list[dict[str, Any]]:
+    benchmarks = run.get("benchmarks") if isinstance(run, dict) else None
+    if not isinstance(benchmarks, list):
+        raise GateInputError("not a pytest-benchmark JSON run: no 'benchmarks' list")
+    return benchmarks
+
+
+# --- the A/B comparison ---------------------------------------------------------------------------
+
+
+def fastest_rounds(run: dict[str, Any]) -> dict[str, float]:
+    """Each benchmark's fastest round (seconds) by pytest fullname: all the A/B comparison reads."""
+    times = {}
+    for bench in _benchmarks(run):
+        try:
+            times[bench["fullname"]] = float(bench["stats"]["min"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise GateInputError(f"a benchmark entry without fullname or stats.min: {exc}") from exc
+    return times
+
+
+def threshold_for(name: str) -> float:
+    """The B/A ratio above which benchmark ``name`` (a pytest fullname) fails."""
+    function = name.rpartition("::")[2].partition("[")[0]
+    return THRESHOLDS.get(function, DEFAULT_THRESHOLD)
+
+
+def compare_passes(
+    baseline_runs: Sequence[dict[str, Any]], candidate_runs: Sequence[dict[str, Any]]
+) -> list[Finding]:
+    """Pass i of the baseline against pass i of the candidate; the median ratio decides.
+
+    Raises:
+        GateInputError: no passes, or a different number of passes on each side.
+    """
+    if not baseline_runs or len(baseline_runs) != len(candidate_runs):
+        raise GateInputError(
+            f"need the same number of baseline and candidate passes, at least one; got "
+            f"{len(baseline_runs)} and {len(candidate_runs)}"
+        )
+    base = [fastest_rounds(run) for run in baseline_runs]
+    cand = [fastest_rounds(run) for run in candidate_runs]
+    base_names = set().union(*base)
+    cand_names = set().union(*cand)
+    findings = []
+    for name in sorted(base_names | cand_names):
+        if name not in base_names:
+            best = min(times[name] for times in cand if name in times)
+            findings.append(Finding(NEW, name, f"not in the baseline commit's suite; fastest "
+                                               f"round {best * 1e3:.2f} ms"))
+            continue
+        if name not in cand_names:
+            findings.append(Finding(MISSING, name, "in the baseline commit's suite only "
+                                                   "(removed, renamed or deselected)"))
+            continue
+        pairs = [(b[name], c[name]) for b, c in zip(base, cand, strict=True) if name in b and name in c]
+        if not pairs:
+            findings.append(Finding(ERROR, name, "never measured in the same pass pair on both "
+                                                 "sides (did it fail in some passes?)"))
+            continue
+        ratios = [c / b for b, c in pairs]
+        ratio = statistics.median(ratios)
+        threshold = threshold_for(name)
+        detail = (
+            f"B/A {ratio:.2f}x (pairs {', '.join(f'{r:.2f}' for r in ratios)}), threshold "
+            f"{threshold:.2f}x; fastest round {statistics.median(c for _, c in pairs) * 1e3:.2f} ms "
+            f"vs {statistics.median(b for b, _ in pairs) * 1e3:.2f} ms (median over passes)"
+        )
+        if ratio > threshold:
+            status = REGRESSION
+        elif ratio < 1 / threshold:
+            status = FASTER
+        else:
+            status = OK
+        findings.append(Finding(status, name, detail))
+    return findings
+
+
+# --- ratios that must hold inside the candidate's passes ------------------------------------------
 
 
 def calibration_time(calibration: dict[str, Any], normalise_by: str) -> float:
@@ -145,35 +212,29 @@ def calibration_time(calibration: dict[str, Any], normalise_by: str) -> float:
     raise KeyError(f"unknown normaliser {normalise_by!r}; expected one of {NORMALISERS}")
 
 
-def figure_of(bench: dict[str, Any], normalise_by: str | None = None) -> Figure:
+def figure_of(bench: dict[str, Any]) -> Figure:
     """Reduce one entry of a pytest-benchmark JSON's ``benchmarks`` list to a :class:`Figure`.
 
-    ``normalise_by`` overrides the benchmark's own choice (in-run ratios between benchmarks put
-    both over the same calibration). Raises ``KeyError`` naming what is missing when the entry
-    has no usable calibration.
+    Raises ``KeyError`` naming what is missing when the entry has no usable calibration.
     """
     extra = bench.get("extra_info") or {}
     calibration = extra.get("calibration")
     if not isinstance(calibration, dict):
         raise KeyError("no extra_info['calibration'] (was it timed through calibration.timed?)")
-    by = normalise_by or calibration.get("normalise_by")
+    by = calibration.get("normalise_by")
     if by not in NORMALISERS:
         raise KeyError(f"calibration names no known normaliser (got {by!r})")
     missing = [k for k in ("matmul_s", "python_s") if not calibration.get(k)]
     if missing:
         raise KeyError(f"calibration lacks {', '.join(missing)}")
-    min_s = float(bench["stats"]["min"])
     return Figure(
         name=bench["fullname"],
-        normalised=min_s / calibration_time(calibration, by),
-        min_s=min_s,
+        min_s=float(bench["stats"]["min"]),
         normalise_by=by,
         calibration={"matmul_s": calibration["matmul_s"], "python_s": calibration["python_s"]},
         kind=extra.get("kind"),
         model=extra.get("model"),
         device=extra.get("device"),
-        threads=extra.get("threads"),
-        clock=extra.get("clock"),
         bare_epoch_min_s=extra.get("bare_epoch_min_s"),
         reference=extra.get("reference"),
         reference_min_s=extra.get("reference_min_s"),
@@ -181,76 +242,42 @@ def figure_of(bench: dict[str, Any], normalise_by: str | None = None) -> Figure:
     )
 
 
-def _benchmarks(run: dict[str, Any]) -> list[dict[str, Any]]:
-    benchmarks = run.get("benchmarks")
-    if not isinstance(benchmarks, list):
-        raise GateInputError("not a pytest-benchmark JSON run: no 'benchmarks' list")
-    return benchmarks
+def _min_or_none(values: Iterable[float | None]) -> float | None:
+    present = [v for v in values if v]
+    return min(present) if present else None
 
 
-def run_figures(run: dict[str, Any]) -> tuple[dict[str, Figure], list[Finding]]:
-    """Every benchmark of a run as a Figure, and an ERROR finding for each one without calibration."""
-    figures: dict[str, Figure] = {}
-    errors: list[Finding] = []
-    for bench in _benchmarks(run):
-        try:
-            figures[bench["fullname"]] = figure_of(bench)
-        except KeyError as exc:
-            message = exc.args[0] if exc.args else str(exc)
-            errors.append(Finding(ERROR, bench.get("fullname", "?"), f"cannot normalise: {message}"))
-    return figures, errors
+def merged_figures(runs: Sequence[dict[str, Any]]) -> tuple[dict[str, Figure], list[Finding]]:
+    """Each calibrated benchmark over all ``runs``: its fastest round, fastest calibrations and
+    fastest reference loop, as if the passes were one long run (minima: noise only adds time).
 
-
-# --- comparison with the baseline -----------------------------------------------------------------
-
-
-def compare(
-    figures: dict[str, Figure],
-    baseline: dict[str, Any],
-    threshold: float = REGRESSION_THRESHOLD,
-) -> list[Finding]:
-    """Each run figure against the baseline's: ok, faster, new, missing, regression or error."""
-    if baseline.get("schema") != SCHEMA_VERSION:
-        raise GateInputError(
-            f"baseline schema {baseline.get('schema')!r}, expected {SCHEMA_VERSION}; "
-            "refresh it with `make bench-baseline`"
+    A benchmark without calibration is reported as a NOTE: the in-run checks cannot read it, the
+    A/B comparison still does.
+    """
+    per_name: dict[str, list[Figure]] = {}
+    notes: dict[str, Finding] = {}
+    for run in runs:
+        for bench in _benchmarks(run):
+            name = bench.get("fullname", "?")
+            try:
+                figure = figure_of(bench)
+            except KeyError as exc:
+                message = exc.args[0] if exc.args else str(exc)
+                notes[name] = Finding(NOTE, name, f"no in-run checks: {message}")
+                continue
+            per_name.setdefault(name, []).append(figure)
+    merged = {}
+    for name, figures in per_name.items():
+        merged[name] = dataclasses.replace(
+            figures[0],
+            min_s=min(f.min_s for f in figures),
+            calibration={
+                key: min(f.calibration[key] for f in figures) for key in ("matmul_s", "python_s")
+            },
+            bare_epoch_min_s=_min_or_none(f.bare_epoch_min_s for f in figures),
+            reference_min_s=_min_or_none(f.reference_min_s for f in figures),
         )
-    reference: dict[str, dict[str, Any]] = baseline["benchmarks"]
-    findings: list[Finding] = []
-    for name in sorted(figures):
-        figure = figures[name]
-        base = reference.get(name)
-        if base is None:
-            findings.append(Finding(NEW, name, f"new, no baseline (normalised {figure.normalised:.3g})"))
-            continue
-        setup = (figure.normalise_by, figure.threads, figure.clock)
-        base_setup = (base["normalise_by"], base.get("threads"), base.get("clock"))
-        if setup != base_setup:
-            findings.append(Finding(
-                ERROR, name,
-                "not comparable: run measured as (normaliser, threads, clock) = "
-                f"{setup}, baseline {base_setup}; refresh the baseline (`make bench-baseline`) "
-                "if the change is intended",
-            ))
-            continue
-        ratio = figure.normalised / base["normalised"]
-        detail = (
-            f"normalised {figure.normalised:.4g} ({figure.normalise_by}), baseline "
-            f"{base['normalised']:.4g}, ratio {ratio:.2f}x, threshold {threshold:.2f}x "
-            f"(= {threshold * base['normalised']:.4g}); fastest round {figure.min_s * 1e3:.2f} ms"
-        )
-        if ratio > threshold:
-            findings.append(Finding(REGRESSION, name, detail))
-        elif ratio < 1 / threshold:
-            findings.append(Finding(FASTER, name, detail + "; refresh the baseline to keep it"))
-        else:
-            findings.append(Finding(OK, name, detail))
-    for name in sorted(set(reference) - set(figures)):
-        findings.append(Finding(MISSING, name, "in the baseline but not in this run"))
-    return findings
-
-
-# --- ratios that must hold inside one run ---------------------------------------------------------
+    return merged, [notes[name] for name in sorted(set(notes) - set(merged))]
 
 
 def _index(figures: Iterable[Figure]) -> dict[tuple[str | None, str | None, str | None], Figure]:
@@ -266,7 +293,8 @@ def _ratio(numerator: Figure, denominator: Figure) -> float:
 
 
 def check_invariants(figures: dict[str, Figure]) -> list[Finding]:
-    """The in-run ratios: padding default vs alternative, fused vs scratch, trainer overhead."""
+    """The in-run ratios: padding default vs alternative, fused vs scratch, trainer overhead,
+    the speed-up over the notebook's loop."""
     index = _index(figures.values())
     findings: list[Finding] = []
     for (kind, model, device), alternative in sorted(index.items(), key=lambda kv: kv[1].name):
@@ -276,12 +304,12 @@ def check_invariants(figures: dict[str, Figure]) -> list[Finding]:
         if default is None:
             continue
         ratio = _ratio(default, alternative)
-        label = f"padding {model} {device}"
         message = (
             f"default path / alternative = {ratio:.2f} (must be <= {PADDING_TOLERANCE:.2f}): "
             f"{default.min_s * 1e3:.1f} ms vs {alternative.min_s * 1e3:.1f} ms"
         )
-        findings.append(Finding(CHECK_OK if ratio <= PADDING_TOLERANCE else CHECK_FAILED, label, message))
+        findings.append(Finding(CHECK_OK if ratio <= PADDING_TOLERANCE else CHECK_FAILED,
+                                f"padding {model} {device}", message))
 
     for fast, slow in MUST_BE_FASTER:
         for kind in ("train_step", "infer_step"):
@@ -330,72 +358,15 @@ def check_invariants(figures: dict[str, Figure]) -> list[Finding]:
 
 
 def run_gate(
-    run: dict[str, Any], baseline: dict[str, Any], threshold: float = REGRESSION_THRESHOLD
+    baseline_runs: Sequence[dict[str, Any]], candidate_runs: Sequence[dict[str, Any]]
 ) -> GateResult:
     """Everything the gate checks, as findings; ``result.failed`` is the verdict."""
-    figures, errors = run_figures(run)
-    findings = errors + compare(figures, baseline, threshold) + check_invariants(figures)
-    run_threads = {f.threads for f in figures.values()}
-    run_torch = {b.get("extra_info", {}).get("torch_version") for b in _benchmarks(run)} - {None}
-    if baseline.get("torch_version") and run_torch and run_torch != {baseline["torch_version"]}:
-        findings.append(Finding(
-            NOTE, "torch", f"run used torch {sorted(run_torch)}, baseline "
-            f"{baseline['torch_version']}: kernel changes move figures too",
-        ))
-    if len(run_threads) > 1:
-        findings.append(Finding(NOTE, "threads", f"mixed thread counts in the run: {run_threads}"))
+    figures, notes = merged_figures(candidate_runs)
+    findings = compare_passes(baseline_runs, candidate_runs) + check_invariants(figures) + notes
     return GateResult(findings)
 
 
-def make_baseline(runs: Sequence[dict[str, Any]], *, note: str = "") -> dict[str, Any]:
-    """A baseline from one or more runs: each benchmark's median normalised figure.
-
-    The spread (largest over smallest figure across the runs) is kept so a reader can see how
-    noisy each benchmark was when the baseline was taken. A benchmark that failed to normalise
-    in any run is left out (it shows as "new" until a clean baseline is taken).
-    """
-    if not runs:
-        raise GateInputError("a baseline needs at least one run")
-    per_name: dict[str, list[Figure]] = {}
-    for run in runs:
-        figures, _ = run_figures(run)
-        for name, figure in figures.items():
-            per_name.setdefault(name, []).append(figure)
-    benchmarks = {}
-    for name in sorted(per_name):
-        figures = per_name[name]
-        values = [f.normalised for f in figures]
-        benchmarks[name] = {
-            "normalised": statistics.median(values),
-            "normalise_by": figures[0].normalise_by,
-            "threads": figures[0].threads,
-            "clock": figures[0].clock,
-            "kind": figures[0].kind,
-            "model": figures[0].model,
-            "device": figures[0].device,
-            "min_ms": round(statistics.median(f.min_s for f in figures) * 1e3, 3),
-            "spread": round(max(values) / min(values), 3),
-            "runs": len(values),
-        }
-    first = runs[0]
-    torch_versions = {
-        b.get("extra_info", {}).get("torch_version") for b in _benchmarks(first)
-    } - {None}
-    return {
-        "schema": SCHEMA_VERSION,
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "note": note,
-        "torch_version": next(iter(torch_versions)) if len(torch_versions) == 1 else None,
-        "machine": {
-            key: (first.get("machine_info") or {}).get(key)
-            for key in ("node", "machine", "processor", "python_version")
-        },
-        "cpu": ((first.get("machine_info") or {}).get("cpu") or {}).get("brand_raw"),
-        "benchmarks": benchmarks,
-    }
-
-
-def format_report(result: GateResult, threshold: float = REGRESSION_THRESHOLD) -> str:
+def format_report(result: GateResult) -> str:
     """The gate's report: failures first, with everything needed to judge them, then the rest."""
     order = [REGRESSION, ERROR, CHECK_FAILED, MISSING, NEW, FASTER, NOTE, CHECK_OK, OK]
     lines = []
@@ -406,55 +377,51 @@ def format_report(result: GateResult, threshold: float = REGRESSION_THRESHOLD) -
     summary = ", ".join(f"{n} {s}" for s, n in counts.items())
     if result.failed:
         lines.append(
-            f"bench gate: FAILED ({summary}). A REGRESSION line names the benchmark, its "
-            f"normalised figure (fastest round / calibration), the baseline's and the "
-            f"threshold ({threshold:.2f}x). Reproduce with `make bench`; if the slow-down is "
-            "intended, refresh the baseline with `make bench-baseline` and commit it."
+            f"bench gate: FAILED ({summary}). B/A is the candidate's fastest round over the "
+            "baseline commit's, median over interleaved pass pairs on this machine. If the "
+            "slow-down is intended, accept it: README.md, 'Benchmarks'."
         )
     else:
         lines.append(f"bench gate: passed ({summary})")
     return "\n".join(lines)
 
 
-def _load(path: Path) -> dict[str, Any]:
+def load_run(path: Path) -> dict[str, Any]:
+    """A pytest-benchmark JSON file, checked to hold a ``benchmarks`` list."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        run = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise GateInputError(f"cannot read {path}: {exc}") from exc
+    _benchmarks(run)
+    return run
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """CLI: ``check`` a run against a baseline (exit 1 on failure) or write a ``baseline``."""
+    """CLI: ``run`` the interleaved passes and judge them, or ``check`` passes already written."""
+    from bench import abrun  # the runner needs git; ``check`` does not
+
     parser = argparse.ArgumentParser(prog="python -m bench.gate", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    check = commands.add_parser("check", help="compare a pytest-benchmark JSON run with a baseline")
-    check.add_argument("run", type=Path)
-    check.add_argument("--baseline", type=Path, required=True)
-    check.add_argument("--threshold", type=float, default=REGRESSION_THRESHOLD)
-    make = commands.add_parser("baseline", help="write a baseline from one or more runs")
-    make.add_argument("runs", type=Path, nargs="+")
-    make.add_argument("--output", type=Path, required=True)
-    make.add_argument("--note", default="")
+    abrun.add_run_arguments(commands.add_parser(
+        "run", help="run baseline and candidate passes interleaved, then judge them"))
+    check = commands.add_parser("check", help="judge pytest-benchmark JSON passes already written")
+    check.add_argument("--baseline", type=Path, nargs="+", required=True,
+                       help="the baseline commit's passes, in the order they ran")
+    check.add_argument("--candidate", type=Path, nargs="+", required=True,
+                       help="the candidate's passes, in the same order")
     args = parser.parse_args(argv)
     try:
-        if args.command == "check":
-            if not args.baseline.exists():
-                print(f"bench gate: no baseline at {args.baseline}; create one with "
-                      "`make bench-baseline`", file=sys.stderr)
-                return 1
-            result = run_gate(_load(args.run), _load(args.baseline), args.threshold)
-            print(format_report(result, args.threshold))
-            return 1 if result.failed else 0
-        baseline = make_baseline([_load(p) for p in args.runs], note=args.note)
-        tmp = args.output.with_suffix(".tmp")
-        tmp.write_text(json.dumps(baseline, indent=1, sort_keys=False) + "\n", encoding="utf-8")
-        tmp.replace(args.output)  # atomic: a reader never sees half a baseline
-        print(f"bench gate: wrote {args.output} ({len(baseline['benchmarks'])} benchmarks "
-              f"from {len(args.runs)} run(s))")
-        return 0
-    except GateInputError as exc:
+        if args.command == "run":
+            baseline_runs, candidate_runs = abrun.run_from_args(args)
+        else:
+            baseline_runs = [load_run(p) for p in args.baseline]
+            candidate_runs = [load_run(p) for p in args.candidate]
+        result = run_gate(baseline_runs, candidate_runs)
+    except (GateInputError, abrun.AbRunError) as exc:
         print(f"bench gate: {exc}", file=sys.stderr)
         return 2
+    print(format_report(result))
+    return 1 if result.failed else 0
 
 
 if __name__ == "__main__":

@@ -1,30 +1,40 @@
-"""Proof that the gate ignores load and catches a 2x slow-down. Run by hand, not by the suite::
+"""Proof that the same-run gate stays quiet on A/A and catches slow-downs. Run by hand::
 
-    .venv/bin/python tests/benchmarks/prove_gate.py --loaded-runs 5 --slow-model lstm
+    .venv/bin/python tests/benchmarks/prove_gate.py                # everything below
+    .venv/bin/python tests/benchmarks/prove_gate.py --aa-runs 0    # only the two slow-downs
 
-1. ``--loaded-runs`` times: start a busy loop (``python -c "while True: pass"``, one core of
-   load), run the benchmark suite writing JSON, stop the loop, run the gate. Every run must pass.
-2. Once more, under the same load, with ``tests.benchmarks.slowdown_plugin`` making
-   ``--slow-model``'s forward pass twice as slow. The gate must fail, naming that model.
+1. ``--aa-runs`` A/A gate runs: the committed HEAD as the baseline commit against this tree
+   (which must have no uncommitted changes, so both sides are the same code); the last
+   ``--busy-runs`` of them with a busy loop (``python -c "while True: pass"``) on one core. Every
+   one must pass. Prints each run's lowest and highest B/A.
+2. A/B: ``--slow-model``'s forward pass doubled in the candidate only
+   (``tests.benchmarks.slowdown_plugin``). The gate must fail, naming that model's inference step.
+3. A/B: every ``Trainer.train_step`` of the candidate delayed by a CPU spin sized to make
+   ``test_trainer_epoch`` 1.2x slower (from that benchmark's fastest epoch in the first candidate
+   pass of step 2). ``test_trainer_epoch`` must be reported by name with B/A >= 1.1.
 
-Prints each gate's verdict and the slowed model's figures; exits 0 only if both hold.
+Passes and logs go to ``.benchmarks/proof/<run>/``. Exits 0 only if all three hold.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
+import statistics
 import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from bench import gate  # noqa: E402
+from bench import abrun, gate  # noqa: E402
+
+PLUGIN = "tests.benchmarks.slowdown_plugin"
+TRAINER = "tests/benchmarks/test_bench_trainer.py::test_trainer_epoch[cpu]"
 
 
 @contextmanager
@@ -38,63 +48,87 @@ def busy_core() -> Iterator[None]:
         spinner.wait()
 
 
-def run_suite(json_path: Path, env: dict[str, str], plugins: list[str]) -> None:
-    """The benchmark suite, as ``make test`` runs it, writing ``json_path``."""
-    command = [sys.executable, "-m", "pytest", "tests/benchmarks", "-q", "-p", "no:cacheprovider",
-               f"--benchmark-json={json_path}"]
-    for plugin in plugins:
-        command += ["-p", plugin]
-    subprocess.run(command, cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
+def gate_run(name: str, commit: str, patterns: list[str], passes: int, plugins: list[str],
+             env: dict[str, str], busy: bool) -> tuple[gate.GateResult, list[dict[str, Any]]]:
+    """One gate run (interleaved passes, then the verdict) with ``env`` set for its duration."""
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
+    try:
+        with busy_core() if busy else nullcontext():
+            base, cand = abrun.run_interleaved(
+                ROOT, commit, passes=passes, patterns=patterns, out=ROOT / ".benchmarks/proof" / name,
+                candidate_plugins=plugins, log=lambda line: print("   ", line, flush=True))
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    result = gate.run_gate(base, cand)
+    (ROOT / ".benchmarks/proof" / f"{name}.txt").write_text(gate.format_report(result) + "\n")
+    return result, cand
 
 
-def judge(json_path: Path, baseline: dict) -> gate.GateResult:
-    return gate.run_gate(json.loads(json_path.read_text()), baseline)
+def ratio_of(finding: gate.Finding) -> float:
+    return float(finding.message.split("B/A ")[1].split("x")[0])
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--loaded-runs", type=int, default=5)
-    parser.add_argument("--slow-model", default="lstm")
-    parser.add_argument("--baseline", type=Path, default=ROOT / "tests/benchmarks/baseline.json")
-    parser.add_argument("--out", type=Path, default=ROOT / ".benchmarks/proof")
+    parser.add_argument("--aa-runs", type=int, default=5)
+    parser.add_argument("--busy-runs", type=int, default=2)
+    parser.add_argument("--passes", type=int, default=3)
+    parser.add_argument("--select", choices=abrun.SELECTIONS, default="ci")
+    parser.add_argument("--slow-model", default="gru")
+    parser.add_argument("--trainer-slowdown", type=float, default=1.2)
     args = parser.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
-    baseline = json.loads(args.baseline.read_text())
-    env = {k: v for k, v in os.environ.items() if k != "RNNBENCH_SLOWDOWN"}
+    patterns = abrun.selection_patterns(args.select, abrun.ci_models())
+    clean = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True, check=True).stdout.strip()
+    head = abrun.resolve_commit(ROOT, "HEAD")
+    ok = True
 
-    false_alarms = 0
-    for i in range(1, args.loaded_runs + 1):
-        path = args.out / f"loaded-{i}.json"
-        with busy_core():
-            run_suite(path, env, [])
-        result = judge(path, baseline)
-        ratios = [
-            float(f.message.split("ratio ")[1].split("x")[0])
-            for f in result.findings if f.status in (gate.OK, gate.FASTER, gate.REGRESSION)
-        ]
-        print(f"loaded run {i}: {'FAILED' if result.failed else 'passed'}; ratio to baseline "
-              f"min {min(ratios):.2f} max {max(ratios):.2f}")
+    if args.aa_runs and clean:
+        print(f"A/A needs a tree without uncommitted changes (so both sides are HEAD):\n{clean}")
+        return 2
+    for i in range(1, args.aa_runs + 1):
+        busy = i > args.aa_runs - args.busy_runs
+        result, _ = gate_run(f"aa-{i}", head, patterns, args.passes, [], {}, busy)
+        ratios = [ratio_of(f) for f in result.findings if f.status in (gate.OK, gate.FASTER,
+                                                                         gate.REGRESSION)]
+        print(f"A/A run {i}{' (busy loop on one core)' if busy else ''}: "
+              f"{'FAILED' if result.failed else 'passed'}; B/A min {min(ratios):.3f} "
+              f"median {statistics.median(ratios):.3f} max {max(ratios):.3f}", flush=True)
         for finding in result.findings:
             if finding.failed:
                 print(f"    {finding.status} {finding.name}: {finding.message}")
-        false_alarms += result.failed
+        ok &= not result.failed
 
-    path = args.out / f"slow-{args.slow_model}.json"
-    with busy_core():
-        run_suite(path, {**env, "RNNBENCH_SLOWDOWN": args.slow_model},
-                  ["tests.benchmarks.slowdown_plugin"])
-    result = judge(path, baseline)
-    print(f"2x slow-down of {args.slow_model}'s forward pass: "
-          f"{'FAILED (caught)' if result.failed else 'passed (MISSED)'}")
+    baseline = abrun.resolve_commit(ROOT, abrun.read_baseline_commit(ROOT))
+    result, cand = gate_run(f"slow-{args.slow_model}", baseline, patterns, args.passes, [PLUGIN],
+                            {"RNNBENCH_SLOWDOWN": args.slow_model}, False)
+    caught = [f for f in result.by_status(gate.REGRESSION)
+              if f.name.endswith(f"test_infer_step[cpu-{args.slow_model}]")]
+    print(f"2x forward pass of {args.slow_model}: {'caught' if caught else 'MISSED'}")
     for finding in result.findings:
         if f"-{args.slow_model}]" in finding.name or finding.failed:
             print(f"    {finding.status} {finding.name}: {finding.message}")
-    caught = result.failed and any(
-        f"-{args.slow_model}]" in f.name for f in result.by_status(gate.REGRESSION)
-    )
-    print(f"summary: {false_alarms} false alarm(s) in {args.loaded_runs} loaded runs; "
-          f"slow-down {'caught' if caught else 'MISSED'}")
-    return 0 if false_alarms == 0 and caught else 1
+    ok &= bool(caught)
+
+    trainer = next(b for b in cand[0]["benchmarks"] if b["fullname"] == TRAINER)
+    steps = int(trainer["extra_info"]["steps"])
+    delay_ms = (args.trainer_slowdown - 1) * float(trainer["stats"]["min"]) * 1e3 / steps
+    result, _ = gate_run("slow-trainer-step", baseline, patterns, args.passes, [PLUGIN],
+                         {"RNNBENCH_STEP_DELAY_MS": f"{delay_ms:.3f}"}, False)
+    [finding] = [f for f in result.findings if f.name == TRAINER]
+    print(f"{delay_ms:.2f} ms spin per train step (aiming at {args.trainer_slowdown}x the epoch): "
+          f"{finding.status} {finding.name}: {finding.message}")
+    for other in result.findings:
+        if other.failed and other is not finding:
+            print(f"    {other.status} {other.name}: {other.message}")
+    ok &= ratio_of(finding) >= 1.1
+    print(f"summary: {'all held' if ok else 'NOT all held'}")
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
