@@ -57,6 +57,8 @@ NORMALISERS = ("matmul", "python", "mixed")
 # Set from the A/A measurements in the module docstring.
 THRESHOLDS: dict[str, float] = {"test_trainer_epoch": 1.15}
 DEFAULT_THRESHOLD = 1.30
+# A median B/A above this, though within its threshold, is reported "slower" by name (passes).
+SLOWER_NOTICE = 1.10
 PADDING_TOLERANCE = 1.15  # default padding path / alternative, at most
 TRAINER_OVERHEAD_GOAL = 1.05  # the project's goal for Trainer.fit over a bare loop
 TRAINER_OVERHEAD_LIMIT = 1.15  # what the gate enforces: the goal plus measured noise
@@ -66,6 +68,7 @@ MUST_BE_FASTER = (("lstm", "lstm_scratch"),)
 # Statuses of a finding; the first three fail the gate.
 REGRESSION, ERROR, CHECK_FAILED = "REGRESSION", "ERROR", "CHECK FAILED"
 OK, NEW, MISSING, FASTER, CHECK_OK, NOTE = "ok", "new", "missing", "faster", "check ok", "note"
+SLOWER = "slower"  # above SLOWER_NOTICE but within the threshold: named, does not fail
 FAILING = (REGRESSION, ERROR, CHECK_FAILED)
 
 
@@ -192,6 +195,8 @@ def compare_passes(
             status = REGRESSION
         elif ratio < 1 / threshold:
             status = FASTER
+        elif ratio > SLOWER_NOTICE:
+            status = SLOWER
         else:
             status = OK
         findings.append(Finding(status, name, detail))
@@ -368,7 +373,7 @@ def run_gate(
 
 def format_report(result: GateResult) -> str:
     """The gate's report: failures first, with everything needed to judge them, then the rest."""
-    order = [REGRESSION, ERROR, CHECK_FAILED, MISSING, NEW, FASTER, NOTE, CHECK_OK, OK]
+    order = [REGRESSION, ERROR, CHECK_FAILED, SLOWER, MISSING, NEW, FASTER, NOTE, CHECK_OK, OK]
     lines = []
     for status in order:
         for finding in result.by_status(status):

@@ -112,6 +112,15 @@ def test_per_benchmark_thresholds(name: str, ratio: float, failed: bool) -> None
     assert gate.run_gate(passes(base, calibrated=False), passes(cand, calibrated=False)).failed is failed
 
 
+def test_slower_within_threshold_is_named_and_passes() -> None:
+    ratio = (gate.SLOWER_NOTICE + gate.DEFAULT_THRESHOLD) / 2
+    slower = {LSTM_TRAIN: [t * ratio for t in BASE[LSTM_TRAIN]], GRU_TRAIN: BASE[GRU_TRAIN]}
+    result = gate.run_gate(passes(BASE), passes(slower))
+    assert not result.failed
+    assert statuses(result) == {LSTM_TRAIN: gate.SLOWER, GRU_TRAIN: gate.OK}
+    assert gate.format_report(result).splitlines()[0].strip().startswith(f"slower  {LSTM_TRAIN}")
+
+
 def test_threshold_lookup_reads_the_test_function() -> None:
     assert gate.threshold_for(TRAINER) == gate.THRESHOLDS["test_trainer_epoch"]
     assert gate.threshold_for(LSTM_INFER) == gate.DEFAULT_THRESHOLD
