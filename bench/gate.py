@@ -5,30 +5,60 @@ commit named in ``tests/benchmarks/baseline-commit`` as a git worktree and runs 
 ``tests/benchmarks`` in whole-suite passes, interleaved A (baseline), B (candidate), A, B, A, B,
 so that drift in the machine's speed or load hits both alike. This module judges the passes:
 
-* for every benchmark present in both trees, the ratio B/A of its fastest rounds is taken for
-  each adjacent pair of passes, and the median over the pairs is the verdict: above the
-  benchmark's threshold (:func:`threshold_for`) it fails as ``REGRESSION``; below its inverse it
-  is reported ``faster``. Only ``stats.min`` of the pytest-benchmark JSON is read, so the
-  baseline commit's suite may be any older version of the suite;
+* for every benchmark present in both trees, B/A of its fastest rounds is taken for each pair of
+  adjacent passes, and the median over the pairs is the verdict: above the benchmark's threshold
+  (:func:`threshold_for`) it fails as ``REGRESSION``; above ``SLOWER_NOTICE`` it is named
+  ``slower`` and passes; below the threshold's inverse it is reported ``faster``. Where both
+  passes carry the suite's calibration (``extra_info``, ``tests/benchmarks/calibration.py``), each
+  fastest round is first divided by the calibration measured around its own rounds, which cancels
+  a pass slowed as a whole by load; an older suite without it is compared on raw fastest rounds.
+  Nothing else of the JSON is read, so the baseline commit's suite may be any earlier version;
 * a benchmark only in the candidate (a new model) is reported ``new`` and passes; one only in
   the baseline is reported ``missing`` (removed or renamed) and passes;
 * ratios that must hold inside the candidate's own passes, whatever the machine: the default
   padding path no slower than the alternative, the fused ``lstm`` faster than ``lstm_scratch``,
   ``Trainer.fit`` over a bare loop doing the same work, and the speed-up over the notebook's loop.
-  These read the candidate's calibration (``extra_info``, see ``tests/benchmarks/calibration.py``)
-  and each benchmark's fastest round over all candidate passes.
+  They read each benchmark's fastest round over all candidate passes.
 
-Thresholds, from same-run A/A comparisons (the same commit on both sides) on the 2-core
-development machine (AMD EPYC VM, torch 2.13 CPU, one thread, the CI selection, three pass
-pairs), load as noted. "spread" is the largest |log| of a benchmark's median ratio, as a ratio:
+Thresholds, from five same-run A/A gate runs (``tests/benchmarks/prove_gate.py``: the committed
+HEAD as the baseline commit against the same code; the ``ci`` selection, 26 benchmarks; three
+pass pairs) on the 2-core development machine (AMD EPYC VM, torch 2.13 CPU, one thread), on
+2026-11-28. All five ran while two or three other engineers' jobs (training runs, test suites)
+shared the two cores (load average 3-5); runs 4 and 5 had ``python -c "while True: pass"`` on top.
+Median B/A over the pairs, calibrated, per benchmark:
 
-========================  =======================================================================
-A/A run                   largest / smallest median B/A over the benchmarks
-========================  =======================================================================
-(filled in from the measurements below)
-========================  =======================================================================
+===  ================  ===============================  =====================  ================
+run  load              highest (benchmark)              lowest                 trainer epoch
+===  ================  ===============================  =====================  ================
+1    others            1.16 (train_step lstm_scratch)   0.90                   0.90
+2    others            1.15 (trainer_epoch)             0.61 (train bilstm)    1.15
+3    others            1.29 (alternative padding lstm)  0.76                   0.92
+4    others + busy     1.13                             0.71                   1.07
+5    others + busy     1.23 (tokenize_fast)             0.77                   0.96
+===  ================  ===============================  =====================  ================
 
-In-run checks (measured inside one run, before this gate existed; see the README):
+One pass pair alone reads anywhere from 0.50 to 2.2 (a disturbed pass); the median of three is
+what makes a verdict usable. Read raw instead of calibrated, the highest medians were 1.25,
+1.13, 1.25, 1.14 and 1.55 (``tokenize_fast`` in run 5): the calibration is what keeps the
+default threshold clear of the noise.
+
+* ``DEFAULT_THRESHOLD = 1.5``: 16% above the highest A/A median (1.29). A 2x forward pass doubles
+  a model's inference step: ``gru``'s, slowed so in the candidate only, read 2.20x (pairs 2.21,
+  1.91, 2.20) and failed; its training step read 1.43x, named ``slower``.
+* Under a millisecond (``SHORT_THRESHOLD = 2.0``): ``bag_of_embeddings``' 0.23 ms inference step
+  read 0.66-1.56 over these five runs and the two A/B runs below (where it was not slowed); the
+  next-noisiest benchmark reached 1.29. At that size a round is at the mercy of the cache the
+  other jobs leave it; a 2x slow-down of such a step is not reliably told from noise with three
+  pass pairs on a loaded 2-core machine.
+* ``test_trainer_epoch``, the steadiest benchmark (ten rounds of a 110 ms epoch): A/A 0.90-1.15;
+  threshold 1.25. A 1.2x slower epoch is named ``slower`` by its median (above
+  ``SLOWER_NOTICE = 1.10``) or fails at 1.25; when the time goes into the trainer's own
+  bookkeeping, the in-run overhead check below (limit 1.15 over a true 1.02-1.03) fails it too.
+  Measured with a 2.79 ms CPU spin before each of the epoch's 8 steps (20% of its fastest
+  epoch): ``test_trainer_epoch`` read 1.22x (pairs 1.22, 1.15, 1.28), named ``slower``, and
+  ``Trainer.fit`` / bare loop read 1.251: CHECK FAILED.
+
+In-run checks (measured inside one run, before this gate existed):
 
 * default padding path / alternative: between 0.21 and 0.66 for every model, one pair's ratio
   moved by up to 1.29x between runs. ``PADDING_TOLERANCE = 1.15``.
@@ -55,8 +85,13 @@ NORMALISERS = ("matmul", "python", "mixed")
 
 # Median B/A above which a benchmark fails, by test function; DEFAULT_THRESHOLD for the rest.
 # Set from the A/A measurements in the module docstring.
-THRESHOLDS: dict[str, float] = {"test_trainer_epoch": 1.15}
-DEFAULT_THRESHOLD = 1.30
+THRESHOLDS: dict[str, float] = {"test_trainer_epoch": 1.25}
+DEFAULT_THRESHOLD = 1.50
+# A benchmark whose fastest round is under SHORT_ROUND_S (median over the baseline's passes) fails
+# only above SHORT_THRESHOLD: the one such benchmark measured, a 0.23 ms inference step, read
+# 0.66-1.56 in A/A comparisons where every longer one stayed within 0.61-1.29.
+SHORT_ROUND_S = 1e-3
+SHORT_THRESHOLD = 2.0
 # A median B/A above this, though within its threshold, is reported "slower" by name (passes).
 SLOWER_NOTICE = 1.10
 PADDING_TOLERANCE = 1.15  # default padding path / alternative, at most
@@ -133,19 +168,47 @@ def _benchmarks(run: dict[str, Any]) -> list[dict[str, Any]]:
 # --- the A/B comparison ---------------------------------------------------------------------------
 
 
-def fastest_rounds(run: dict[str, Any]) -> dict[str, float]:
-    """Each benchmark's fastest round (seconds) by pytest fullname: all the A/B comparison reads."""
-    times = {}
+@dataclass(frozen=True)
+class Timing:
+    """One benchmark of one pass, as the A/B comparison reads it."""
+
+    min_s: float  # fastest round, seconds
+    # min_s over the calibration measured around its rounds, when the entry carries a usable one
+    # (suites since the calibration was added); None for an older suite.
+    calibrated: float | None
+    normalise_by: str | None
+
+
+def pass_timings(run: dict[str, Any]) -> dict[str, Timing]:
+    """Each benchmark's fastest round, and its calibrated figure where there is one, by fullname."""
+    timings = {}
     for bench in _benchmarks(run):
         try:
-            times[bench["fullname"]] = float(bench["stats"]["min"])
+            name, min_s = bench["fullname"], float(bench["stats"]["min"])
         except (KeyError, TypeError, ValueError) as exc:
             raise GateInputError(f"a benchmark entry without fullname or stats.min: {exc}") from exc
-    return times
+        try:
+            figure = figure_of(bench)
+        except KeyError:
+            timings[name] = Timing(min_s, None, None)
+            continue
+        calibrated = min_s / calibration_time(figure.calibration, figure.normalise_by)
+        timings[name] = Timing(min_s, calibrated, figure.normalise_by)
+    return timings
 
 
-def threshold_for(name: str) -> float:
-    """The B/A ratio above which benchmark ``name`` (a pytest fullname) fails."""
+def _pair_ratios(pairs: Sequence[tuple[Timing, Timing]]) -> tuple[list[float], str]:
+    """B/A per pass pair: over the calibration when every pass carries the same kind, else raw."""
+    if all(a.calibrated and b.calibrated and a.normalise_by == b.normalise_by for a, b in pairs):
+        return [b.calibrated / a.calibrated for a, b in pairs], "calibrated"  # type: ignore[operator]
+    return [b.min_s / a.min_s for a, b in pairs], "raw"
+
+
+def threshold_for(name: str, baseline_min_s: float) -> float:
+    """The B/A ratio above which benchmark ``name`` (a pytest fullname) fails, given the
+    baseline's fastest round in seconds."""
+    if baseline_min_s < SHORT_ROUND_S:
+        return SHORT_THRESHOLD
     function = name.rpartition("::")[2].partition("[")[0]
     return THRESHOLDS.get(function, DEFAULT_THRESHOLD)
 
@@ -163,14 +226,14 @@ def compare_passes(
             f"need the same number of baseline and candidate passes, at least one; got "
             f"{len(baseline_runs)} and {len(candidate_runs)}"
         )
-    base = [fastest_rounds(run) for run in baseline_runs]
-    cand = [fastest_rounds(run) for run in candidate_runs]
+    base = [pass_timings(run) for run in baseline_runs]
+    cand = [pass_timings(run) for run in candidate_runs]
     base_names = set().union(*base)
     cand_names = set().union(*cand)
     findings = []
     for name in sorted(base_names | cand_names):
         if name not in base_names:
-            best = min(times[name] for times in cand if name in times)
+            best = min(times[name].min_s for times in cand if name in times)
             findings.append(Finding(NEW, name, f"not in the baseline commit's suite; fastest "
                                                f"round {best * 1e3:.2f} ms"))
             continue
@@ -183,13 +246,13 @@ def compare_passes(
             findings.append(Finding(ERROR, name, "never measured in the same pass pair on both "
                                                  "sides (did it fail in some passes?)"))
             continue
-        ratios = [c / b for b, c in pairs]
+        ratios, how = _pair_ratios(pairs)
         ratio = statistics.median(ratios)
-        threshold = threshold_for(name)
+        threshold = threshold_for(name, statistics.median(b.min_s for b, _ in pairs))
         detail = (
-            f"B/A {ratio:.2f}x (pairs {', '.join(f'{r:.2f}' for r in ratios)}), threshold "
-            f"{threshold:.2f}x; fastest round {statistics.median(c for _, c in pairs) * 1e3:.2f} ms "
-            f"vs {statistics.median(b for b, _ in pairs) * 1e3:.2f} ms (median over passes)"
+            f"B/A {ratio:.2f}x ({how}; pairs {', '.join(f'{r:.2f}' for r in ratios)}), threshold "
+            f"{threshold:.2f}x; fastest round {statistics.median(c.min_s for _, c in pairs) * 1e3:.2f}"
+            f" ms vs {statistics.median(b.min_s for b, _ in pairs) * 1e3:.2f} ms (median over passes)"
         )
         if ratio > threshold:
             status = REGRESSION

@@ -6,6 +6,7 @@ reads their times.
 
 from __future__ import annotations
 
+import copy
 import fnmatch
 import json
 import subprocess
@@ -77,7 +78,7 @@ def test_slow_down_fails_and_names_benchmark_ratio_and_threshold() -> None:
     assert result.failed
     [finding] = result.by_status(gate.REGRESSION)
     assert finding.name == LSTM_TRAIN
-    assert "B/A 2.00x (pairs 2.00, 2.00, 2.00)" in finding.message
+    assert "B/A 2.00x (calibrated; pairs 2.00, 2.00, 2.00)" in finding.message
     assert f"threshold {gate.DEFAULT_THRESHOLD:.2f}x" in finding.message
     report = gate.format_report(result)
     assert report.splitlines()[0].strip().startswith("REGRESSION")
@@ -121,10 +122,19 @@ def test_slower_within_threshold_is_named_and_passes() -> None:
     assert gate.format_report(result).splitlines()[0].strip().startswith(f"slower  {LSTM_TRAIN}")
 
 
-def test_threshold_lookup_reads_the_test_function() -> None:
-    assert gate.threshold_for(TRAINER) == gate.THRESHOLDS["test_trainer_epoch"]
-    assert gate.threshold_for(LSTM_INFER) == gate.DEFAULT_THRESHOLD
-    assert gate.threshold_for("tests/benchmarks/test_bench_data.py::test_vocab_fast") == gate.DEFAULT_THRESHOLD
+def test_threshold_lookup_reads_the_test_function_and_the_round_length() -> None:
+    assert gate.threshold_for(TRAINER, 0.1) == gate.THRESHOLDS["test_trainer_epoch"]
+    assert gate.threshold_for(LSTM_INFER, 0.003) == gate.DEFAULT_THRESHOLD
+    assert gate.threshold_for("tests/benchmarks/test_bench_data.py::test_vocab_fast", 0.01) == gate.DEFAULT_THRESHOLD
+    assert gate.threshold_for(LSTM_INFER, gate.SHORT_ROUND_S / 2) == gate.SHORT_THRESHOLD
+
+
+def test_sub_millisecond_benchmark_fails_only_above_the_short_threshold() -> None:
+    base = {LSTM_INFER: [0.0003] * 3}
+    noisy = {LSTM_INFER: [0.0003 * (gate.SHORT_THRESHOLD - 0.1)] * 3}
+    slow = {LSTM_INFER: [0.0003 * (gate.SHORT_THRESHOLD + 0.1)] * 3}
+    assert not gate.run_gate(passes(base), passes(noisy)).failed
+    assert gate.run_gate(passes(base), passes(slow)).failed
 
 
 def test_much_faster_is_reported_not_failed() -> None:
@@ -150,8 +160,27 @@ def test_benchmark_only_in_the_baseline_is_reported_and_passes() -> None:
 
 
 def test_an_older_suite_without_calibration_is_compared_on_fastest_rounds() -> None:
-    result = gate.run_gate(passes(BASE, calibrated=False), passes(BASE))
+    slow = {LSTM_TRAIN: [2 * t for t in BASE[LSTM_TRAIN]], GRU_TRAIN: BASE[GRU_TRAIN]}
+    result = gate.run_gate(passes(BASE, calibrated=False), passes(slow))
+    assert statuses(result) == {LSTM_TRAIN: gate.REGRESSION, GRU_TRAIN: gate.OK}
+    assert "B/A 2.00x (raw; pairs" in result.by_status(gate.REGRESSION)[0].message
+
+
+def test_calibration_cancels_a_pass_slowed_as_a_whole() -> None:
+    # Candidate pass 2 ran while the machine was 1.8x slower: its calibration says so too.
+    base = passes(BASE)
+    cand = passes(BASE)
+    for entry in cand[1]["benchmarks"]:
+        entry["stats"]["min"] *= 1.8
+        entry["extra_info"]["calibration"]["matmul_s"] *= 1.8
+    cand[2] = copy.deepcopy(cand[1])
+    result = gate.run_gate(base, cand)
     assert statuses(result) == {LSTM_TRAIN: gate.OK, GRU_TRAIN: gate.OK}
+    # Read raw, two of three pairs are 1.8x slower and the median fails.
+    for run in (*base, *cand):
+        for entry in run["benchmarks"]:
+            del entry["extra_info"]["calibration"]
+    assert gate.run_gate(base, cand).failed
 
 
 def test_uncalibrated_candidate_is_noted_not_failed() -> None:
@@ -171,7 +200,7 @@ def test_entry_without_stats_is_refused() -> None:
     entry = bench(LSTM_TRAIN, 0.06)
     del entry["stats"]
     with pytest.raises(gate.GateInputError, match="stats.min"):
-        gate.fastest_rounds(run_of(entry))
+        gate.pass_timings(run_of(entry))
 
 
 def _alternative(model: str, min_s: float) -> dict[str, Any]:

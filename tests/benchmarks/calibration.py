@@ -1,7 +1,11 @@
 """Calibration workloads and the timed-run helper every benchmark of this suite goes through.
 
-Absolute times are never compared across machines or sessions. Each benchmark round is bracketed
-by two fixed calibration workloads, measured just before and just after it in the same process:
+The regression gate (:mod:`bench.gate`) compares each benchmark's fastest round with the
+baseline commit's, measured in the same run on the same machine. The calibration serves what is
+read inside one tree's passes: ratios between two benchmarks measured up to a minute apart (the
+default padding path against the alternative, ``lstm`` against ``lstm_scratch``). Each benchmark
+round is bracketed by two fixed calibration workloads, measured just before and just after it in
+the same process:
 
 ``matmul``
     a fixed float32 matrix product, repeated (BLAS throughput).
@@ -11,9 +15,9 @@ by two fixed calibration workloads, measured just before and just after it in th
 The minimum over all of a benchmark's calibration samples goes into its ``extra_info``, with the
 benchmark's choice of normaliser: ``python`` for the pure-Python reference implementations of
 the data pipeline, ``mixed`` (the geometric mean of both) for everything else, whose time is part
-BLAS kernels and part framework overhead (dispatch, autograd, Python). :mod:`bench.gate` divides
-the benchmark's fastest round by it, which cancels how fast the machine is (and, mostly, how
-loaded it is at that moment) and leaves how fast the code is. Measured over repeated runs, both
+BLAS kernels and part framework overhead (dispatch, autograd, Python). Dividing a benchmark's
+fastest round by it cancels most of how loaded the machine was at that moment (not how fast the
+machine is: relative kernel costs differ between CPUs by up to 2x). Measured over repeated runs, both
 with and without extra load, the choice mattered less than the clock (below): the largest
 run-to-run spread of a figure over 4 runs was 1.48 with ``matmul``, 1.48 with ``python`` and 1.38
 with ``mixed``, against 1.75 for raw times. ``python`` alone would normalise a BLAS-bound benchmark
@@ -51,7 +55,7 @@ from bench.measure import synchronize
 # Normalisers a benchmark may choose; bench.gate knows the same names.
 NORMALISERS = ("matmul", "python", "mixed")
 
-# Sizes fixed forever: changing them changes every normalised figure (refresh the baseline then).
+# Fixed: changing them moves every normalised figure the in-run checks read.
 _MATMUL_SIZE = 256  # 2 * 256**3 = 34 MFLOP per product, about 1 ms on one core
 _MATMUL_REPS = 2
 _PYTHON_ITERATIONS = 20_000  # about 2 ms of interpreter work

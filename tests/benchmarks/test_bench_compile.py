@@ -5,8 +5,7 @@ compiled step took 42 s, then 313 ms per step against 328 ms eager, i.e. within 
 no lowering for the fused RNN op, which is nearly all of the step (the oneDNN LSTM backward alone
 is ~80%), so it only fuses the embedding, dropout and loss around it; and the models' host-side
 input checks and data-dependent trimming break the graph. Not worth a default; kept opt-in so the
-claim can be re-measured on other hardware. Not part of the gate's baseline (a run that opts in
-reports these two as "new, no baseline").
+claim can be re-measured on other hardware. Not in the gate's CI selection.
 """
 
 from __future__ import annotations

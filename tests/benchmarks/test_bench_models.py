@@ -1,7 +1,7 @@
 """Per-model speed: one training step and one inference step, for every registered model.
 
 Parametrized over ``list_models()``, so a newly registered model is benchmarked (and reported by
-the gate as "new, no baseline") without an edit here. Every model gets the same fixed batch: 32
+the gate as "new" until the baseline commit has it) without an edit here. Every model gets the same fixed batch: 32
 reviews with IMDb-like lengths truncated at 250 (:mod:`tests.benchmarks.workloads`), embedding 32,
 hidden 32, one layer. The batch is the same for ``lstm`` and ``lstm_scratch``, so their ratio is a
 like-for-like comparison of the fused kernel and the hand-written loop.
@@ -40,7 +40,7 @@ ALTERNATIVE_ROUNDS = 6
 # is BLAS work (recurrent kernels, embedding gradient, Adam) and framework overhead (dispatch,
 # autograd, Python) in proportions that differ per model, and over repeated runs on the shared
 # machine "mixed" kept every model's figure steadier than "matmul" alone (largest run-to-run
-# spread 1.38 against 1.48; table in README.md, "Benchmarks").
+# spread 1.38 against 1.48).
 NORMALISE_BY = "mixed"
 
 
