@@ -19,7 +19,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from bench.measure import synchronize
-from models import create_model, list_models
+from models import create_model, list_models, model_info
+from models.recurrent import AUTO_PADDING_MODE
 from tests.benchmarks.calibration import timed
 from tests.benchmarks.workloads import (
     PAD_INDEX,
@@ -45,39 +46,39 @@ NORMALISE_BY = "mixed"
 
 
 def _alternative_padding(name: str) -> dict[str, str]:
-    """For each device type, the padding mode that ``auto`` does not choose (none: no choice)."""
-    model = create_model(name, vocab_size=16, pad_index=PAD_INDEX, **small_hyperparams(name))
-    encoder = getattr(model, "encoder", None)
-    if encoder is None or not hasattr(encoder, "resolve_padding_mode"):
+    """For each device type, the padding mode that ``auto`` does not choose (none: no choice).
+
+    A model has the choice when its builder declares a ``padding_mode`` hyperparameter; what
+    ``auto`` picks per device type is ``models.recurrent.AUTO_PADDING_MODE``.
+    """
+    if "padding_mode" not in model_info(name).hyperparams:
         return {}
-    alternatives = {}
-    for device_type in ("cpu", "cuda"):
-        chosen = encoder.resolve_padding_mode(torch.device(device_type))
-        alternatives[device_type] = "packed" if chosen == "padded" else "padded"
-    return alternatives
+    return {
+        device_type: "packed" if chosen == "padded" else "padded"
+        for device_type, chosen in AUTO_PADDING_MODE.items()
+    }
 
 
 _ALTERNATIVES = {name: _alternative_padding(name) for name in list_models()}
 _WITH_PADDING_CHOICE = [name for name, alternatives in _ALTERNATIVES.items() if alternatives]
 
 
-def _build(name: str, device: torch.device) -> nn.Module:
+def _build(name: str, device: torch.device, **overrides: str) -> nn.Module:
     torch.manual_seed(0)
     model = create_model(
-        name, vocab_size=VOCAB_SIZE, pad_index=PAD_INDEX, **small_hyperparams(name)
+        name, vocab_size=VOCAB_SIZE, pad_index=PAD_INDEX, **small_hyperparams(name), **overrides
     )
     return model.to(device)
 
 
-def _padding_mode(model: nn.Module, device: torch.device) -> str | None:
-    encoder = getattr(model, "encoder", None)
-    if encoder is None or not hasattr(encoder, "resolve_padding_mode"):
-        return None
-    return encoder.resolve_padding_mode(device)
+def _padding_mode(name: str, device: torch.device) -> str | None:
+    """The mode ``auto`` runs ``name`` in on ``device`` (None: the model has no choice)."""
+    return AUTO_PADDING_MODE[device.type] if _ALTERNATIVES[name] else None
 
 
 def _time_train_step(
-    benchmark: BenchmarkFixture, model: nn.Module, device: torch.device, name: str, rounds: int
+    benchmark: BenchmarkFixture, model: nn.Module, device: torch.device, name: str, rounds: int,
+    padding_mode: str | None,
 ) -> None:
     tokens, lengths, targets = imdb_batch(BATCH_SIZE)
     tokens, targets = tokens.to(device), targets.to(device)
@@ -98,7 +99,7 @@ def _time_train_step(
         min_rounds=rounds,
         kind="train_step",
         model=name,
-        padding_mode=_padding_mode(model, device),
+        padding_mode=padding_mode,
         param_count=param_count(model),
         batch_size=BATCH_SIZE,
         tokens_per_batch=int(lengths.sum()),
@@ -109,7 +110,9 @@ def _time_train_step(
 def test_train_step(benchmark: BenchmarkFixture, device: torch.device, name: str) -> None:
     """Forward, BCE loss, backward and an Adam step, on the model's default padding path."""
     benchmark.group = f"train-step-{device.type}"
-    _time_train_step(benchmark, _build(name, device), device, name, TRAIN_ROUNDS)
+    _time_train_step(
+        benchmark, _build(name, device), device, name, TRAIN_ROUNDS, _padding_mode(name, device)
+    )
 
 
 @pytest.mark.parametrize("name", list_models())
@@ -133,7 +136,7 @@ def test_infer_step(benchmark: BenchmarkFixture, device: torch.device, name: str
         min_rounds=INFER_ROUNDS,
         kind="infer_step",
         model=name,
-        padding_mode=_padding_mode(model, device),
+        padding_mode=_padding_mode(name, device),
         param_count=param_count(model),
         batch_size=BATCH_SIZE,
         tokens_per_batch=int(lengths.sum()),
@@ -146,7 +149,8 @@ def test_train_step_alternative_padding(
 ) -> None:
     """The training step on the padding path ``auto`` rejects on this device (packed on CPU)."""
     benchmark.group = f"padding-alternative-{device.type}"
-    model = _build(name, device)
-    model.encoder.padding_mode = _ALTERNATIVES[name][device.type]  # both modes share weights
-    _time_train_step(benchmark, model, device, name, ALTERNATIVE_ROUNDS)
+    mode = _ALTERNATIVES[name][device.type]
+    _time_train_step(
+        benchmark, _build(name, device, padding_mode=mode), device, name, ALTERNATIVE_ROUNDS, mode
+    )
     benchmark.extra_info["kind"] = "train_step_alternative_padding"
