@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import os
 import shutil
 import signal
@@ -44,6 +45,10 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
+
+
+def _jobs(text: str) -> int | str:
+    return "auto" if text == "auto" else _positive_int(text)
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -103,6 +108,22 @@ def build_parser() -> argparse.ArgumentParser:
                         help="CPU threads per run (default: 1 on CPU: the per-step matrices of "
                         "these models are small, and with a second busy process on the machine "
                         "two threads made a step up to 70x slower; torch's default on CUDA)")
+    parser.add_argument(
+        "--jobs", type=_jobs, default=1, metavar="N",
+        help="runs (and tuning trials) at once, each in its own process: a number, or auto (one "
+        "per visible GPU on CUDA, cores // --threads on CPU); jobs x threads may not exceed the "
+        "cores. Records of runs that shared the machine say so (concurrent_runs) and the report "
+        "marks their speed and memory figures",
+    )
+    parser.add_argument(
+        "--executor", choices=("local", "ray"), default="local",
+        help="local: child processes on this machine (--jobs); ray: each run a Ray task with the "
+        "CPUs (--threads) or GPU it needs, records written here by this process (needs "
+        "pip install 'rnnbench[ray]')",
+    )
+    parser.add_argument("--ray-address", default=None, metavar="ADDRESS",
+                        help="with --executor ray: the head of a running Ray cluster (host:port, "
+                        "or auto); default: start a local Ray on this machine's cores")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="compute device; auto picks CUDA when present")
     parser.add_argument("--data", default=None, metavar="PATH",
@@ -312,6 +333,8 @@ def _main(args: argparse.Namespace, argv: list[str]) -> int:
             "profile": profile,
             "device": device.type,
             "threads": threads,
+            "jobs": args.jobs,
+            "executor": args.executor,
             "argv": ["run_all.py", *argv],
             # A resumed folder may have been started with other architectures: the report covers all.
             "archs": _merge_archs(previous.get("archs", []), archs),
@@ -382,9 +405,24 @@ def _plan(
     """Threads per run and the grid's specs (narrowed to --run-id unless tuning decides them)."""
     import torch
 
-    from bench.runner import plan_grid
+    from bench.runner import auto_jobs, check_jobs, cpu_cores, plan_grid
 
-    threads = args.threads or (1 if device.type == "cpu" else torch.get_num_threads())
+    if args.ray_address is not None and args.executor != "ray":
+        raise UsageError("--ray-address needs --executor ray")
+    if args.executor == "ray" and importlib.util.find_spec("ray") is None:
+        raise UsageError("--executor ray needs Ray, which is not installed here: "
+                         "pip install 'rnnbench[ray]' (or pip install ray)")
+    jobs = args.jobs
+    if device.type == "cpu":
+        threads = args.threads or 1
+    else:  # the cores are shared out among the runs that feed the GPUs
+        share = auto_jobs(device.type, 1) if jobs == "auto" else jobs
+        threads = args.threads or max(1, min(torch.get_num_threads(), cpu_cores() // share))
+    args.jobs = auto_jobs(device.type, threads) if jobs == "auto" else jobs
+    try:
+        check_jobs(args.jobs, threads)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     specs = plan_grid(
         archs, args.seeds, profile=profile, config=config, device=device.type, threads=threads,
         data_path=args.data, keep_artifacts=not args.records_only, model_settings=model_settings,
@@ -451,6 +489,11 @@ def _prepare_data_and_tune(
           f"{args.seeds} seed(s) -> {out}", file=sys.stderr)
     print(f"data: {data.source.path} ({len(data.train):,} train / {len(data.val):,} validation / "
           f"{len(data.test):,} test reviews, vocabulary {len(data.vocab):,})", file=sys.stderr)
+    if args.executor == "ray" and data.source.kind != "archive":
+        # Workers receive the data as one object (see bench.ray_executor); a folder is not one.
+        raise UsageError(f"--executor ray needs the data as an archive, not the folder "
+                         f"{data.source.path}; pack it (tar czf aclImdb.tar.gz aclImdb) and "
+                         "pass --data aclImdb.tar.gz")
     if not args.tune:
         # The children load the same data from the cache this warmed.
         return specs, None
@@ -458,7 +501,7 @@ def _prepare_data_and_tune(
 
     tune_config = TuneConfig(epochs=args.tune_epochs)
     chosen = tune_grid(specs, data, out, tune_config, progress=not args.no_progress,
-                       log=lambda msg: print(msg, file=sys.stderr, flush=True))
+                       jobs=args.jobs, log=lambda msg: print(msg, file=sys.stderr, flush=True))
     specs = apply_choices(specs, chosen)
     # A resumed folder keeps the choices of architectures tuned by an earlier invocation.
     chosen = {**(previous.get("tuning") or {}).get("chosen", {}), **chosen}
@@ -474,8 +517,14 @@ def _execute(
 
     write_manifest(out, manifest)
     started = time.perf_counter()
-    outcome = run_grid(specs, out, resume=args.resume, progress=not args.no_progress,
-                       log=lambda msg: print(msg, file=sys.stderr, flush=True))
+    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    if args.executor == "ray":
+        from bench.ray_executor import run_grid_ray
+
+        outcome = run_grid_ray(specs, out, address=args.ray_address, resume=args.resume, log=log)
+    else:
+        outcome = run_grid(specs, out, resume=args.resume, progress=not args.no_progress,
+                           jobs=args.jobs, log=log)
     manifest.update(finished_utc=utc_now(),
                     wall_time_s=manifest["wall_time_s"] + time.perf_counter() - started,
                     interrupted=outcome.interrupted)

@@ -16,7 +16,7 @@ import random
 import sys
 import time
 import traceback
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -142,9 +142,13 @@ def base_record(spec: RunSpec, device: torch.device) -> dict[str, Any]:
 
 
 def execute_run(
-    spec: RunSpec, run_dir: Path, *, progress: bool = True, log_epochs: bool = True
+    spec: RunSpec, run_dir: Path, *, progress: bool = True, log_epochs: bool = True,
+    concurrent_runs: Callable[[], int] | None = None,
 ) -> dict[str, Any]:
     """Run one spec end to end and write its record; failures are recorded, not raised.
+
+    ``concurrent_runs`` says, when the record is written, the most runs that were in progress at
+    once on this machine while this one ran (itself included; None: it ran alone).
 
     Diverged or NaN losses, out-of-memory errors and crashes become a record with ``error``; a
     crash also prints its traceback, since a programming error must be seen, not only counted.
@@ -168,6 +172,7 @@ def execute_run(
         record["error"] = error_of(exc)
         if record["error"]["type"] == "crash":
             traceback.print_exc(file=sys.stderr)
+    record["concurrent_runs"] = concurrent_runs() if concurrent_runs is not None else 1
     records.write_record(run_dir, record)
     return record
 

@@ -125,6 +125,9 @@ def validate_record(record: dict[str, Any]) -> dict[str, Any]:
         missing = [m for m in required_metrics() if m not in record["metrics"]]
         if missing:
             raise RecordError(f"record metrics missing: {', '.join(missing)}")
+    concurrent = record.get("concurrent_runs", 1)  # older records lack it: they ran alone
+    if isinstance(concurrent, bool) or not isinstance(concurrent, int) or concurrent < 1:
+        raise RecordError("record field 'concurrent_runs' must be a whole number >= 1")
     for name, value in record["metrics"].items():
         if value is not None and not isinstance(value, int | float):
             raise RecordError(f"metric {name!r} must be a number or null")

@@ -32,8 +32,9 @@ import torch
 from bench import records
 from bench.config import RunConfig, RunSpec, apply_overrides
 from bench.executor import build_model, error_of, resolve_device, seed_everything
+from bench.runner import EXIT_INTERRUPTED, Slots, crash_error
 from bench.trainer import DivergedError, Trainer
-from data_pipeline import ImdbData
+from data_pipeline import ImdbData, load_imdb
 from models import model_info
 
 TUNING_NAME = "tuning.json"
@@ -157,6 +158,14 @@ def _read_trials(path: Path) -> dict[str, dict[str, Any]]:
         raise records.RecordError(f"cannot read {path}: {exc}") from None
 
 
+def _trial_in_child(spec: RunSpec, settings: dict[str, float], progress: bool, *,
+                    concurrent_runs: Callable[[], int]) -> dict[str, Any]:
+    """A trial in its own process: the data comes from the cache the driver warmed."""
+    data = load_imdb(spec.config.data, spec.data_path, progress=False)
+    trial = run_trial(spec, settings, data, progress=progress)
+    return {**trial, "concurrent_runs": concurrent_runs()}
+
+
 def tune_grid(
     specs: Sequence[RunSpec],
     data: ImdbData,
@@ -164,47 +173,87 @@ def tune_grid(
     tune: TuneConfig,
     *,
     progress: bool = True,
+    jobs: int = 1,
     log: Callable[[str], None] = print,
 ) -> dict[str, dict[str, float]]:
     """Tune every architecture of ``specs`` on ``data``'s validation split.
 
     Returns the chosen settings per architecture (``{"train.lr": ..., "model.dropout": ...}``);
     an architecture with nothing to tune, or whose every trial failed, gets none and keeps its
-    configured values. ``out_dir/tuning.json`` holds every trial and the choices.
+    configured values. ``out_dir/tuning.json`` holds every trial and the choices. With ``jobs``
+    above one, that many trials run at once, each in its own process (as grid runs do); with one,
+    they run in this process on ``data``. Ctrl-C stops them all; finished trials stay recorded.
     """
     path = Path(out_dir) / TUNING_NAME
     done = _read_trials(path)
-    trials: list[dict[str, Any]] = []
-    chosen: dict[str, dict[str, float]] = {}
     base_specs = {spec.arch: spec for spec in reversed(specs)}  # each arch's first spec
+    grids: dict[str, list[tuple[RunSpec, dict[str, float]]]] = {}
     for arch in dict.fromkeys(spec.arch for spec in specs):
         base = base_specs[arch]
         keys = tuned_keys(base)
         if not keys:
             log(f"tune {arch}: nothing to tune (it chooses its own hyperparameters on validation)")
             continue
-        grid = candidate_settings(base.config, tune, keys)
-        arch_trials = []
-        for i, settings in enumerate(grid, start=1):
-            spec = trial_spec(base, settings, tune)
-            trial = done.get(spec.run_id)
-            if trial is None:
-                trial = run_trial(spec, settings, data, progress=progress)
-            arch_trials.append(trial)
-            shown = ", ".join(f"{k} {v:g}" for k, v in settings.items())
-            result = (f"validation loss {trial['val_loss']:.4f}" if trial["error"] is None
-                      else f"failed ({trial['error']['type']})")  # fmt: skip
-            log(f"tune {arch} [{i}/{len(grid)}] {shown}: {result}")
-            _write(path, tune, base.config, [*trials, *arch_trials], chosen)
-        trials += arch_trials
-        choice = choose(arch_trials)
-        if choice is None:
-            log(f"tune {arch}: every trial failed; the final runs keep the configured values")
-            continue
-        chosen[arch] = choice
-        log(f"tune {arch}: chose " + ", ".join(f"{k} {v:g}" for k, v in choice.items()))
-    _write(path, tune, base_specs[specs[0].arch].config if specs else None, trials, chosen)
+        grids[arch] = [(trial_spec(base, settings, tune), settings)
+                       for settings in candidate_settings(base.config, tune, keys)]
+    results: dict[str, dict[str, Any]] = {}  # trial id -> trial, in the order they finish
+    chosen: dict[str, dict[str, float]] = {}
+
+    def finished(spec: RunSpec, settings: dict[str, float], trial: dict[str, Any]) -> None:
+        results[spec.run_id] = trial
+        arch_grid = grids[spec.arch]
+        i = next(n for n, (s, _) in enumerate(arch_grid, start=1) if s.run_id == spec.run_id)
+        shown = ", ".join(f"{k} {v:g}" for k, v in settings.items())
+        result = (f"validation loss {trial['val_loss']:.4f}" if trial["error"] is None
+                  else f"failed ({trial['error']['type']})")  # fmt: skip
+        log(f"tune {spec.arch} [{i}/{len(arch_grid)}] {shown}: {result}")
+        if all(s.run_id in results for s, _ in arch_grid):
+            choice = choose([results[s.run_id] for s, _ in arch_grid])
+            if choice is None:
+                log(f"tune {spec.arch}: every trial failed; the final runs keep the configured values")
+            else:
+                chosen[spec.arch] = choice
+                log(f"tune {spec.arch}: chose " + ", ".join(f"{k} {v:g}" for k, v in choice.items()))
+        _write(path, tune, base_specs[spec.arch].config, _in_grid_order(grids, results), chosen)
+
+    queue = [(spec, settings) for grid in grids.values() for spec, settings in grid]
+    for spec, settings in list(queue):
+        if spec.run_id in done:  # a resumed grid reuses the trials it finds
+            queue.remove((spec, settings))
+            finished(spec, settings, done[spec.run_id])
+    slots = Slots(jobs)
+    try:
+        while queue or slots.running:
+            while queue and slots.free:
+                spec, settings = queue.pop(0)
+                if slots.jobs == 1:  # in this process, on the data already loaded
+                    trial = run_trial(spec, settings, data, progress=progress)
+                    finished(spec, settings, {**trial, "concurrent_runs": 1})
+                    continue
+                slots.start((spec, settings), _trial_in_child, spec, settings, False)
+            for child in slots.wait() if slots.running else []:
+                spec, settings = child.key
+                if child.exitcode == EXIT_INTERRUPTED:  # stopped from outside: stop the grid
+                    raise KeyboardInterrupt
+                trial = child.result or {  # killed or crashed: a failed trial, never chosen
+                    "trial_id": spec.run_id, "arch": spec.arch, "settings": settings,
+                    "epochs": spec.config.train.epochs, "val_loss": None, "val_accuracy": None,
+                    "best_epoch": None, "time_s": child.duration_s,
+                    "error": crash_error(child.exitcode), "concurrent_runs": child.concurrent_runs,
+                }
+                finished(spec, settings, trial)
+    except BaseException:
+        slots.stop_all()
+        raise
+    _write(path, tune, base_specs[specs[0].arch].config if specs else None,
+           _in_grid_order(grids, results), chosen)
     return chosen
+
+
+def _in_grid_order(grids: dict[str, list[tuple[RunSpec, dict[str, float]]]],
+                   results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The finished trials, architecture by architecture in grid order."""
+    return [results[s.run_id] for grid in grids.values() for s, _ in grid if s.run_id in results]
 
 
 def _write(

@@ -1,0 +1,195 @@
+"""Run a grid as Ray tasks (``run_all.py --executor ray [--ray-address ADDRESS]``).
+
+Each run spec becomes one Ray task asking for the CPUs (``spec.threads``) or the GPU it needs; Ray
+places the tasks on the cluster's machines as their resources allow, so the grid scales with the
+cluster while one run stays on one device. A task runs :func:`bench.executor.execute_run`, the
+same function a local child runs, in a fresh worker process (``max_calls=1``: a clean peak-memory
+baseline per run, as locally). It writes into a folder of its own on its node and returns the
+record and the files beside it; this process (the driver) writes them into the results folder. So
+the results folder need not be shared with the workers, and records are written by one process,
+under the folder's lock, exactly as the local executor lays them out.
+
+The data reaches the workers through Ray's object store: the driver puts the archive's bytes there
+once, and each node fetches the object once and keeps it (a node-local copy named by its SHA-256,
+written atomically); the tasks on that node read the copy, and the first one there builds the
+encoded cache the others reuse (under its file lock). Nothing is downloaded per worker, and no
+disk other than the results folder is assumed shared: on a cluster, workers on other machines do
+not see the driver's disk, and the object store is how Ray moves bytes between machines anyway.
+
+Concurrency is counted per node by a small actor: a record's ``concurrent_runs`` is the most runs
+in progress at once on the node it ran on while it ran, itself included.
+
+Ray is an optional dependency (``pip install 'rnnbench[ray]'``); this module imports it lazily.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from bench import records
+from bench.config import RunSpec
+from bench.executor import execute_run
+from bench.runner import (
+    RUNS_DIR,
+    GridOutcome,
+    account,
+    pending_specs,
+    start_line,
+    write_failure_record,
+)
+from data_pipeline import resolve_source
+
+#: Object-store memory of a Ray started here, in bytes: the archive (tens of MB) and the returned
+#: files fit many times over, and Ray's default (30% of memory) would reserve gigabytes.
+LOCAL_OBJECT_STORE_BYTES = 300 * 1024 * 1024
+
+
+class _Occupancy:
+    """Counts the runs in progress on each node, and the most that were at once during each run.
+
+    Runs as a Ray actor that needs no CPU, so it never takes a run's place.
+    """
+
+    def __init__(self) -> None:
+        self.running: dict[str, set[str]] = {}
+        self.peak: dict[str, int] = {}
+
+    def start(self, node: str, run_id: str) -> None:
+        here = self.running.setdefault(node, set())
+        here.add(run_id)
+        for other in here:
+            self.peak[other] = max(self.peak.get(other, 0), len(here))
+
+    def peak_of(self, run_id: str) -> int:
+        return self.peak.get(run_id, 1)
+
+    def finish(self, node: str, run_id: str) -> int:
+        self.running.get(node, set()).discard(run_id)
+        return self.peak.pop(run_id, 1)
+
+
+def _node_copy(archive: list[Any], sha256: str) -> Path:
+    """This node's copy of the archive in the object store (fetched once per node)."""
+    import ray
+
+    target = Path(tempfile.gettempdir()) / "rnnbench-data" / f"{sha256}.tar.gz"
+    if not target.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        payload = ray.get(archive[0])
+        records.write_bytes_atomic(target, payload)  # concurrent tasks: the last rename wins, same bytes
+    return target
+
+
+def _run_task(spec: RunSpec, archive: list[Any], sha256: str, occupancy: Any) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """The body of one Ray task: the run's record and its files (name -> bytes)."""
+    import ray
+
+    node = ray.get_runtime_context().get_node_id()
+    ray.get(occupancy.start.remote(node, spec.run_id))
+    try:
+        local = dataclasses.replace(spec, data_path=str(_node_copy(archive, sha256)))
+        with tempfile.TemporaryDirectory(prefix="rnnbench-run-") as tmp:
+            run_dir = Path(tmp) / spec.run_id
+            record = execute_run(local, run_dir, progress=False,
+                                 concurrent_runs=lambda: ray.get(occupancy.peak_of.remote(spec.run_id)))
+            files = {p.name: p.read_bytes() for p in sorted(run_dir.iterdir())
+                     if p.is_file() and p.name != records.RECORD_NAME}
+        return record, files
+    finally:
+        occupancy.finish.remote(node, spec.run_id)
+
+
+def _resources(spec: RunSpec) -> dict[str, Any]:
+    """What one run asks Ray for: its threads as CPUs, and a whole GPU on CUDA."""
+    return {"num_cpus": spec.threads, "num_gpus": 1 if spec.device == "cuda" else 0}
+
+
+def run_grid_ray(
+    specs: Sequence[RunSpec],
+    out_dir: Path,
+    *,
+    address: str | None = None,
+    num_cpus: int | None = None,
+    resume: bool = False,
+    log: Callable[[str], None] = print,
+) -> GridOutcome:
+    """Execute ``specs`` as Ray tasks and write their records under ``out_dir/runs``.
+
+    ``address`` names a running cluster's head (``host:port`` or ``auto``); without it a local Ray
+    is started with ``num_cpus`` CPUs (default: all), no dashboard, and stopped at the end.
+    Resume, failure records and Ctrl-C (pending tasks cancelled, finished records kept) behave
+    as with the local executor. A worker that dies (the node's out-of-memory killer, a segfault)
+    gives a ``killed`` record; any other task error a ``crash`` record.
+    """
+    import ray
+    from ray import exceptions as ray_errors
+
+    out_dir = Path(out_dir)
+    outcome = GridOutcome()
+    started = time.perf_counter()
+    todo = pending_specs(specs, out_dir, resume=resume, log=log, outcome=outcome)
+    if not todo:
+        return outcome
+    source = resolve_source(todo[0].data_path, progress=False)
+    sha256 = hashlib.sha256(source.path.read_bytes()).hexdigest()
+    owns_ray = not ray.is_initialized()
+    if owns_ray:
+        if address is None:
+            ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False,
+                     object_store_memory=LOCAL_OBJECT_STORE_BYTES, log_to_driver=True)
+        else:
+            ray.init(address=address, log_to_driver=True)
+    log(f"ray: {ray.cluster_resources().get('CPU', 0):g} CPU(s), "
+        f"{ray.cluster_resources().get('GPU', 0):g} GPU(s) in the cluster")
+    try:
+        archive = [ray.put(source.path.read_bytes())]  # in a list: tasks fetch it only if needed
+        occupancy = ray.remote(num_cpus=0)(_Occupancy).remote()
+        task = ray.remote(max_calls=1, max_retries=0)(_run_task)
+        pending: dict[Any, tuple[RunSpec, float]] = {}
+        for i, spec in enumerate(todo, start=1):
+            log(start_line(i, len(todo), spec, [], 1))
+            ref = task.options(**_resources(spec)).remote(spec, archive, sha256, occupancy)
+            pending[ref] = (spec, time.perf_counter())
+        try:
+            while pending:
+                ready, _ = ray.wait(list(pending), num_returns=1)
+                spec, submitted = pending.pop(ready[0])
+                run_dir = out_dir / RUNS_DIR / spec.run_id
+                try:
+                    record, files = ray.get(ready[0])
+                except (ray_errors.WorkerCrashedError, ray_errors.OutOfMemoryError,
+                        ray_errors.NodeDiedError) as exc:
+                    error = {"type": "killed", "message": f"the run's Ray worker died: {exc}"[:500]}
+                    write_failure_record(spec, run_dir, error, 1)
+                    record = records.read_record(run_dir / records.RECORD_NAME)
+                except ray_errors.RayTaskError as exc:
+                    error = {"type": "crash", "message": f"the run's Ray task failed: {exc}"[:500]}
+                    write_failure_record(spec, run_dir, error, 1)
+                    record = records.read_record(run_dir / records.RECORD_NAME)
+                else:
+                    _write_run(run_dir, record, files)
+                account(outcome, record, time.perf_counter() - submitted, named=True, log=log)
+        except KeyboardInterrupt:
+            outcome.interrupted = True
+            for ref, (spec, _) in pending.items():
+                ray.cancel(ref, force=True)
+                log(f"interrupted: {spec.run_id} left unfinished; finished records are kept")
+    finally:
+        if owns_ray:
+            ray.shutdown()
+    outcome.wall_time_s = time.perf_counter() - started
+    return outcome
+
+
+def _write_run(run_dir: Path, record: dict[str, Any], files: dict[str, bytes]) -> None:
+    """Write a run's files, then its record (last, so a record always has its files)."""
+    for name, payload in files.items():
+        records.write_bytes_atomic(run_dir / name, payload)
+    records.write_record(run_dir, record)
