@@ -14,7 +14,7 @@ PYTEST_BENCH := $(PY) -m pytest tests/benchmarks -q --benchmark-columns=min,medi
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,ray]'  # ray: the --executor ray test runs, as in CI
 	touch $@
 
 report: $(VENV)/.installed  ## run the comparison and write the report (ARGS="--profile smoke" etc.)

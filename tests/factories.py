@@ -297,3 +297,19 @@ def make_grid(
     manifest = make_manifest(list(archs), seeds, **manifest_overrides)
     write_results(folder, records, manifest, correct)
     return folder, load_records(folder)
+
+
+def same_run_fields(record: dict[str, Any]) -> dict[str, Any]:
+    """What two executions of one spec must share, whichever executor ran them: everything but
+    the timings, the memory figures, the environment and where the data was read from."""
+    timed = ("_per_s", "_ms_p50", "_ms_p95", "_mb", "_time_s", "efficiency")
+    kept = {k: v for k, v in record.items()
+            if k not in ("environment", "concurrent_runs", "data", "history")}
+    kept["metrics"] = {k: v for k, v in record["metrics"].items() if not k.endswith(timed)}
+    kept["history"] = [{k: v for k, v in epoch.items() if k != "epoch_time_s"}
+                       for epoch in record["history"]]
+    kept["data"] = {k: v for k, v in record["data"].items()
+                    if k not in ("source", "origin", "cache_hit", "prep_time_s")}
+    if kept["error"] is not None:
+        kept["error"] = kept["error"]["type"]  # a message may quote a measured value
+    return kept

@@ -152,8 +152,9 @@ def test_a_child_that_dies_leaves_a_crash_record(archive, tmp_path, monkeypatch)
     spec = RunSpec("gru", 0, "smoke", "cpu", 1, small_config(), data_path=str(archive))
     from bench import runner
 
-    runner._write_crash_record(spec, tmp_path / spec.run_id, -9)
+    runner.write_failure_record(spec, tmp_path / spec.run_id, runner.crash_error(-9), 2)
     record = records.read_record(tmp_path / spec.run_id / "record.json")
+    assert record["concurrent_runs"] == 2
     # killed, not "oom": nothing says it ran out of memory, and --resume must retry it
     assert record["status"] == "failed" and record["error"]["type"] == "killed"
     assert "signal 9 (SIGKILL)" in record["error"]["message"]
