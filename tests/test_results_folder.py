@@ -212,26 +212,35 @@ def test_a_diverging_grid_exits_1_naming_the_runs_without_a_traceback(capfd, arc
     assert "--resume retries the failed runs" in err and "lower train.lr" in err
 
 
-def test_a_killed_run_is_recorded_as_killed_exits_1_and_resume_retries_it(capfd, archive, tmp_path):
+#: The failure cases below run with one job and with two (issue 17: --jobs keeps every behaviour).
+JOBS = pytest.mark.parametrize("jobs", [1, pytest.param(2, marks=pytest.mark.skipif(
+    (os.cpu_count() or 1) < 2, reason="two jobs need two cores"))])
+
+
+@JOBS
+def test_a_killed_run_is_recorded_as_killed_exits_1_and_resume_retries_it(capfd, archive, tmp_path, jobs):
     # run_all.py ... while the kernel (or a user) kills the run's process, then --resume
     out = tmp_path / "res"
-    proc = spawn(*grid(archive, out, "--archs", "rnn,bag_of_embeddings"))
+    archs = ("--archs", "rnn,bag_of_embeddings", "--jobs", jobs)
+    proc = spawn(*grid(archive, out, *archs))
     lines = []
-    wait_for_line(proc, "[1/2]", lines)
+    wait_for_line(proc, f"[{jobs}/2]", lines)
     deadline = time.monotonic() + 60
-    while not (children := run_children(proc.pid)) and time.monotonic() < deadline:
+    while len(children := run_children(proc.pid)) < jobs and time.monotonic() < deadline:
         time.sleep(0.05)
-    os.kill(children[0], signal.SIGKILL)
+    os.kill(children[0], signal.SIGKILL)  # with two jobs, either run
     lines.append(proc.communicate(timeout=300)[0])
     output = "".join(lines)
     assert proc.returncode == 1, output
-    by_arch = {r["arch"]: r for r in records.load_records(out)}
-    assert by_arch["rnn"]["error"]["type"] == "killed" and by_arch["bag_of_embeddings"]["status"] == "ok"
-    assert "signal 9 (SIGKILL)" in by_arch["rnn"]["error"]["message"]
-    assert f"1 of 2 run(s) failed: {by_arch['rnn']['run_id']} (killed)" in output
-    code, _, err = run_cli(capfd, *grid(archive, out, "--archs", "rnn,bag_of_embeddings", "--resume"))
+    (killed,) = [r for r in records.load_records(out) if r["status"] == "failed"]
+    assert killed["error"]["type"] == "killed" and len(records.load_records(out)) == 2
+    if jobs == 1:
+        assert killed["arch"] == "rnn"
+    assert "signal 9 (SIGKILL)" in killed["error"]["message"]
+    assert f"1 of 2 run(s) failed: {killed['run_id']} (killed)" in output
+    code, _, err = run_cli(capfd, *grid(archive, out, *archs, "--resume"))
     assert code == 0, err
-    assert f"1 run(s) already succeeded, 1 to go, retrying {by_arch['rnn']['run_id']} (killed)" in err
+    assert f"1 run(s) already succeeded, 1 to go, retrying {killed['run_id']} (killed)" in err
     assert all(r["status"] == "ok" for r in records.load_records(out))
 
 
@@ -348,12 +357,15 @@ def test_an_old_version_1_folder_still_renders(capfd, tmp_path):
 
 
 # 6 -----------------------------------------------------------------------------------------------
+@JOBS
 @pytest.mark.parametrize("delay_s", [0.0, 0.5])
-def test_ctrl_c_as_a_run_starts_prints_no_traceback(archive, tmp_path, delay_s):
+def test_ctrl_c_as_a_run_starts_prints_no_traceback(archive, tmp_path, delay_s, jobs):
     out = tmp_path / "res"
-    proc = spawn(*grid(archive, out, "--archs", "rnn"))
+    # With two jobs, two runs: Ctrl-C comes as the second starts, the first still starting too.
+    archs = "rnn" if jobs == 1 else "rnn,bag_of_embeddings"
+    proc = spawn(*grid(archive, out, "--archs", archs, "--jobs", jobs))
     lines = []
-    wait_for_line(proc, "[1/1]", lines)
+    wait_for_line(proc, f"[{jobs}/{jobs}]", lines)
     time.sleep(delay_s)
     children = run_children(proc.pid)
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
@@ -365,18 +377,20 @@ def test_ctrl_c_as_a_run_starts_prints_no_traceback(archive, tmp_path, delay_s):
     assert records.load_folder(out).records == []  # nothing half-written counts as a run
 
 
-def test_killing_only_the_parent_stops_the_training_child(archive, tmp_path):
+@JOBS
+def test_killing_only_the_parent_stops_the_training_child(archive, tmp_path, jobs):
     out = tmp_path / "res"
-    proc = spawn(*grid(archive, out, "--archs", "rnn", "--epochs", "50"))
+    archs = "rnn" if jobs == 1 else "rnn,lstm"
+    proc = spawn(*grid(archive, out, "--archs", archs, "--epochs", "50", "--jobs", jobs))
     lines = []
-    wait_for_line(proc, "[1/1]", lines)
+    wait_for_line(proc, f"[{jobs}/{jobs}]", lines)
     deadline = time.monotonic() + 60
-    while not (children := run_children(proc.pid)) and time.monotonic() < deadline:
+    while len(children := run_children(proc.pid)) < jobs and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert children and running(children[0])
+    assert len(children) == jobs and all(running(pid) for pid in children)
     proc.kill()  # SIGKILL to the parent alone: it cannot clean up
     proc.communicate(timeout=60)
     deadline = time.monotonic() + 20
-    while running(children[0]) and time.monotonic() < deadline:
+    while any(running(pid) for pid in children) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not running(children[0])
+    assert not any(running(pid) for pid in children)
