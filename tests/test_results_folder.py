@@ -273,14 +273,19 @@ def test_runs_folder_made_read_only_mid_grid_keeps_the_finished_record(archive, 
     assert [r["arch"] for r in records.load_records(out)] == ["rnn"]
 
 
-def test_a_run_folder_that_cannot_be_made_stops_the_grid_with_one_line(capfd, archive, results):
+@JOBS
+def test_a_run_folder_that_cannot_be_made_stops_the_grid_with_one_line(capfd, archive, results, jobs):
     # Runs everywhere (no mount): the second run's folder is blocked by a file of that name, so its
-    # child process fails to write and reports it to the parent.
+    # child process fails to write and reports it to the parent. With two jobs the first run is
+    # re-run beside it, and is stopped before it writes anything.
     bag = next(p.name for p in (results / "runs").iterdir() if p.name.startswith("bag"))
     shutil.rmtree(results / "runs" / bag)
     (results / "runs" / bag).write_text("in the way")
+    if jobs == 2:
+        next((results / "runs").glob("rnn-*/record.json")).unlink()
     before = snapshot(results)
-    code, _, err = run_cli(capfd, *grid(archive, results, "--archs", "rnn,bag_of_embeddings", "--resume"))
+    code, _, err = run_cli(capfd, *grid(archive, results, "--archs", "rnn,bag_of_embeddings",
+                                        "--resume", "--jobs", jobs))
     assert code == 2 and "Traceback" not in err
     assert err.rstrip().splitlines()[-1] == f"run_all.py: error: cannot write {results / 'runs' / bag}: File exists"
     assert snapshot(results) == before

@@ -1,0 +1,77 @@
+"""--executor ray (issue 17): a local Ray with 2 CPUs runs a smoke grid of three specs, one of
+which diverges, and the records and files it leaves equal the local executor's.
+
+Ray is an optional extra; `make` installs it (`.[dev,ray]`), and in CI (CI=true) a missing Ray
+fails this test instead of skipping it, so the Ray path is always exercised there.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+import pytest
+
+from bench import records
+from bench.config import RunSpec, apply_overrides, profile_config
+from bench.runner import RUNS_DIR, plan_grid, run_grid, write_manifest
+from data_pipeline import make_synthetic_archive
+from tests.factories import same_run_fields
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def ray_executor():
+    if importlib.util.find_spec("ray") is None:
+        if os.environ.get("CI"):
+            pytest.fail("ray is not installed; CI installs rnnbench[dev,ray] (the Makefile's .venv)")
+        pytest.skip("ray is not installed (pip install 'rnnbench[ray]')")
+    from bench import ray_executor
+
+    return ray_executor
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory):
+    return make_synthetic_archive(
+        tmp_path_factory.mktemp("data") / "imdb.tar.gz", n_per_class_train=120, n_per_class_test=50
+    )
+
+
+def files_of(out, run_id):
+    return {p.name: p.read_bytes() for p in sorted((out / RUNS_DIR / run_id).iterdir())
+            if p.name != records.RECORD_NAME}
+
+
+def test_a_ray_grid_leaves_the_records_and_files_of_the_local_executor(ray_executor, archive, tmp_path):
+    config = profile_config("smoke")
+    specs = plan_grid(["rnn", "bag_of_embeddings"], 1, profile="smoke", config=config, device="cpu",
+                      threads=1, data_path=str(archive))
+    # lr 1e38: Adam's first step would dwarf the weights, so the run fails as diverged.
+    diverging = RunSpec("lstm", 0, "smoke", "cpu", 1, apply_overrides(config, {"train.lr": 1e38}),
+                        data_path=str(archive))
+    specs.append(diverging)
+    local, remote = tmp_path / "local", tmp_path / "ray"
+    for out in (local, remote):
+        write_manifest(out, {"profile": "smoke"})
+    logged = []
+    local_outcome = run_grid(specs, local, progress=False, in_process=True, log=lambda _: None)
+    ray_outcome = ray_executor.run_grid_ray(specs, remote, num_cpus=2, log=logged.append)
+
+    assert ray_outcome.failed == local_outcome.failed == {diverging.run_id: "diverged"}
+    assert sorted(ray_outcome.ran) == sorted(local_outcome.ran) == sorted(s.run_id for s in specs)
+    assert "ray: 2 CPU(s), 0 GPU(s) in the cluster" in logged
+    by_id = {r["run_id"]: r for r in records.load_records(local)}
+    on_ray = {r["run_id"]: r for r in records.load_records(remote)}
+    assert by_id.keys() == on_ray.keys()
+    for run_id, record in by_id.items():
+        assert same_run_fields(on_ray[run_id]) == same_run_fields(record), run_id
+        # Test probabilities, labels, checkpoint, vocabulary and config: byte for byte.
+        assert files_of(remote, run_id) == files_of(local, run_id), run_id
+        assert 1 <= on_ray[run_id]["concurrent_runs"] <= 2
+    assert on_ray[diverging.run_id]["error"]["type"] == "diverged"
+    # A resumed Ray grid runs only the failed spec again.
+    again = ray_executor.run_grid_ray(specs, remote, num_cpus=2, resume=True, log=lambda _: None)
+    assert again.ran == [diverging.run_id] and sorted(again.skipped) == sorted(
+        s.run_id for s in specs[:2])
