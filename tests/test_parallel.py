@@ -49,8 +49,9 @@ def test_two_jobs_give_the_records_of_one_and_say_they_shared_the_machine(capfd,
     for run_id, record in one.items():
         assert same_run_fields(two[run_id]) == same_run_fields(record), run_id
         assert record["concurrent_runs"] == 1
-    # The first two start together; the third starts when one of them ends, so it shares too.
-    assert all(r["concurrent_runs"] == 2 for r in two.values())
+    # The first two start together; the third shares the machine unless both had ended.
+    by_arch = {r["arch"]: r["concurrent_runs"] for r in two.values()}
+    assert by_arch["rnn"] == by_arch["lstm"] == 2 and by_arch["bag_of_embeddings"] in (1, 2)
     assert records.read_manifest(tmp_path / "two")["jobs"] == 2
     report = (tmp_path / "two" / "report.md").read_text()
     assert "measured while 2 runs shared the machine" in report

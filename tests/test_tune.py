@@ -141,3 +141,24 @@ def test_run_all_tune_writes_a_tuned_manifest_and_report(capsys, tmp_path, archi
     code = run_all.main([a for a in argv if a not in ("--tune", "--tune-epochs", "1")]
                         + ["--resume"])  # fmt: skip
     assert code == 2 and "tuned protocol" in capsys.readouterr().err
+
+
+def test_two_jobs_run_the_trials_of_one_and_choose_the_same(archive, tmp_path):
+    # run_all.py --tune --jobs 2: trials in two child processes at once, same numbers
+    data = load_imdb(small_config().data, archive, progress=False)
+    specs = specs_for(["rnn", "bag_of_embeddings"], archive)
+    grid = TuneConfig(lr_factors=(0.2, 1.0), dropout_factors=(1.0,), epochs=1)
+    chosen = {}
+    saved = {}
+    for jobs in (1, 2):
+        out = tmp_path / f"jobs{jobs}"
+        out.mkdir()
+        chosen[jobs] = tune_grid(specs, data, out, grid, progress=False, jobs=jobs, log=lambda _: None)
+        saved[jobs] = json.loads((out / TUNING_NAME).read_text())
+    assert chosen[1] == chosen[2] and set(chosen[1]) == {"rnn", "bag_of_embeddings"}
+    by_jobs = {jobs: [(t["trial_id"], t["val_loss"], t["best_epoch"]) for t in saved[jobs]["trials"]]
+               for jobs in (1, 2)}  # fmt: skip
+    assert by_jobs[1] == by_jobs[2] and len(by_jobs[1]) == 4  # in grid order, whatever the finish
+    assert {t["concurrent_runs"] for t in saved[1]["trials"]} == {1}
+    # The first two start together; a later one shares the machine unless both others had ended.
+    assert [t["concurrent_runs"] for t in saved[2]["trials"][:2]] == [2, 2]
