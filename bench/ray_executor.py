@@ -27,7 +27,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import signal
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -141,11 +143,16 @@ def run_grid_ray(
     sha256 = hashlib.sha256(source.path.read_bytes()).hexdigest()
     owns_ray = not ray.is_initialized()
     if owns_ray:
+        # ray.init replaces the SIGTERM handler with one that exits at once; the caller's (which
+        # stops the grid like Ctrl-C, keeping finished records) is put back.
+        on_sigterm = signal.getsignal(signal.SIGTERM)
         if address is None:
             ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False,
                      object_store_memory=LOCAL_OBJECT_STORE_BYTES, log_to_driver=True)
         else:
             ray.init(address=address, log_to_driver=True)
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, on_sigterm)
     log(f"ray: {ray.cluster_resources().get('CPU', 0):g} CPU(s), "
         f"{ray.cluster_resources().get('GPU', 0):g} GPU(s) in the cluster")
     try:
