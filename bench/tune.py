@@ -32,7 +32,7 @@ import torch
 from bench import records
 from bench.config import RunConfig, RunSpec, apply_overrides
 from bench.executor import build_model, error_of, resolve_device, seed_everything
-from bench.runner import EXIT_INTERRUPTED, Slots, crash_error
+from bench.runner import EXIT_INTERRUPTED, Slots, crash_error, visible_gpus
 from bench.trainer import DivergedError, Trainer
 from data_pipeline import ImdbData, load_imdb
 from models import model_info
@@ -221,7 +221,8 @@ def tune_grid(
         if spec.run_id in done:  # a resumed grid reuses the trials it finds
             queue.remove((spec, settings))
             finished(spec, settings, done[spec.run_id])
-    slots = Slots(jobs)
+    on_cuda = any(spec.device == "cuda" for spec in specs)
+    slots = Slots(jobs, gpus=visible_gpus() if on_cuda and jobs > 1 else None)
     try:
         while queue or slots.running:
             while queue and slots.free:
