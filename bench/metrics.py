@@ -55,6 +55,9 @@ class Metric:
             written has; a metric added later is optional so older records stay readable).
         in_table: a column of the report's main table.
         in_terminal: a column of the terminal summary.
+        contended: the figure changes when other runs share the machine (a speed, a time, a
+            memory peak): the report marks it for runs whose record says they did
+            (``concurrent_runs`` above 1).
     """
 
     name: str
@@ -67,6 +70,7 @@ class Metric:
     required: bool = False
     in_table: bool = True
     in_terminal: bool = False
+    contended: bool = False
 
 
 #: Registered metrics by name, in registration (column) order.
@@ -85,6 +89,7 @@ def register_metric(
     required: bool = False,
     in_table: bool = True,
     in_terminal: bool = False,
+    contended: bool = False,
 ) -> Metric:
     """Register a metric (see :class:`Metric`); returns it.
 
@@ -100,7 +105,7 @@ def register_metric(
     if not definition.strip() or "\n" in definition or "|" in definition:
         raise ValueError(f"metric {name!r} needs a one-line definition without '|'")
     metric = Metric(name, label, unit, higher_is_better, summary, display, definition.strip(),
-                    required, in_table, in_terminal)  # fmt: skip
+                    required, in_table, in_terminal, contended)  # fmt: skip
     METRICS[name] = metric
     return metric
 
@@ -173,26 +178,26 @@ register_metric("val_accuracy", label="Val acc %", unit="fraction", higher_is_be
                 definition="at the selected epoch")  # fmt: skip
 register_metric("val_loss", label="Val loss", unit="nats", higher_is_better=False,
                 summary="mean_sd", display="sig3", required=True, in_table=False, definition=_LOSS)
-register_metric("train_samples_per_s", label="Train samples/s", unit="1/s", higher_is_better=True,
+register_metric("train_samples_per_s", contended=True, label="Train samples/s", unit="1/s", higher_is_better=True,
                 summary="mean_sd", display="sig3", required=True, in_terminal=True,
                 definition=_TRAIN_SPEED)  # fmt: skip
-register_metric("train_tokens_per_s", label="Train tokens/s", unit="1/s", higher_is_better=True,
+register_metric("train_tokens_per_s", contended=True, label="Train tokens/s", unit="1/s", higher_is_better=True,
                 summary="mean_sd", display="sig3", required=True, definition=_TRAIN_SPEED)
-register_metric("infer_samples_per_s", label="Infer samples/s", unit="1/s", higher_is_better=True,
+register_metric("infer_samples_per_s", contended=True, label="Infer samples/s", unit="1/s", higher_is_better=True,
                 summary="mean_sd", display="sig3", required=True,
                 definition="evaluation-mode forward passes at the evaluation batch size")  # fmt: skip
-register_metric("latency_ms_p50", label="Latency p50 ms", unit="ms", higher_is_better=False,
+register_metric("latency_ms_p50", contended=True, label="Latency p50 ms", unit="ms", higher_is_better=False,
                 summary="mean_sd", display="sig3", required=True, in_terminal=True,
                 definition=_LATENCY)  # fmt: skip
-register_metric("latency_ms_p95", label="Latency p95 ms", unit="ms", higher_is_better=False,
+register_metric("latency_ms_p95", contended=True, label="Latency p95 ms", unit="ms", higher_is_better=False,
                 summary="mean_sd", display="sig3", required=True, definition=_LATENCY)
-register_metric("train_peak_mem_mb", label="Train peak MiB", unit="MiB", higher_is_better=False,
+register_metric("train_peak_mem_mb", contended=True, label="Train peak MiB", unit="MiB", higher_is_better=False,
                 summary="mean_sd", display="sig3", required=True, in_terminal=True,
                 definition="CUDA: `torch.cuda.max_memory_allocated`, reset before training. CPU: "
                 "growth of peak resident memory (VmHWM) over training, above the resident memory "
                 "before it (activations, gradients, optimizer state, allocator slack; the weights "
                 "and data loaded before are excluded)")  # fmt: skip
-register_metric("infer_peak_mem_with_weights_mb", label="Infer peak MiB", unit="MiB",
+register_metric("infer_peak_mem_with_weights_mb", contended=True, label="Infer peak MiB", unit="MiB",
                 higher_is_better=False, summary="mean_sd", display="sig3",
                 definition="the test pass with the model's weights, at the evaluation batch size. "
                 "CUDA: `torch.cuda.max_memory_allocated`, reset before the pass (weights, "
@@ -208,13 +213,13 @@ register_metric("epochs_run", label="Epochs", unit="count", higher_is_better=Non
                 display="count", required=True, in_table=False, definition=_EPOCHS)  # fmt: skip
 register_metric("best_epoch", label="Best epoch", unit="count", higher_is_better=None,
                 summary="mean", display="count", required=True, in_table=False, definition=_EPOCHS)
-register_metric("efficiency", label="Efficiency %", unit="fraction", higher_is_better=True,
+register_metric("efficiency", contended=True, label="Efficiency %", unit="fraction", higher_is_better=True,
                 summary="mean_sd", display="efficiency", required=True,
                 definition="model FLOP/s achieved in training (3 × the FLOPs per token its "
                 "registration declares × real tokens per second) ÷ dense matmul FLOP/s measured on "
                 "the same device in the same process; not measured for a model that declares no "
                 "FLOPs or fits itself")  # fmt: skip
-register_metric("train_time_s", label="Train time s", unit="s", higher_is_better=False,
+register_metric("train_time_s", contended=True, label="Train time s", unit="s", higher_is_better=False,
                 summary="mean_sd", display="sig3", required=True, in_terminal=True,
                 definition="wall time of the training loop including validation passes")  # fmt: skip
 

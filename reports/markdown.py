@@ -15,7 +15,7 @@ from bench.records import Unreadable
 from reports.compare import ALPHA, METHOD_BOOTSTRAP, METHOD_MCNEMAR, N_BOOT, THRESHOLD, Comparer
 from reports.plots import PLOT_TITLES, PLOTS_DIR
 from reports.recommend import format_p, format_points, recommend
-from reports.table import MISSING, ArchSummary, main_table, markdown_table
+from reports.table import MISSING, ArchSummary, contention_note, main_table, markdown_table
 
 DATASET_CITATION = (
     "Andrew L. Maas, Raymond E. Daly, Peter T. Pham, Dan Huang, Andrew Y. Ng and Christopher "
@@ -122,6 +122,16 @@ def _git(records: Sequence[dict[str, Any]], manifest: Mapping[str, Any]) -> str:
     return ", ".join(parts) + (" (varies across runs)" if len(parts) > 1 else "")
 
 
+def _runs_at_once(records: Sequence[dict[str, Any]], manifest: Mapping[str, Any]) -> str:
+    """How many runs shared the machine at most, and how the grid was executed."""
+    most = max((r.get("concurrent_runs", 1) for r in records), default=1)
+    how = {"ray": "Ray tasks", "local": f"`--jobs {manifest.get('jobs', 1)}`"}.get(
+        manifest.get("executor", "local"), MISSING)
+    if most == 1:
+        return f"1: every run had the machine to itself ({how})"
+    return f"up to {most} ({how}); figures marked † were measured while runs shared the machine"
+
+
 def header(records: Sequence[dict[str, Any]], manifest: Mapping[str, Any]) -> str:
     """Title, run facts (date, data, hardware, software, code) and the protocol."""
     profile = manifest.get("profile") or _field(records, "spec", "profile")
@@ -158,6 +168,7 @@ def header(records: Sequence[dict[str, Any]], manifest: Mapping[str, Any]) -> st
         ),
         ("Code", f"git {_git(records, manifest)}"),
         ("Total time", wall_text),
+        ("Runs at once", _runs_at_once(records, manifest)),
     ]
     argv = manifest.get("argv")
     if isinstance(argv, list) and argv:
@@ -190,6 +201,9 @@ def results_section(rows: Sequence[ArchSummary], manifest: Mapping[str, Any]) ->
         "no spread). The test accuracy interval is the 95% Student t interval of the mean over "
         f"seeds (t with n−1 degrees of freedom). {MISSING}: not measured for that model."
     )
+    note = contention_note(rows)
+    if note:
+        lines += ["", note]
     notes = []
     for row in rows:
         if row.failed:

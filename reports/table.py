@@ -53,6 +53,12 @@ class ArchSummary:
     failed: list[dict[str, Any]] = field(default_factory=list)
     stats: dict[str, MetricStats] = field(default_factory=dict)
 
+    @property
+    def concurrent_runs(self) -> int:
+        """The most runs that shared the machine with any successful seed (1: all ran alone;
+        records written before the field existed ran one at a time)."""
+        return max((r.get("concurrent_runs", 1) for r in self.ok), default=1)
+
     def value(self, metric: str) -> float | None:
         """The mean of ``metric`` over the successful seeds, or None if never measured."""
         stat = self.stats.get(metric)
@@ -151,6 +157,7 @@ def summary_frame(
             "n_ok": len(summary.ok),
             "n_failed": len(summary.failed),
             "errors": summary.failure_text(),
+            "concurrent_runs_max": summary.concurrent_runs,
         }
         for metric, stat in summary.stats.items():
             row[f"{metric}_mean"] = stat.mean
@@ -247,6 +254,36 @@ def _best_values(rows: Sequence[ArchSummary]) -> dict[str, float]:
     return best
 
 
+#: Marks a speed, time or memory figure measured while other runs shared the machine.
+CONTENDED_MARK = "†"
+
+
+def marked(row: ArchSummary, metric: Metric, text: str) -> str:
+    """``text`` with :data:`CONTENDED_MARK` when ``metric`` depends on the machine's load and
+    ``row``'s runs shared the machine."""
+    shared = metric.contended and row.concurrent_runs > 1 and text != MISSING
+    return f"{text} {CONTENDED_MARK}" if shared else text
+
+
+def contention_note(rows: Sequence[ArchSummary]) -> str | None:
+    """What the mark means, naming the architectures measured alone; None when all were."""
+    shared = [r for r in rows if r.ok and r.concurrent_runs > 1]
+    if not shared:
+        return None
+    most = max(r.concurrent_runs for r in shared)
+    alone = [r.arch for r in rows if r.ok and r.concurrent_runs == 1]
+    note = (f"{CONTENDED_MARK} measured while up to {most} runs shared the machine "
+            "(`concurrent_runs` in the records: `run_all.py --jobs`, or Ray tasks on one node). "
+            "Those runs competed for cores, memory bandwidth and caches (on CUDA, for the GPU), so "
+            "these speed, time and memory figures are not what the architecture gets alone: "
+            "compare them only with figures measured under the same concurrency, and re-run with "
+            "`--jobs 1` for figures to quote.")
+    if alone:
+        note += (" " + ", ".join(f"`{a}`" for a in alone) + " ran alone: do not compare "
+                 "their unmarked figures with marked ones.")
+    return note
+
+
 def seeds_cell(row: ArchSummary) -> str:
     """``3``, or ``2 (1 of 3 failed)`` when some seeds failed."""
     if not row.failed:
@@ -286,6 +323,7 @@ def main_table_rows(rows: Sequence[ArchSummary]) -> tuple[list[str], list[list[s
             text = format_stat(stat, col)
             if col.name in best and stat.present and stat.mean == best[col.name]:
                 text = f"**{text}**"
+            text = marked(row, col, text)
             if col.name == HEADLINE:
                 # The headline metric also gets its seed count and its interval.
                 cells.append(f"{text} (n={stat.n})")
@@ -326,7 +364,7 @@ def terminal_summary(records: Sequence[dict[str, Any]], manifest: dict[str, Any]
             continue
         body.append(
             [row.arch, seeds_cell(row)]
-            + [format_stat(row.stats[c.name], c) for c in columns]
+            + [marked(row, c, format_stat(row.stats[c.name], c)) for c in columns]
         )
     title = (
         f"rnnbench: profile {manifest.get('profile', '?')}, device {manifest.get('device', '?')}"
@@ -334,4 +372,5 @@ def terminal_summary(records: Sequence[dict[str, Any]], manifest: dict[str, Any]
     if isinstance(manifest.get("wall_time_s"), int | float):
         title += f", {manifest['wall_time_s']:.0f} s"
     table = tabulate(body, headers=headers, tablefmt="simple", disable_numparse=True)
-    return f"{title}\n{table}"
+    note = contention_note(rows)
+    return f"{title}\n{table}" + (f"\n{note}" if note else "")

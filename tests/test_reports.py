@@ -344,6 +344,38 @@ def test_the_committed_example_report_still_renders(tmp_path):
     headers = [c.strip() for c in _section(text, "Results").splitlines()[2].strip("|").split("|")]
     assert _table_row(text, "lstm")[headers.index("Infer peak MiB ↓")] == "—"
     assert "Not compared: `tfidf_logreg`" in text
+    # Its records predate concurrent_runs too: one run at a time, nothing marked as contended.
+    assert "| **Runs at once** | 1: every run had the machine to itself (`--jobs 1`) |" in text
+    assert "†" not in text
+
+
+def test_figures_measured_while_runs_shared_the_machine_are_marked(tmp_path):
+    # lstm's two seeds ran beside another run (--jobs 2); gru ran alone.
+    records = [make_record("lstm", 0), make_record("lstm", 1), make_record("gru", 0)]
+    records[1]["concurrent_runs"] = 2
+    records[0]["concurrent_runs"] = 1
+    write_results(tmp_path, records, make_manifest(["lstm", "gru"], [0, 1], jobs=2,
+                                                   executor="local"))  # fmt: skip
+    text = render_report(tmp_path).read_text(encoding="utf-8")
+    headers = [c.strip() for c in _section(text, "Results").splitlines()[2].strip("|").split("|")]
+    lstm, gru = _table_row(text, "lstm"), _table_row(text, "gru")
+    contended = [m.label for m in METRICS.values() if m.contended and m.in_table]
+    assert "Train samples/s" in contended and "Latency p50 ms" in contended
+    for name in contended:
+        column = next(i for i, h in enumerate(headers) if h.startswith(name + " "))
+        assert lstm[column].endswith(" †") and not gru[column].endswith("†"), name
+    accuracy = next(i for i, h in enumerate(headers) if h.startswith("Test acc %"))
+    assert "†" not in lstm[accuracy]  # accuracy does not depend on the machine's load
+    assert "† measured while up to 2 runs shared the machine" in text
+    assert "`gru` ran alone: do not compare their unmarked figures with marked ones" in text
+    assert "| **Runs at once** | up to 2 (`--jobs 2`); figures marked †" in text
+    terminal = terminal_summary(records, make_manifest(["lstm", "gru"], [0, 1]))
+    assert "†" in terminal.splitlines()[3] and "measured while up to 2 runs" in terminal
+    assert list(summary_frame(records)["concurrent_runs_max"]) == [2, 1]
+    bad = make_record("gru", 0)
+    bad["concurrent_runs"] = 0
+    with pytest.raises(RecordError, match="'concurrent_runs' must be a whole number >= 1"):
+        validate_record(bad)
 
 
 # ---- the command line ---------------------------------------------------------------------------
