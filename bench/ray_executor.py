@@ -10,14 +10,17 @@ the results folder need not be shared with the workers, and records are written 
 under the folder's lock, exactly as the local executor lays them out.
 
 The data reaches the workers through Ray's object store: the driver puts the archive's bytes there
-once, and each node fetches the object once and keeps it (a node-local copy named by its SHA-256,
-written atomically); the tasks on that node read the copy, and the first one there builds the
-encoded cache the others reuse (under its file lock). Nothing is downloaded per worker, and no
-disk other than the results folder is assumed shared: on a cluster, workers on other machines do
-not see the driver's disk, and the object store is how Ray moves bytes between machines anyway.
+once; Ray copies the object to each node that runs a task, once per node, and the tasks there get
+it from the node's shared memory as an argument (resolved before the task starts). The first task
+on a node writes it to a node-local file named by its SHA-256 (atomically) for the data pipeline to
+read, and builds the encoded cache the others on that node reuse (under its file lock). Nothing is
+downloaded per worker, and no disk other than the results folder is assumed shared: on a cluster,
+workers on other machines do not see the driver's disk, and the object store is how Ray moves
+bytes between machines anyway (the results folder could hold a copy only if every node mounted it).
 
-Concurrency is counted per node by a small actor: a record's ``concurrent_runs`` is the most runs
-in progress at once on the node it ran on while it ran, itself included.
+Concurrency is counted per node by a small actor (:class:`_Occupancy`): a record's
+``concurrent_runs`` is the most runs in progress at once on the node it ran on while it ran, itself
+included.
 
 Ray is an optional dependency (``pip install 'rnnbench[ray]'``); this module imports it lazily.
 """
@@ -56,56 +59,51 @@ LOCAL_OBJECT_STORE_BYTES = 300 * 1024 * 1024
 class _Occupancy:
     """Counts the runs in progress on each node, and the most that were at once during each run.
 
-    Runs as a Ray actor that needs no CPU, so it never takes a run's place.
+    Runs as a Ray actor that needs no CPU, so it never takes a run's place. A task registers
+    itself when it starts without waiting for the answer, and the driver unregisters it once its
+    result is back: a task never blocks in ``ray.get``, since Ray lends a blocked task's CPU to
+    another task, which would put more runs on a node than it has cores.
     """
 
     def __init__(self) -> None:
-        self.running: dict[str, set[str]] = {}
+        self.node_of: dict[str, str] = {}
         self.peak: dict[str, int] = {}
 
     def start(self, node: str, run_id: str) -> None:
-        here = self.running.setdefault(node, set())
-        here.add(run_id)
+        self.node_of[run_id] = node
+        here = [other for other, where in self.node_of.items() if where == node]
         for other in here:
             self.peak[other] = max(self.peak.get(other, 0), len(here))
 
-    def peak_of(self, run_id: str) -> int:
-        return self.peak.get(run_id, 1)
-
-    def finish(self, node: str, run_id: str) -> int:
-        self.running.get(node, set()).discard(run_id)
+    def finish(self, run_id: str) -> int:
+        self.node_of.pop(run_id, None)
         return self.peak.pop(run_id, 1)
 
 
-def _node_copy(archive: list[Any], sha256: str) -> Path:
-    """This node's copy of the archive in the object store (fetched once per node)."""
-    import ray
-
+def _node_copy(archive: bytes, sha256: str) -> Path:
+    """This node's copy of the archive (written once per node, atomically)."""
     target = Path(tempfile.gettempdir()) / "rnnbench-data" / f"{sha256}.tar.gz"
     if not target.is_file():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        payload = ray.get(archive[0])
-        records.write_bytes_atomic(target, payload)  # concurrent tasks: the last rename wins, same bytes
+        records.write_bytes_atomic(target, archive)  # tasks racing here write the same bytes
     return target
 
 
-def _run_task(spec: RunSpec, archive: list[Any], sha256: str, occupancy: Any) -> tuple[dict[str, Any], dict[str, bytes]]:
-    """The body of one Ray task: the run's record and its files (name -> bytes)."""
+def _run_task(spec: RunSpec, archive: bytes, sha256: str, occupancy: Any) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """The body of one Ray task: the run's record and its files (name -> bytes).
+
+    ``archive`` arrives resolved from the object store (Ray fetches it to the node before the
+    task starts, once per node, and reads it from shared memory there).
+    """
     import ray
 
-    node = ray.get_runtime_context().get_node_id()
-    ray.get(occupancy.start.remote(node, spec.run_id))
-    try:
-        local = dataclasses.replace(spec, data_path=str(_node_copy(archive, sha256)))
-        with tempfile.TemporaryDirectory(prefix="rnnbench-run-") as tmp:
-            run_dir = Path(tmp) / spec.run_id
-            record = execute_run(local, run_dir, progress=False,
-                                 concurrent_runs=lambda: ray.get(occupancy.peak_of.remote(spec.run_id)))
-            files = {p.name: p.read_bytes() for p in sorted(run_dir.iterdir())
-                     if p.is_file() and p.name != records.RECORD_NAME}
-        return record, files
-    finally:
-        occupancy.finish.remote(node, spec.run_id)
+    occupancy.start.remote(ray.get_runtime_context().get_node_id(), spec.run_id)
+    local = dataclasses.replace(spec, data_path=str(_node_copy(archive, sha256)))
+    with tempfile.TemporaryDirectory(prefix="rnnbench-run-") as tmp:
+        run_dir = Path(tmp) / spec.run_id
+        record = execute_run(local, run_dir, progress=False)
+        files = {p.name: p.read_bytes() for p in sorted(run_dir.iterdir())
+                 if p.is_file() and p.name != records.RECORD_NAME}
+    return record, files
 
 
 def _resources(spec: RunSpec) -> dict[str, Any]:
@@ -156,7 +154,7 @@ def run_grid_ray(
     log(f"ray: {ray.cluster_resources().get('CPU', 0):g} CPU(s), "
         f"{ray.cluster_resources().get('GPU', 0):g} GPU(s) in the cluster")
     try:
-        archive = [ray.put(source.path.read_bytes())]  # in a list: tasks fetch it only if needed
+        archive = ray.put(source.path.read_bytes())
         occupancy = ray.remote(num_cpus=0)(_Occupancy).remote()
         task = ray.remote(max_calls=1, max_retries=0)(_run_task)
         pending: dict[Any, tuple[RunSpec, float]] = {}
@@ -169,19 +167,20 @@ def run_grid_ray(
                 ready, _ = ray.wait(list(pending), num_returns=1)
                 spec, submitted = pending.pop(ready[0])
                 run_dir = out_dir / RUNS_DIR / spec.run_id
+                error = None
                 try:
                     record, files = ray.get(ready[0])
                 except (ray_errors.WorkerCrashedError, ray_errors.OutOfMemoryError,
                         ray_errors.NodeDiedError) as exc:
                     error = {"type": "killed", "message": f"the run's Ray worker died: {exc}"[:500]}
-                    write_failure_record(spec, run_dir, error, 1)
-                    record = records.read_record(run_dir / records.RECORD_NAME)
                 except ray_errors.RayTaskError as exc:
                     error = {"type": "crash", "message": f"the run's Ray task failed: {exc}"[:500]}
-                    write_failure_record(spec, run_dir, error, 1)
-                    record = records.read_record(run_dir / records.RECORD_NAME)
+                concurrent_runs = ray.get(occupancy.finish.remote(spec.run_id))
+                if error is None:
+                    _write_run(run_dir, {**record, "concurrent_runs": concurrent_runs}, files)
                 else:
-                    _write_run(run_dir, record, files)
+                    write_failure_record(spec, run_dir, error, concurrent_runs)
+                record = records.read_record(run_dir / records.RECORD_NAME)
                 account(outcome, record, time.perf_counter() - submitted, named=True, log=log)
         except KeyboardInterrupt:
             outcome.interrupted = True
