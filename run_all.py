@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
-"""rnnbench: train every chosen architecture on IMDb through one pipeline and one trainer, then
-write a report that compares accuracy, speed and memory.
+"""rnnbench: train every chosen architecture on a task (IMDb by default) through one pipeline and
+one trainer, then write a report that compares accuracy, speed and memory.
 
     python run_all.py                          # the default set, profile for this machine
     python run_all.py --profile smoke          # a minute, end to end
     python run_all.py --archs 'lstm,bi*' --seeds 3
     python run_all.py --tune                   # lr and dropout chosen per architecture first
+    python run_all.py --list-tasks             # the registered tasks (--task NAME)
     python run_all.py --report-only --out results/quick-cpu
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import importlib.util
 import os
 import shutil
@@ -80,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
         "cores), full (the notebook's configuration, meant for a GPU); default: full on CUDA, "
         "quick on CPU",
     )
+    parser.add_argument("--task", default="imdb", metavar="NAME",
+                        help="the task to run (see --list-tasks); a results folder may hold "
+                        "several tasks, each reported in its own section")
     parser.add_argument(
         "--archs", nargs="+", default=None, metavar="NAME",
         help="architectures: registry names or glob patterns, space- or comma-separated "
@@ -150,6 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="re-render the report from the records in --out; no training")
     parser.add_argument("--list-archs", action="store_true",
                         help="list the registered architectures and exit")
+    parser.add_argument("--list-tasks", action="store_true",
+                        help="list the registered tasks and exit")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     return parser
 
@@ -207,6 +214,19 @@ def list_archs() -> str:
         defaults = ", ".join(f"{key}={value!r}" for key, value in info.hyperparams.items())
         lines.append(f"  {'':<20} hyperparameters: {defaults or '(none)'}")
     lines.append("(* = in the default set; set one model's own value with --set NAME.KEY=VALUE)")
+    return "\n".join(lines)
+
+
+def list_tasks() -> str:
+    from data_pipeline import list_tasks as registered
+    from data_pipeline import task_info
+
+    lines = []
+    for name in registered():
+        info = task_info(name)
+        lines.append(f"{name:<20} {info.description}")
+        lines.append(f"{'':<20} inputs: {'text' if info.text_inputs else 'not text'}; settings: "
+                     f"data.{', data.'.join(f.name for f in dataclasses.fields(info.settings))}")
     return "\n".join(lines)
 
 
@@ -318,6 +338,9 @@ def _main(args: argparse.Namespace, argv: list[str]) -> int:
     if args.list_archs:
         print(list_archs())
         return 0
+    if args.list_tasks:
+        print(list_tasks())
+        return 0
     device, profile, out = _resolve_target(args)
     if args.report_only:
         return _report_only(out)
@@ -338,10 +361,13 @@ def _main(args: argparse.Namespace, argv: list[str]) -> int:
             "argv": ["run_all.py", *argv],
             # A resumed folder may have been started with other architectures: the report covers all.
             "archs": _merge_archs(previous.get("archs", []), archs),
+            "tasks": list(dict.fromkeys([*previous.get("tasks", ["imdb"] if previous else []),
+                                         args.task])),
             "seeds": max(args.seeds, previous.get("seeds", 0)),
             "protocol": protocol,
             **({"tuning": tuning} if tuning is not None else {}),
             "settings": settings,
+            "task_settings": {**_task_settings(previous), args.task: settings},
             "commits": _commits(previous),
             "started_utc": previous.get("started_utc", utc_now()),
             "finished_utc": None,
@@ -384,6 +410,7 @@ def _resolve_config(
     """The chosen architectures, the profile's configuration with the command line's overrides,
     and each architecture's own hyperparameters (``--set lstm.hidden_dim=...``)."""
     from bench.config import ConfigError, parse_model_settings, profile_config, split_model_settings
+    from data_pipeline import UnknownTaskError
     from models import UnknownModelError
 
     try:
@@ -391,9 +418,12 @@ def _resolve_config(
         overrides, per_model = split_model_settings(parse_settings(args.settings))
         if args.epochs is not None:
             overrides["train.epochs"] = str(args.epochs)
-        config = profile_config(profile, overrides)
-        model_settings = parse_model_settings(per_model, archs, config.data.vocab_size)
-    except (ConfigError, UnknownModelError) as exc:
+        config = profile_config(profile, overrides, task=args.task)
+        # A model is built once to check its settings; a task without a vocabulary setting
+        # gets a small one (the check is about the model's own hyperparameters).
+        vocab_size = getattr(config.data, "vocab_size", 100)
+        model_settings = parse_model_settings(per_model, archs, vocab_size)
+    except (ConfigError, UnknownModelError, UnknownTaskError) as exc:
         raise UsageError(str(exc)) from None
     return archs, config, model_settings
 
@@ -426,6 +456,7 @@ def _plan(
     specs = plan_grid(
         archs, args.seeds, profile=profile, config=config, device=device.type, threads=threads,
         data_path=args.data, keep_artifacts=not args.records_only, model_settings=model_settings,
+        task=args.task,
     )
     if not args.tune:
         specs = select_runs(specs, args.run_id)
@@ -456,7 +487,7 @@ def _open_out_dir(
                          f"{'drop' if previous['protocol'] == 'fixed' else 'add'} --tune or "
                          "choose another --out")
     if previous:
-        folder.check_settings(out, previous, held.records, settings, per_arch)
+        folder.check_settings(out, previous, held.records, settings, per_arch, task=args.task)
         if not args.allow_other_commit:
             folder.check_commit(out, previous, held.records)
     planned = {spec.run_id for spec in specs}
@@ -466,6 +497,12 @@ def _open_out_dir(
                 "it is not a run of this command's grid, so it stays as it is")
         print(f"unreadable record {item.message}; {fate}", file=sys.stderr)
     return previous, protocol, settings
+
+
+def _task_settings(previous: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    from bench.folder import task_settings
+
+    return task_settings(previous)
 
 
 def _commits(previous: dict[str, Any]) -> list[dict[str, Any]]:
@@ -479,21 +516,23 @@ def _prepare_data_and_tune(
     device: torch.device, out: Path, previous: dict[str, Any], archs: list[str],
 ) -> tuple[list[RunSpec], dict[str, Any] | None]:
     """Load (and cache) the data, tune when asked; the final specs and the tuning summary."""
-    from data_pipeline import DataError, load_imdb
+    from data_pipeline import DataError, task_info
 
+    task = task_info(args.task)
     try:
-        data = load_imdb(config.data, args.data, progress=not args.no_progress)
+        data = task.loader(config.data, args.data, progress=not args.no_progress)
     except DataError as exc:
         raise UsageError(str(exc)) from None
-    print(f"rnnbench: profile {profile} on {device.type}, {len(archs)} architecture(s) x "
-          f"{args.seeds} seed(s) -> {out}", file=sys.stderr)
-    print(f"data: {data.source.path} ({len(data.train):,} train / {len(data.val):,} validation / "
-          f"{len(data.test):,} test reviews, vocabulary {len(data.vocab):,})", file=sys.stderr)
-    if args.executor == "ray" and data.source.kind != "archive":
+    print(f"rnnbench: task {task.name}, profile {profile} on {device.type}, {len(archs)} "
+          f"architecture(s) x {args.seeds} seed(s) -> {out}", file=sys.stderr)
+    print(f"data: {data.details.get('source', task.name)} ({len(data.train):,} train / "
+          f"{len(data.val):,} validation / {len(data.test):,} test {task.example}s, vocabulary "
+          f"{len(data.vocab):,})", file=sys.stderr)
+    if args.executor == "ray" and data.details.get("source_kind") not in (None, "archive"):
         # Workers receive the data as one object (see bench.ray_executor); a folder is not one.
         raise UsageError(f"--executor ray needs the data as an archive, not the folder "
-                         f"{data.source.path}; pack it (tar czf aclImdb.tar.gz aclImdb) and "
-                         "pass --data aclImdb.tar.gz")
+                         f"{data.details.get('source')}; pack it (tar czf aclImdb.tar.gz aclImdb) "
+                         "and pass --data aclImdb.tar.gz")
     if not args.tune:
         # The children load the same data from the cache this warmed.
         return specs, None

@@ -17,7 +17,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
-from data_pipeline import DataConfig
+from data_pipeline import DEFAULT_TASK, DataConfig, task_info
 from models import create_model, list_models, model_info
 
 PROFILES = ("smoke", "quick", "full")
@@ -98,9 +98,12 @@ class MeasureConfig:
 
 @dataclass(frozen=True)
 class RunConfig:
-    """Everything that determines a run's numbers, except the architecture and the seed."""
+    """Everything that determines a run's numbers, except the task, the architecture and the seed.
 
-    data: DataConfig = field(default_factory=DataConfig)
+    ``data`` holds the task's own settings (its registered frozen dataclass; IMDb's is
+    :class:`DataConfig`)."""
+
+    data: Any = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     measure: MeasureConfig = field(default_factory=MeasureConfig)
@@ -127,11 +130,9 @@ PROFILE_DELTAS: dict[str, dict[str, Any]] = {
         "train.lr": 5e-3,
         "train.epochs": 5,
     },
+    # The data deltas of a profile are the task's (declared at its registration, see
+    # profile_delta): what "a small run" means depends on the data.
     "smoke": {
-        "data.vocab_size": 2_000,
-        "data.max_len": 100,
-        "data.train_limit": 2_000,
-        "data.test_limit": 1_000,
         "model.embedding_dim": 16,
         "model.hidden_dim": 16,
         "model.num_layers": 1,
@@ -146,13 +147,24 @@ PROFILE_DELTAS: dict[str, dict[str, Any]] = {
 }
 
 
+def profile_delta(profile: str, task: str = DEFAULT_TASK) -> dict[str, Any]:
+    """The profile's delta for ``task``: the shared ``model/train/measure`` delta, then the
+    task's own ``data.*`` delta from its registration."""
+    task_delta = task_info(task).profile_deltas.get(profile, {})
+    return {**PROFILE_DELTAS[profile], **{f"data.{k}": v for k, v in task_delta.items()}}
+
+
 def field_types(section_cls: type) -> dict[str, Any]:
     """The resolved type hints of a config dataclass's fields."""
     return typing.get_type_hints(section_cls)
 
 
-def _section_classes() -> dict[str, type]:
-    return {f.name: f.type_cls for f in _SECTIONS}
+def _section_classes(config: RunConfig | None = None) -> dict[str, type]:
+    """Each section's dataclass; ``data`` is the task's settings class of ``config``."""
+    classes = {f.name: f.type_cls for f in _SECTIONS}
+    if config is not None:
+        classes["data"] = type(config.data)
+    return classes
 
 
 @dataclass(frozen=True)
@@ -169,14 +181,16 @@ _SECTIONS = (
 )
 
 
-def all_keys() -> list[str]:
-    """Every settable key, as ``section.field``."""
-    return [f"{s.name}.{f.name}" for s in _SECTIONS for f in dataclasses.fields(s.type_cls)]
+def all_keys(config: RunConfig | None = None) -> list[str]:
+    """Every settable key, as ``section.field`` (``data.*``: the task's settings of ``config``,
+    IMDb's when None)."""
+    return [f"{name}.{f.name}" for name, cls in _section_classes(config).items()
+            for f in dataclasses.fields(cls)]
 
 
-def resolve_key(key: str) -> tuple[str, str]:
+def resolve_key(key: str, config: RunConfig | None = None) -> tuple[str, str]:
     """Map ``section.field`` or an unambiguous bare ``field`` to (section, field)."""
-    keys = all_keys()
+    keys = all_keys(config)
     if "." in key:
         if key not in keys:
             raise ConfigError(f"unknown setting {key!r}; settable keys: {', '.join(keys)}")
@@ -231,8 +245,8 @@ def apply_overrides(config: RunConfig, overrides: dict[str, Any]) -> RunConfig:
     """
     by_section: dict[str, dict[str, Any]] = {}
     for key, value in overrides.items():
-        section, name = resolve_key(key)
-        annotation = field_types(_section_classes()[section])[name]
+        section, name = resolve_key(key, config)
+        annotation = field_types(_section_classes(config)[section])[name]
         if isinstance(value, str) and annotation is not str:
             value = parse_value(f"{section}.{name}", value, annotation)
         elif not _is_instance(value, annotation):
@@ -262,11 +276,15 @@ def _is_instance(value: Any, annotation: Any) -> bool:
     return isinstance(value, annotation)
 
 
-def profile_config(profile: str, overrides: dict[str, Any] | None = None) -> RunConfig:
-    """The base configuration with the profile's delta, then ``overrides``, applied."""
+def profile_config(
+    profile: str, overrides: dict[str, Any] | None = None, task: str = DEFAULT_TASK
+) -> RunConfig:
+    """The base configuration of ``task`` (its default settings as ``data``) with the profile's
+    delta (see :func:`profile_delta`), then ``overrides``, applied."""
     if profile not in PROFILE_DELTAS:
         raise ConfigError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
-    config = apply_overrides(RunConfig(), PROFILE_DELTAS[profile])
+    base = RunConfig(data=task_info(task).settings())
+    config = apply_overrides(base, profile_delta(profile, task))
     return apply_overrides(config, overrides or {})
 
 
@@ -335,22 +353,23 @@ def config_to_dict(config: RunConfig) -> dict[str, Any]:
     return dataclasses.asdict(config)
 
 
-def config_from_dict(payload: dict[str, Any]) -> RunConfig:
-    """Rebuild a :class:`RunConfig` from :func:`config_to_dict`'s output (unknown keys rejected)."""
+def config_from_dict(payload: dict[str, Any], task: str = DEFAULT_TASK) -> RunConfig:
+    """Rebuild a :class:`RunConfig` from :func:`config_to_dict`'s output (unknown keys rejected);
+    ``data`` is read as ``task``'s settings."""
     sections = {}
-    for section in _SECTIONS:
-        values = dict(payload.get(section.name, {}))
-        known = {f.name for f in dataclasses.fields(section.type_cls)}
+    for name, cls in _section_classes(RunConfig(data=task_info(task).settings())).items():
+        values = dict(payload.get(name, {}))
+        known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ConfigError(f"unknown {section.name} settings: {', '.join(unknown)}")
-        sections[section.name] = section.type_cls(**values)
+            raise ConfigError(f"unknown {name} settings: {', '.join(unknown)}")
+        sections[name] = cls(**values)
     return RunConfig(**sections)
 
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One run: an architecture and a seed under a configuration, on a device."""
+    """One run: a task, an architecture and a seed under a configuration, on a device."""
 
     arch: str
     seed: int
@@ -362,10 +381,16 @@ class RunSpec:
     keep_artifacts: bool = True  # checkpoint + vocab beside the record
     # This architecture's own hyperparameters (``--set <arch>.<name>=...``), over config.model.
     model_settings: ModelSettings = ()
+    task: str = DEFAULT_TASK  # a registered task (data_pipeline.tasks); config.data is its settings
+    # The module that registers the task, imported by a process that has not (neither hashed nor
+    # compared: where the registration lives does not change the numbers).
+    task_module: str | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved spec as stored in the record (config sections at top level)."""
         payload = {
+            # Only when not IMDb, so the run ids of IMDb runs stay what they were.
+            **({"task": self.task} if self.task != DEFAULT_TASK else {}),
             "arch": self.arch,
             "seed": self.seed,
             "profile": self.profile,
@@ -380,24 +405,30 @@ class RunSpec:
 
     @property
     def run_id(self) -> str:
-        """``<arch>-s<seed>-<hash>``: stable for the same resolved spec.
+        """``<arch>-s<seed>-<hash>`` (``<task>-<arch>-s<seed>-<hash>`` for a task other than IMDb):
+        stable for the same resolved spec.
 
-        Where the data comes from is not part of the hash (the data's checksum is recorded), nor
-        whether artifacts are kept: neither changes the numbers.
+        The task is in the hash (through :meth:`to_dict`) when it is not IMDb, so IMDb runs keep
+        the ids they had before tasks existed. Where the data comes from is not part of the hash
+        (the data's checksum is recorded), nor whether artifacts are kept: neither changes the
+        numbers.
         """
         blob = json.dumps(self.to_dict(), sort_keys=True, default=str).encode()
-        return f"{self.arch}-s{self.seed}-{hashlib.sha256(blob).hexdigest()[:8]}"
+        prefix = f"{self.task}-" if self.task != DEFAULT_TASK else ""
+        return f"{prefix}{self.arch}-s{self.seed}-{hashlib.sha256(blob).hexdigest()[:8]}"
 
     @classmethod
     def from_dict(cls, payload: dict[str, Any], **extra: Any) -> RunSpec:
         """Rebuild a spec from :meth:`to_dict`'s output."""
+        task = payload.get("task", DEFAULT_TASK)
         return cls(
+            task=task,
             arch=payload["arch"],
             seed=payload["seed"],
             profile=payload["profile"],
             device=payload["device"],
             threads=payload["threads"],
-            config=config_from_dict(payload),
+            config=config_from_dict(payload, task),
             model_settings=tuple(sorted(
                 (name, tuple(value) if isinstance(value, list) else value)
                 for name, value in payload.get("model_settings", {}).items()
@@ -439,17 +470,19 @@ def configuration_markdown() -> str:
         "```",
         "",
         "`python run_all.py --list-archs` lists each model with its hyperparameters and defaults.",
+        "",
+        "The `data` section holds the settings of the task (`--task NAME`, default `imdb`;",
+        "`python run_all.py --list-tasks` lists them): each task registers its own frozen settings",
+        "and its own `data.*` profile deltas. IMDb's are listed below.",
     ]
+    deltas = {p: profile_delta(p) for p in PROFILES}
     for section in _SECTIONS:
         lines += ["", f"## `{section.name}`", "", "| key | type | full (base) | quick | smoke |",
                   "|---|---|---|---|---|"]
         hints = field_types(section.type_cls)
         for f in dataclasses.fields(section.type_cls):
             key = f"{section.name}.{f.name}"
-            cells = [
-                f"`{PROFILE_DELTAS[p][key]}`" if key in PROFILE_DELTAS[p] else ""
-                for p in ("quick", "smoke")
-            ]
+            cells = [f"`{deltas[p][key]}`" if key in deltas[p] else "" for p in ("quick", "smoke")]
             type_name = getattr(hints[f.name], "__name__", str(hints[f.name])).replace(" | ", " or ")
             lines.append(f"| `{key}` | {type_name} | `{getattr(getattr(base, section.name), f.name)}` "
                          f"| {cells[0]} | {cells[1]} |")

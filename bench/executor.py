@@ -31,7 +31,7 @@ from bench.config import RunSpec
 from bench.environment import capture
 from bench.measure import PeakMemory, matmul_flops_per_s, measure_latency, training_flops
 from bench.trainer import DivergedError, EvalResult, FitResult, Trainer
-from data_pipeline import EncodedSplit, ImdbData, load_imdb, make_batches
+from data_pipeline import EncodedSplit, TaskData, ensure_task, make_batches
 from models import ModelInfo, SelfFitting, create_model, model_info
 
 CHECKPOINT_NAME = "model.pt"
@@ -79,20 +79,21 @@ def model_facts(info: ModelInfo, hyperparams: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def data_block(data: ImdbData) -> dict[str, Any]:
-    """The record's description of the data a run saw."""
+def load_task_data(spec: RunSpec, *, progress: bool = True) -> TaskData:
+    """The spec's task's splits under its settings (the task's registered loader)."""
+    task = ensure_task(spec.task, spec.task_module)
+    return task.loader(spec.config.data, spec.data_path, progress=progress)
+
+
+def data_block(data: TaskData) -> dict[str, Any]:
+    """The record's description of the data a run saw: the split sizes and vocabulary, and what
+    the task's loader says about where the data came from."""
     return {
-        "source": str(data.source.path),
-        "source_kind": data.source.kind,
-        "origin": data.source.origin,
-        "checksum": data.source.checksum,
+        **data.details,
         "n_train": len(data.train),
         "n_val": len(data.val),
         "n_test": len(data.test),
         "vocab_size": len(data.vocab),
-        "cache_hit": data.cache_hit,
-        "n_decode_errors": data.n_decode_errors,
-        "prep_time_s": sum(data.timings_s.values()),
     }
 
 
@@ -125,6 +126,8 @@ def base_record(spec: RunSpec, device: torch.device) -> dict[str, Any]:
     return {
         "schema_version": records.SCHEMA_VERSION,
         "run_id": spec.run_id,
+        "task": spec.task,
+        "task_info": ensure_task(spec.task, spec.task_module).record_facts(),
         "arch": spec.arch,
         "model_description": model_info(spec.arch).description,
         "seed": spec.seed,
@@ -181,7 +184,7 @@ def _run(
     spec: RunSpec, run_dir: Path, device: torch.device, record: dict[str, Any], *, progress: bool,
     log_epochs: bool,
 ) -> None:
-    data = load_imdb(spec.config.data, spec.data_path, progress=progress)
+    data = load_task_data(spec, progress=progress)
     record["data"] = data_block(data)
     seed_everything(spec.seed)
     model = build_model(spec, len(data.vocab), data.pad_index)
@@ -243,7 +246,7 @@ def _run(
 
 
 def _write_artifacts(
-    spec: RunSpec, run_dir: Path, data: ImdbData, fit: FitResult, test: EvalResult
+    spec: RunSpec, run_dir: Path, data: TaskData, fit: FitResult, test: EvalResult
 ) -> dict[str, str | None]:
     """Save test probabilities and labels (and, unless records only, the checkpoint, vocabulary
     and config); the record's ``artifacts`` block naming them. A file that cannot be written
@@ -277,7 +280,7 @@ def trainable_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def self_fit(model: nn.Module, data: ImdbData, spec: RunSpec) -> FitResult:
+def self_fit(model: nn.Module, data: TaskData, spec: RunSpec) -> FitResult:
     """Let a self-fitting model fit itself on train (choosing on validation) and report it like
     the trainer does: one "epoch", whose throughput covers the timed featurising and final fit."""
     if not isinstance(model, SelfFitting):
@@ -410,7 +413,7 @@ def _load_and_run(
             model(tokens, lengths)
 
 
-def _latency(model: nn.Module, data: ImdbData, spec: RunSpec, device: torch.device) -> dict[str, float]:
+def _latency(model: nn.Module, data: TaskData, spec: RunSpec, device: torch.device) -> dict[str, float]:
     """p50/p95 latency of one review of median length, batch of one, evaluation mode."""
     lengths = data.test.lengths
     median_len = int(lengths.median())

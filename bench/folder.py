@@ -4,9 +4,11 @@
   cache does) for as long as it runs; a second writer is refused with one line naming the holder.
   The kernel drops the lock when the holder dies, however it dies. Reading needs no lock: every
   file is replaced atomically.
-- **Settings.** Every run of a folder shares every setting except the architecture, the seed and
-  what ``--tune`` chooses per architecture. The manifest records them (``settings``); a command
-  that would add runs with other settings is refused, naming what differs.
+- **Settings.** Every run of one task in a folder shares every setting except the architecture,
+  the seed and what ``--tune`` chooses per architecture. The manifest records them per task
+  (``task_settings``; ``settings`` is the last command's, and a folder written before tasks
+  existed has only that one, IMDb's); a command that would add runs with other settings is
+  refused, naming what differs. Several tasks may share a folder, each with its own settings.
 - **Commit.** The manifest records the commit that created the folder and every commit that wrote
   to it; continuing it from another commit, or from a checkout with uncommitted changes, is
   refused unless the user says so.
@@ -26,11 +28,12 @@ import portalocker
 
 from bench import environment, records
 from bench.config import RunSpec
+from data_pipeline import DEFAULT_TASK
 
 LOCK_NAME = ".lock"
 
 #: Spec keys that identify a run within a folder rather than describe its settings.
-_RUN_KEYS = ("arch", "seed")
+_RUN_KEYS = ("task", "arch", "seed")
 
 #: What records add to a spec's model section that is not a setting (a fact about the model).
 _RECORD_ONLY_KEYS = ("model.recurrent",)
@@ -106,18 +109,28 @@ def _differences(held: Mapping[str, Any], asked: Mapping[str, Any], keys: Iterab
             for key in sorted(keys) if held.get(key) != asked.get(key)]
 
 
+def task_settings(manifest: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The manifest's settings per task (a folder written before tasks: its ``settings``, IMDb's)."""
+    if isinstance(manifest.get("task_settings"), Mapping):
+        return {task: dict(values) for task, values in manifest["task_settings"].items()}
+    if isinstance(manifest.get("settings"), Mapping):
+        return {DEFAULT_TASK: dict(manifest["settings"])}
+    return {}
+
+
 def check_settings(
     out_dir: Path, manifest: Mapping[str, Any], held: Iterable[dict[str, Any]],
-    asked: Mapping[str, Any], per_arch: Iterable[str] = (),
+    asked: Mapping[str, Any], per_arch: Iterable[str] = (), task: str = DEFAULT_TASK,
 ) -> None:
-    """Refuse (:class:`FolderError`) to add runs with settings ``asked`` to a folder whose manifest
-    or records ``held`` say its runs have other settings."""
+    """Refuse (:class:`FolderError`) to add runs of ``task`` with settings ``asked`` to a folder
+    whose manifest or records ``held`` say its runs of that task have other settings (runs of
+    other tasks have settings of their own)."""
     per_arch = tuple(per_arch)
     differences: list[str] = []
-    if isinstance(manifest.get("settings"), Mapping):
-        recorded = manifest["settings"]
+    recorded = task_settings(manifest).get(task)
+    if recorded is not None:
         differences = _differences(recorded, asked, set(recorded) | set(asked))
-    for record in held:
+    for record in (r for r in held if r.get("task", DEFAULT_TASK) == task):
         if differences:
             break
         # A record's spec holds only the model hyperparameters its architecture accepts, and an

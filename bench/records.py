@@ -279,6 +279,31 @@ def read_manifest(results_dir: Path) -> dict[str, Any]:
 
 
 
+#: The task of a record that names none (written before tasks existed: all were IMDb's).
+DEFAULT_TASK = "imdb"
+
+
+def task_of(record: dict[str, Any]) -> str:
+    """The task a record's run belongs to (``task``; IMDb for records written before tasks)."""
+    task = record.get("task")
+    return task if isinstance(task, str) and task else DEFAULT_TASK
+
+
+def task_facts(record: dict[str, Any]) -> dict[str, Any]:
+    """What the task's registration said when the run was made (``task_info``): name, title,
+    description, citation, what one example is called, whether its inputs are text.
+
+    A record written before tasks existed carries none; its task is IMDb, whose facts are read
+    from the registry (imported here only then: it loads the data pipeline and torch).
+    """
+    facts = record.get("task_info")
+    if isinstance(facts, dict):
+        return facts
+    from data_pipeline import task_info
+
+    return task_info(task_of(record)).record_facts()
+
+
 def ok_records(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """The successful records only."""
     return [r for r in records if r["status"] == "ok"]

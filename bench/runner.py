@@ -22,6 +22,7 @@ from typing import Any
 from bench import records
 from bench.config import ModelSettings, RunConfig, RunSpec
 from bench.executor import base_record, execute_run, resolve_device
+from data_pipeline import DEFAULT_TASK, task_info
 
 RUNS_DIR = records.RUNS_DIR
 
@@ -37,15 +38,17 @@ def plan_grid(
     data_path: str | None = None,
     keep_artifacts: bool = True,
     model_settings: dict[str, ModelSettings] | None = None,
+    task: str = DEFAULT_TASK,
 ) -> list[RunSpec]:
-    """One spec per (architecture, seed), architectures in the given order, seeds 0..seeds-1;
-    ``model_settings`` gives an architecture its own hyperparameters."""
+    """One spec per (architecture, seed) of ``task``, architectures in the given order, seeds
+    0..seeds-1; ``model_settings`` gives an architecture its own hyperparameters."""
     model_settings = model_settings or {}
+    task_module = task_info(task).module
     return [
         RunSpec(
             arch=arch, seed=seed, profile=profile, device=device, threads=threads, config=config,
             data_path=data_path, keep_artifacts=keep_artifacts,
-            model_settings=model_settings.get(arch, ()),
+            model_settings=model_settings.get(arch, ()), task=task, task_module=task_module,
         )
         for arch in archs
         for seed in range(seeds)

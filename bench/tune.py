@@ -31,10 +31,10 @@ import torch
 
 from bench import records
 from bench.config import RunConfig, RunSpec, apply_overrides
-from bench.executor import build_model, error_of, resolve_device, seed_everything
+from bench.executor import build_model, error_of, load_task_data, resolve_device, seed_everything
 from bench.runner import EXIT_INTERRUPTED, Slots, crash_error, visible_gpus
 from bench.trainer import DivergedError, Trainer
-from data_pipeline import ImdbData, load_imdb
+from data_pipeline import TaskData
 from models import model_info
 
 TUNING_NAME = "tuning.json"
@@ -112,7 +112,7 @@ def trial_spec(spec: RunSpec, settings: dict[str, float], tune: TuneConfig) -> R
     )
 
 
-def run_trial(spec: RunSpec, settings: dict[str, float], data: ImdbData, *, progress: bool) -> dict[str, Any]:
+def run_trial(spec: RunSpec, settings: dict[str, float], data: TaskData, *, progress: bool) -> dict[str, Any]:
     """Train ``spec`` on train, score it on validation, and describe the outcome.
 
     A diverging or out-of-memory trial is an outcome (no validation loss, never chosen); any other
@@ -161,14 +161,14 @@ def _read_trials(path: Path) -> dict[str, dict[str, Any]]:
 def _trial_in_child(spec: RunSpec, settings: dict[str, float], progress: bool, *,
                     concurrent_runs: Callable[[], int]) -> dict[str, Any]:
     """A trial in its own process: the data comes from the cache the driver warmed."""
-    data = load_imdb(spec.config.data, spec.data_path, progress=False)
+    data = load_task_data(spec, progress=False)
     trial = run_trial(spec, settings, data, progress=progress)
     return {**trial, "concurrent_runs": concurrent_runs()}
 
 
 def tune_grid(
     specs: Sequence[RunSpec],
-    data: ImdbData,
+    data: TaskData,
     out_dir: Path,
     tune: TuneConfig,
     *,

@@ -17,10 +17,28 @@ from .errors import DataError
 from .pipeline import ImdbData, load_imdb
 from .source import Source, default_cache_dir, resolve_source
 from .synthetic import make_synthetic_archive
+from .tasks import (
+    DEFAULT_TASK,
+    TaskData,
+    TaskInfo,
+    UnknownTaskError,
+    ensure_task,
+    list_tasks,
+    register_task,
+    task_info,
+)
 from .tokenizer import tokenize, tokenize_reference
 from .vocab import Vocab, build_vocab
 
 __all__ = [
+    "DEFAULT_TASK",
+    "TaskData",
+    "TaskInfo",
+    "UnknownTaskError",
+    "ensure_task",
+    "list_tasks",
+    "register_task",
+    "task_info",
     "PIPELINE_VERSION",
     "Batch",
     "DataConfig",

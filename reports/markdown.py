@@ -1,13 +1,16 @@
 """The markdown report, assembled from the summaries, the comparisons and the plot names.
 
 Everything here is a function of the records and the manifest: no clock is read, no path of the
-machine that renders is written, so the same folder always renders the same bytes.
+machine that renders is written, so the same folder always renders the same bytes. Each task is
+named from what its registration said, as its records carry it (``task_info``); a folder of one
+task reads as one report, a folder of several has a section per task.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from bench.metrics import definition_groups
@@ -17,13 +20,27 @@ from reports.plots import PLOT_TITLES, PLOTS_DIR
 from reports.recommend import format_p, format_points, recommend
 from reports.table import MISSING, ArchSummary, contention_note, main_table, markdown_table
 
-DATASET_CITATION = (
-    "Andrew L. Maas, Raymond E. Daly, Peter T. Pham, Dan Huang, Andrew Y. Ng and Christopher "
-    'Potts. 2011. "Learning Word Vectors for Sentiment Analysis." In *Proceedings of the 49th '
-    "Annual Meeting of the Association for Computational Linguistics (ACL 2011)*, pages 142–150."
-)
 
-PUBLISHED_RESULTS: tuple[tuple[str, str, str], ...] = (
+@dataclass(frozen=True)
+class TaskSection:
+    """What the report says about one task: its registered facts, records, rows, comparisons and
+    figures (``plot_names``: paths under ``plots/``, each starting with ``plot_prefix``)."""
+
+    facts: Mapping[str, Any]
+    records: Sequence[dict[str, Any]]
+    rows: Sequence[ArchSummary]
+    comparer: Comparer
+    plot_names: Sequence[str]
+    plot_prefix: str = ""
+
+    @property
+    def example(self) -> str:
+        """What one example is called ("review")."""
+        return str(self.facts.get("example") or "example")
+
+
+#: Published results, per task (a task without any gets no such section). Only IMDb has some.
+PUBLISHED_RESULTS: dict[str, tuple[tuple[str, str, str], ...]] = {"imdb": (
     (
         "TF-IDF + logistic regression",
         "bag of word n-grams on the standard 25k/25k split; about 88% with unigrams, up to about "
@@ -52,7 +69,7 @@ PUBLISHED_RESULTS: tuple[tuple[str, str, str], ...] = (
         "validation split carved from train; the figure varies across versions of the tutorial",
         "85.3–86.2%",
     ),
-)
+)}
 
 
 def _distinct(values: Iterable[Any]) -> list[Any]:
@@ -132,8 +149,27 @@ def _runs_at_once(records: Sequence[dict[str, Any]], manifest: Mapping[str, Any]
     return f"up to {most} ({how}); figures marked † were measured while runs shared the machine"
 
 
-def header(records: Sequence[dict[str, Any]], manifest: Mapping[str, Any]) -> str:
-    """Title, run facts (date, data, hardware, software, code) and the protocol."""
+def _data_facts(section: TaskSection, several: bool) -> list[tuple[str, str]]:
+    """The header's rows about one task's data (labelled with the task when there are several)."""
+    records = section.records
+    label = f" ({section.facts.get('title') or section.facts.get('name')})" if several else ""
+    checksum = _field(records, "data", "checksum")
+    rows = [(f"Data{label}",
+             f"{section.facts.get('description')}, from `{_field(records, 'data', 'source')}`")]
+    if checksum != MISSING or not several:
+        rows.append((f"Data checksum{label}", f"`{checksum}`" if checksum != MISSING else MISSING))
+    rows.append((
+        f"Splits{label} ({section.example}s)",
+        f"train {_count_field(records, 'n_train')}, validation {_count_field(records, 'n_val')}, "
+        f"test {_count_field(records, 'n_test')}; vocabulary {_count_field(records, 'vocab_size')}",
+    ))  # fmt: skip
+    return rows
+
+
+def header(
+    records: Sequence[dict[str, Any]], manifest: Mapping[str, Any], sections: Sequence[TaskSection]
+) -> str:
+    """Title, run facts (date, data of each task, hardware, software, code) and the protocol."""
     profile = manifest.get("profile") or _field(records, "spec", "profile")
     device = manifest.get("device") or _field(records, "spec", "device")
     wall = manifest.get("wall_time_s")
@@ -141,18 +177,12 @@ def header(records: Sequence[dict[str, Any]], manifest: Mapping[str, Any]) -> st
     gpu = _field(records, "environment", "device_name")
     cuda = _field(records, "environment", "cuda")
     cudnn = _field(records, "environment", "cudnn")
-    checksum = _field(records, "data", "checksum")
+    several = len(sections) > 1
     facts = [
         ("Date of the run", _run_date(records, manifest)),
         ("Profile", f"`{profile}` on `{device}`"),
         ("Protocol", _protocol(manifest)),
-        ("Data", f"IMDb large movie review dataset, from `{_field(records, 'data', 'source')}`"),
-        ("Data checksum", f"`{checksum}`" if checksum != MISSING else MISSING),
-        (
-            "Splits (reviews)",
-            f"train {_count_field(records, 'n_train')}, validation {_count_field(records, 'n_val')}, "
-            f"test {_count_field(records, 'n_test')}; vocabulary {_count_field(records, 'vocab_size')}",
-        ),
+        *(row for section in sections for row in _data_facts(section, several)),
         (
             "CPU",
             f"{_field(records, 'environment', 'cpu_model')}, "
@@ -176,14 +206,19 @@ def header(records: Sequence[dict[str, Any]], manifest: Mapping[str, Any]) -> st
     table = markdown_table(
         ["", ""], [[f"**{k}**", v.replace("|", "\\|")] for k, v in facts], align="ll"
     )
+    titles = [str(section.facts.get("title") or section.facts.get("name")) for section in sections]
+    on = " and ".join([", ".join(titles[:-1]), titles[-1]] if several else titles)
+    citations = [
+        f"Dataset{f' ({title})' if several else ''}: {section.facts['citation']}"
+        for title, section in zip(titles, sections, strict=True) if section.facts.get("citation")
+    ]
     return "\n".join(
         [
-            f"# rnnbench: recurrent text classifiers on IMDb (`{profile}`, `{device}`)",
+            f"# rnnbench: recurrent text classifiers on {on} (`{profile}`, `{device}`)",
             "",
             table,
             "",
-            f"Dataset: {DATASET_CITATION}",
-            "",
+            *(line for citation in citations for line in (citation, "")),
             "**Timings and memory values come from this machine only.** Do not compare them with "
             "another machine's report; across machines only `efficiency` (achieved FLOP/s as a "
             "fraction of a matmul measured on the same device in the same process) is meaningful. "
@@ -288,7 +323,7 @@ def chosen_section(rows: Sequence[ArchSummary], manifest: Mapping[str, Any]) -> 
     return "\n".join(lines)
 
 
-def comparison_section(rows: Sequence[ArchSummary], comparer: Comparer) -> str:
+def comparison_section(rows: Sequence[ArchSummary], comparer: Comparer, example: str = "review") -> str:
     """The most accurate architecture against each other one, paired by seed."""
     ok = [r for r in rows if r.value("test_accuracy") is not None]
     lines = ["## Paired comparisons", ""]
@@ -316,36 +351,37 @@ def comparison_section(rows: Sequence[ArchSummary], comparer: Comparer) -> str:
                 cmp.verdict(),
             ]
         )
-    headers = ["Against", "Seed ids paired", "Reviews", f"`{best.arch}` − it (points)",
+    headers = ["Against", "Seed ids paired", f"{example.capitalize()}s", f"`{best.arch}` − it (points)",
                "95% CI (points)", "p", "Test", "Verdict"]  # fmt: skip
     lines += [
         f"The most accurate architecture, `{best.arch}`, against each other one on the same test "
-        f"reviews (a review counts as predicted positive when its probability exceeds "
+        f"{example}s (a{'n' if example[:1] in 'aeiou' else ''} {example} counts as predicted positive when its probability exceeds "
         f"{THRESHOLD}; runs paired by seed).",
         "",
         markdown_table(headers, body, align="lrrrrrll"),
         "",
         f"How a tie is decided (significance level {ALPHA:.0%}): with several seeds in common, "
-        f"the {METHOD_BOOTSTRAP} ({N_BOOT:,} replicates, each resampling reviews with replacement "
+        f"the {METHOD_BOOTSTRAP} ({N_BOOT:,} replicates, each resampling {example}s with replacement "
         "and, independently, seeds) gives a 95% percentile interval of the accuracy difference, "
         "and the difference is a tie when that interval contains zero; its p-value is the share "
         "of replicates, shifted to the null, at least as far from zero as the observation. With "
-        f"one seed in common, the {METHOD_MCNEMAR} test (a two-sided binomial test on the reviews "
+        f"one seed in common, the {METHOD_MCNEMAR} test (a two-sided binomial test on the {example}s "
         "exactly one of the two gets right) gives the p-value and the difference is a tie when "
-        f"p ≥ {ALPHA}; the interval is then the bootstrap over reviews alone. Pairs whose runs "
+        f"p ≥ {ALPHA}; the interval is then the bootstrap over {example}s alone. Pairs whose runs "
         "kept no test predictions are not available rather than guessed.",
     ]
     return "\n".join(lines)
 
 
-def plots_section(plot_names: Iterable[str]) -> str:
-    """The figures, embedded by relative path."""
+def plots_section(plot_names: Iterable[str], prefix: str = "") -> str:
+    """The figures, embedded by relative path (``plots/<prefix><name>``)."""
     lines = ["## Plots", ""]
-    names = [n for n in PLOT_TITLES if n in set(plot_names)]
+    names = [n for n in PLOT_TITLES if prefix + n in set(plot_names)]
     if not names:
         return "\n".join(lines + ["No figure could be drawn: no run has the values they need."])
     for name in names:
-        lines += [f"### {PLOT_TITLES[name]}", "", f"![{PLOT_TITLES[name]}]({PLOTS_DIR}/{name})", ""]
+        lines += [f"### {PLOT_TITLES[name]}", "",
+                  f"![{PLOT_TITLES[name]}]({PLOTS_DIR}/{prefix}{name})", ""]  # fmt: skip
     lines.append(
         "Each architecture has the same colour in every figure. Speed and memory are this "
         "machine's; a log axis is used where the values span a factor of ten or more."
@@ -362,7 +398,7 @@ def _flatten(prefix: str, value: Any, out: dict[str, str]) -> None:
 
 
 #: Spec fields that identify a run rather than configure it.
-_SPEC_IDENTITY = ("arch", "seed")
+_SPEC_IDENTITY = ("task", "arch", "seed")
 
 
 def _settings(rows: Sequence[ArchSummary]) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
@@ -388,7 +424,7 @@ def _settings(rows: Sequence[ArchSummary]) -> tuple[dict[str, str], dict[str, di
     return common, differing
 
 
-def measurement_section(rows: Sequence[ArchSummary]) -> str:
+def measurement_section(rows: Sequence[ArchSummary], example: str = "review") -> str:
     """Settings, validation protocol, what each metric covers, the intervals."""
     common, differing = _settings(rows)
     lines = ["## How this was measured", "", "### Settings", ""]
@@ -421,7 +457,7 @@ def measurement_section(rows: Sequence[ArchSummary]) -> str:
     lines += [
         "### Protocol",
         "",
-        "- A stratified validation split is carved from the training reviews with a fixed split "
+        f"- A stratified validation split is carved from the training {example}s with a fixed split "
         "seed" + (f" (`{split_seed}`)" if split_seed else "") + ", the same for every run; the "
         "vocabulary is built from the training split only.",
         "- Each epoch is scored on validation; the checkpoint with the lowest validation loss is "
@@ -444,16 +480,19 @@ def measurement_section(rows: Sequence[ArchSummary]) -> str:
         "- Spread over seeds: sample standard deviation (n−1). The 95% interval of a mean over n "
         "seeds is the Student t interval, mean ± t(0.975, n−1) · s / √n (t from "
         "`scipy.stats.t`); none is given for n = 1.",
-        f"- Accuracy differences between architectures: paired bootstrap over reviews and seeds "
+        f"- Accuracy differences between architectures: paired bootstrap over {example}s and seeds "
         f"for the 95% interval; {METHOD_MCNEMAR} as the p-value when only one seed is paired; "
         f"not significant at {ALPHA:.0%} means a tie (see *Paired comparisons*).",
     ]
     return "\n".join(lines)
 
 
-def published_section() -> str:
-    """Reference figures from the literature, clearly apart from what was measured here."""
-    body = [[name, setting, acc] for name, setting, acc in PUBLISHED_RESULTS]
+def published_section(task: str) -> str | None:
+    """Reference figures from the literature, clearly apart from what was measured here (None
+    for a task without any)."""
+    if task not in PUBLISHED_RESULTS:
+        return None
+    body = [[name, setting, acc] for name, setting, acc in PUBLISHED_RESULTS[task]]
     return "\n".join(
         [
             "## Published results (not measured here)",
@@ -494,24 +533,42 @@ def unreadable_section(unreadable: Sequence[Unreadable]) -> str | None:
     return "\n".join(lines)
 
 
-def render_markdown(
-    records: Sequence[dict[str, Any]],
-    manifest: Mapping[str, Any],
-    rows: Sequence[ArchSummary],
-    comparer: Comparer,
-    plot_names: Iterable[str],
-    unreadable: Sequence[Unreadable] = (),
-) -> str:
-    """The whole report."""
-    sections = [
-        header(records, manifest),
+def _task_sections(
+    section: TaskSection, manifest: Mapping[str, Any], unreadable: Sequence[Unreadable]
+) -> list[str | None]:
+    """One task's part of the report, results to published figures."""
+    rows, comparer, example = section.rows, section.comparer, section.example
+    return [
         results_section(rows, manifest),
         unreadable_section(unreadable),
         chosen_section(rows, manifest),
         "## Which one should I use?\n\n" + _smoke_caveat(manifest) + recommend(rows, comparer),
-        comparison_section(rows, comparer),
-        plots_section(plot_names),
-        measurement_section([r for r in rows if r.records]),
-        published_section(),
+        comparison_section(rows, comparer, example),
+        plots_section(section.plot_names, section.plot_prefix),
+        measurement_section([r for r in rows if r.records], example),
+        published_section(str(section.facts.get("name"))),
     ]
-    return "\n\n".join(section for section in sections if section) + "\n"
+
+
+def _demoted(text: str) -> str:
+    """``text`` with every heading one level deeper (a task's part under its own heading)."""
+    return "\n".join("#" + line if line.startswith("#") else line for line in text.split("\n"))
+
+
+def render_markdown(
+    records: Sequence[dict[str, Any]],
+    manifest: Mapping[str, Any],
+    sections: Sequence[TaskSection],
+    unreadable: Sequence[Unreadable] = (),
+) -> str:
+    """The whole report: one task's reads as a single report; with several, each task has its
+    own section (table, plots, recommendation), headed by its name and description."""
+    if len(sections) == 1:
+        parts = [header(records, manifest, sections), *_task_sections(sections[0], manifest, unreadable)]
+        return "\n\n".join(part for part in parts if part) + "\n"
+    parts = [header(records, manifest, sections), unreadable_section(unreadable)]
+    for section in sections:
+        facts = section.facts
+        intro = f"## Task `{facts.get('name')}`: {facts.get('title')}\n\n{facts.get('description')}."
+        parts += [intro, *(_demoted(p) for p in _task_sections(section, manifest, ()) if p)]
+    return "\n\n".join(part for part in parts if part) + "\n"

@@ -1,5 +1,8 @@
 """Render a results folder: ``report.md``, ``summary.csv`` and ``plots/*.png`` beside the runs.
 
+A folder may hold several tasks: each gets its own section of the report, its own comparisons and
+its own figures (IMDb's in ``plots/``, another task's in ``plots/<task>/``).
+
 Everything is computed in memory first and written only once it all succeeded, each file through
 a temporary file and an atomic rename: a bad record leaves the folder as it was, and an
 interrupted render leaves whole files (old or new), never half of one.
@@ -9,11 +12,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.records import RecordError, load_folder, read_manifest, write_bytes_atomic
+from bench.records import (
+    DEFAULT_TASK,
+    RecordError,
+    load_folder,
+    read_manifest,
+    task_facts,
+    write_bytes_atomic,
+)
 from reports.compare import Comparer
-from reports.markdown import RERUN_HINT, render_markdown
+from reports.markdown import RERUN_HINT, TaskSection, render_markdown
 from reports.plots import PLOTS_DIR, render_plots
-from reports.table import summarize, summary_frame
+from reports.table import by_task, summarize, summary_frame
 
 REPORT_NAME = "report.md"
 SUMMARY_NAME = "summary.csv"
@@ -36,11 +46,17 @@ def build_outputs(results_dir: Path) -> dict[str, bytes]:
         if folder.unreadable:  # nothing else to show: say what is wrong with what is there
             raise RecordError(f"{folder.unreadable[0].message}; {RERUN_HINT}")
         raise RecordError(f"{results_dir} holds no run records yet (runs/*/record.json)")
-    rows = summarize(records, manifest.get("archs"))
-    comparer = Comparer(results_dir, rows)
-    plots = render_plots(rows)
-    markdown = render_markdown(records, manifest, rows, comparer, plots, folder.unreadable)
-    frame = summary_frame(records, manifest.get("archs"))
+    sections, plots = [], {}
+    for task, task_records in by_task(records, manifest.get("tasks")).items():
+        rows = summarize(task_records, manifest.get("archs"))
+        # IMDb's figures keep the names they had before tasks existed.
+        prefix = "" if task == DEFAULT_TASK else f"{task}/"
+        task_plots = {prefix + name: png for name, png in render_plots(rows).items()}
+        plots.update(task_plots)
+        sections.append(TaskSection(task_facts(task_records[0]), task_records, rows,
+                                    Comparer(results_dir, rows), list(task_plots), prefix))
+    markdown = render_markdown(records, manifest, sections, folder.unreadable)
+    frame = summary_frame(records, manifest.get("archs"), manifest.get("tasks"))
     outputs = {
         REPORT_NAME: markdown.encode("utf-8"),
         SUMMARY_NAME: frame.to_csv(index=False, float_format="%.10g", lineterminator="\n").encode(

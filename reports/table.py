@@ -16,7 +16,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from bench.metrics import METRICS, Metric
-from bench.records import ok_records
+from bench.records import DEFAULT_TASK, ok_records, task_of
 from reports.stats import mean_std_ci
 
 #: Shown for a value that was not measured (a null or absent metric, a single seed's spread).
@@ -42,7 +42,7 @@ class MetricStats:
 
 @dataclass
 class ArchSummary:
-    """Everything the report says about one architecture."""
+    """Everything the report says about one architecture on one task."""
 
     arch: str
     description: str
@@ -52,6 +52,7 @@ class ArchSummary:
     ok: list[dict[str, Any]] = field(default_factory=list)
     failed: list[dict[str, Any]] = field(default_factory=list)
     stats: dict[str, MetricStats] = field(default_factory=dict)
+    task: str = DEFAULT_TASK
 
     @property
     def concurrent_runs(self) -> int:
@@ -104,15 +105,38 @@ def _arch_order(records: Sequence[dict[str, Any]], arch_order: Iterable[str] | N
     return order
 
 
-def summarize(
-    records: Sequence[dict[str, Any]], arch_order: Iterable[str] | None = None
-) -> list[ArchSummary]:
-    """Group ``records`` by architecture and aggregate every metric over the successful seeds.
+def by_task(
+    records: Sequence[dict[str, Any]], task_order: Iterable[str] | None = None
+) -> dict[str, list[dict[str, Any]]]:
+    """``records`` split by task: tasks in ``task_order`` (the manifest's ``tasks``), then in
+    order of first appearance; a task without records is left out."""
+    groups: dict[str, list[dict[str, Any]]] = {task: [] for task in task_order or []}
+    for rec in records:
+        groups.setdefault(task_of(rec), []).append(rec)
+    return {task: recs for task, recs in groups.items() if recs}
 
-    Rows follow ``arch_order`` (the manifest's ``archs``, i.e. the registry order), then any
-    other architecture in order of first appearance in ``records``. An architecture named in
-    ``arch_order`` without any record gets no row.
+
+def summarize(
+    records: Sequence[dict[str, Any]], arch_order: Iterable[str] | None = None,
+    task_order: Iterable[str] | None = None,
+) -> list[ArchSummary]:
+    """Group ``records`` by (task, architecture) and aggregate every metric over the successful
+    seeds.
+
+    Rows come task by task (see :func:`by_task`); within a task they follow ``arch_order`` (the
+    manifest's ``archs``, i.e. the registry order), then any other architecture in order of
+    first appearance in ``records``. An architecture named in ``arch_order`` without any record
+    gets no row.
     """
+    rows = []
+    for task, task_records in by_task(records, task_order).items():
+        rows += _summarize_task(task, task_records, arch_order)
+    return rows
+
+
+def _summarize_task(
+    task: str, records: Sequence[dict[str, Any]], arch_order: Iterable[str] | None
+) -> list[ArchSummary]:
     by_arch: dict[str, list[dict[str, Any]]] = {}
     for rec in records:
         by_arch.setdefault(rec["arch"], []).append(rec)
@@ -132,6 +156,7 @@ def summarize(
             records=recs,
             ok=ok_records(recs),
             failed=[r for r in recs if r["status"] != "ok"],
+            task=task,
         )
         for metric in METRICS:
             row.stats[metric] = MetricStats(*mean_std_ci(r["metrics"].get(metric) for r in row.ok))
@@ -140,17 +165,19 @@ def summarize(
 
 
 def summary_frame(
-    records: Sequence[dict[str, Any]], arch_order: Iterable[str] | None = None
+    records: Sequence[dict[str, Any]], arch_order: Iterable[str] | None = None,
+    task_order: Iterable[str] | None = None,
 ) -> pd.DataFrame:
-    """One row per architecture: run counts, then ``<metric>_mean/_std/_n/_ci_lo/_ci_hi``.
+    """One row per (task, architecture): run counts, then ``<metric>_mean/_std/_n/_ci_lo/_ci_hi``.
 
     The interval is the 95% Student t interval over seeds; with one seed std and interval are
     NaN. Row order as in :func:`summarize`.
     """
     rows = []
-    for summary in summarize(records, arch_order):
+    for summary in summarize(records, arch_order, task_order):
         row: dict[str, Any] = {
             "arch": summary.arch,
+            "task": summary.task,
             "description": summary.description,
             "recurrent": summary.recurrent,
             "n_runs": len(summary.records),
@@ -354,18 +381,18 @@ def main_table(rows: Sequence[ArchSummary]) -> str:
 def terminal_summary(records: Sequence[dict[str, Any]], manifest: dict[str, Any] | None) -> str:
     """A compact plain-text table of the run for the terminal (tabulate)."""
     manifest = manifest or {}
-    rows = summarize(records, manifest.get("archs"))
+    rows = summarize(records, manifest.get("archs"), manifest.get("tasks"))
     columns = [m for m in METRICS.values() if m.in_terminal]
-    headers = ["arch", "seeds"] + [header(c) for c in columns]
+    # The task column only where there is more than one task: an IMDb folder reads as before.
+    several = len({row.task for row in rows}) > 1
+    headers = ["task"] * several + ["arch", "seeds"] + [header(c) for c in columns]
     body = []
     for row in rows:
+        names = [row.task] * several + [row.arch, seeds_cell(row)]
         if not row.ok:
-            body.append([row.arch, seeds_cell(row), f"FAIL ({row.failure_text()})"])
+            body.append([*names, f"FAIL ({row.failure_text()})"])
             continue
-        body.append(
-            [row.arch, seeds_cell(row)]
-            + [marked(row, c, format_stat(row.stats[c.name], c)) for c in columns]
-        )
+        body.append(names + [marked(row, c, format_stat(row.stats[c.name], c)) for c in columns])
     title = (
         f"rnnbench: profile {manifest.get('profile', '?')}, device {manifest.get('device', '?')}"
     )
