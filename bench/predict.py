@@ -1,7 +1,8 @@
 """Classify reviews with a trained run: ``python -m bench.predict RUN_DIR "a review"``.
 
 Loads the run's resolved spec (``config.json``), vocabulary and selected checkpoint, then runs the
-same tokenizer and encoding as training.
+same tokenizer and encoding as training. Only a run of a task whose inputs are text (as the task's
+registration declares) can classify text; any other is refused with one line.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from torch import nn
 
 from bench.config import ConfigError, RunSpec
 from bench.executor import CHECKPOINT_NAME, CONFIG_NAME, VOCAB_NAME, build_model
-from data_pipeline import DataError, EncodedSplit, Vocab, tokenize
+from data_pipeline import DataError, EncodedSplit, UnknownTaskError, Vocab, task_info, tokenize
 
 
 class PredictError(Exception):
@@ -43,8 +44,15 @@ class Predictor:
             )
         try:
             self.spec = RunSpec.from_dict(json.loads((run_dir / CONFIG_NAME).read_text()))
+        except UnknownTaskError as exc:  # a KeyError, so caught before the others
+            raise PredictError(f"{run_dir} is a run of a task this installation does not "
+                               f"register ({exc})") from None
         except (json.JSONDecodeError, KeyError, TypeError, ConfigError) as exc:
             raise PredictError(f"{run_dir / CONFIG_NAME} is not a valid run config: {exc}") from None
+        task = task_info(self.spec.task)
+        if not task.text_inputs:
+            raise PredictError(f"{run_dir} is a run of task {task.name!r}, whose inputs are not "
+                               "text: predict classifies text with runs of a text task (e.g. imdb)")
         try:
             self.vocab = Vocab.load(run_dir / VOCAB_NAME)
         except DataError as exc:
@@ -57,7 +65,8 @@ class Predictor:
         except (RuntimeError, OSError, EOFError) as exc:
             raise PredictError(f"cannot load checkpoint {run_dir / CHECKPOINT_NAME}: {exc}") from None
         self.model.eval()
-        self.max_len = self.spec.config.data.max_len
+        # A text task may leave its length uncut (no max_len setting).
+        self.max_len = getattr(self.spec.config.data, "max_len", None)
 
     def encode(self, text: str) -> list[int]:
         """The token ids of ``text`` (cut at the run's max length); raise :class:`PredictError`
