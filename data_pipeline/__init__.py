@@ -8,6 +8,9 @@ Typical use::
         logits = model(batch.tokens, batch.lengths)
 
 ``python -m data_pipeline --data PATH`` prints what was loaded and how long each stage took.
+
+The task registry (:mod:`data_pipeline.tasks`) names what a run trains on: IMDb is its first task
+(``task_info("imdb").loader`` wraps :func:`load_imdb`), and another task is one ``register_task``.
 """
 
 from .batching import Batch, make_batches

@@ -24,17 +24,6 @@ from .config import DataConfig
 from .encode import EncodedSplit
 from .vocab import Vocab
 
-__all__ = [
-    "DEFAULT_TASK",
-    "TaskData",
-    "TaskInfo",
-    "UnknownTaskError",
-    "ensure_task",
-    "list_tasks",
-    "register_task",
-    "task_info",
-]
-
 DEFAULT_TASK = "imdb"
 
 

@@ -159,7 +159,7 @@ def _data_facts(section: TaskSection, several: bool) -> list[tuple[str, str]]:
     if checksum != MISSING or not several:
         rows.append((f"Data checksum{label}", f"`{checksum}`" if checksum != MISSING else MISSING))
     rows.append((
-        f"Splits{label} ({section.example}s)",
+        f"Splits ({label[2:-1]}, {section.example}s)" if several else f"Splits ({section.example}s)",
         f"train {_count_field(records, 'n_train')}, validation {_count_field(records, 'n_val')}, "
         f"test {_count_field(records, 'n_test')}; vocabulary {_count_field(records, 'vocab_size')}",
     ))  # fmt: skip

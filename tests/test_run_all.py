@@ -147,6 +147,6 @@ def test_help_explains_every_option():
     assert result.returncode == 0
     for option in ("--profile", "--archs", "--seeds", "--epochs", "--set", "--threads", "--device",
                    "--data", "--out", "--resume", "--overwrite", "--list-archs", "--report-only",
-                   "--allow-other-commit"):
+                   "--allow-other-commit", "--task", "--list-tasks"):
         assert option in result.stdout
     assert "failed runs" in result.stdout and "are run again" in result.stdout  # --resume retries

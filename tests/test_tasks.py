@@ -189,9 +189,25 @@ def test_a_registered_task_runs_beside_imdb_in_one_folder(capsys, tmp_path):
     assert f"plots/{TINY}/accuracy_vs_throughput.png" in tiny_part
     assert (out / "plots" / TINY / "accuracy_vs_throughput.png").is_file()
     assert "Published results" not in tiny_part and "Published results" in report
-    assert "| **Splits (Tiny first symbol) (sequences)** | train 160, validation 40, test 100" in report
+    assert "| **Splits (Tiny first symbol, sequences)** | train 160, validation 40, test 100" in report
     csv = (out / "summary.csv").read_text(encoding="utf-8").splitlines()
     assert csv[0].startswith("arch,task,") and {line.split(",")[1] for line in csv[1:]} == {"imdb", TINY}
     # The tiny task's inputs are not text: predict says so in one line.
     code = predict_main([str(out / "runs" / held[TINY]["run_id"]), "some words"])
     assert code == 2 and "whose inputs are not text" in capsys.readouterr().err
+
+
+def test_tuning_works_on_a_task_whose_inputs_are_not_text(tmp_path):
+    # Tuning reads only the encoded train and validation splits, so it serves every task.
+    from bench.tune import TUNING_NAME, TuneConfig, tune_grid
+
+    config = profile_config("smoke", task=TINY)
+    specs = plan_grid(["bag_of_embeddings"], 1, profile="smoke", config=config, device="cpu",
+                      threads=1, task=TINY)  # fmt: skip
+    grid = TuneConfig(lr_factors=(0.5, 2.0), dropout_factors=(1.0,), epochs=1)
+    chosen = tune_grid(specs, load_tiny(config.data, None), tmp_path, grid, progress=False,
+                       log=lambda _: None)  # fmt: skip
+    trials = json.loads((tmp_path / TUNING_NAME).read_text())["trials"]
+    assert len(trials) == 2 and all(t["trial_id"].startswith(f"{TINY}-") for t in trials)
+    best = min(trials, key=lambda t: t["val_loss"])
+    assert chosen == {"bag_of_embeddings": best["settings"]}
