@@ -16,7 +16,7 @@ from typing import Any
 from bench.metrics import definition_groups
 from bench.records import Unreadable
 from reports.compare import ALPHA, METHOD_BOOTSTRAP, METHOD_MCNEMAR, N_BOOT, THRESHOLD, Comparer
-from reports.plots import PLOT_TITLES, PLOTS_DIR
+from reports.plots import PLOT_TITLES, PLOTS_DIR, plot_title
 from reports.recommend import format_p, format_points, recommend
 from reports.table import MISSING, ArchSummary, contention_note, main_table, markdown_table
 
@@ -373,15 +373,15 @@ def comparison_section(rows: Sequence[ArchSummary], comparer: Comparer, example:
     return "\n".join(lines)
 
 
-def plots_section(plot_names: Iterable[str], prefix: str = "") -> str:
+def plots_section(plot_names: Iterable[str], prefix: str = "", example: str = "review") -> str:
     """The figures, embedded by relative path (``plots/<prefix><name>``)."""
     lines = ["## Plots", ""]
     names = [n for n in PLOT_TITLES if prefix + n in set(plot_names)]
     if not names:
         return "\n".join(lines + ["No figure could be drawn: no run has the values they need."])
     for name in names:
-        lines += [f"### {PLOT_TITLES[name]}", "",
-                  f"![{PLOT_TITLES[name]}]({PLOTS_DIR}/{prefix}{name})", ""]  # fmt: skip
+        title = plot_title(name, example)
+        lines += [f"### {title}", "", f"![{title}]({PLOTS_DIR}/{prefix}{name})", ""]
     lines.append(
         "Each architecture has the same colour in every figure. Speed and memory are this "
         "machine's; a log axis is used where the values span a factor of ten or more."
@@ -544,7 +544,7 @@ def _task_sections(
         chosen_section(rows, manifest),
         "## Which one should I use?\n\n" + _smoke_caveat(manifest) + recommend(rows, comparer),
         comparison_section(rows, comparer, example),
-        plots_section(section.plot_names, section.plot_prefix),
+        plots_section(section.plot_names, section.plot_prefix, example),
         measurement_section([r for r in rows if r.records], example),
         published_section(str(section.facts.get("name"))),
     ]

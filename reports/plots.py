@@ -23,13 +23,19 @@ from reports.table import ArchSummary, format_count
 
 #: The folder of a results folder that holds the plots.
 PLOTS_DIR = "plots"
-#: Plot file names (relative to ``plots/``) with the markdown caption of each.
+#: Plot file names (relative to ``plots/``) with the markdown caption of each (``{example}``: what
+#: one example of the task is called, see :func:`plot_title`).
 PLOT_TITLES: dict[str, str] = {
     "learning_curves.png": "Learning curves (mean over seeds)",
     "accuracy_vs_throughput.png": "Test accuracy against training throughput",
     "memory_and_params.png": "Peak memory and parameter count",
-    "latency.png": "Single-review latency",
+    "latency.png": "Single-{example} latency",
 }
+
+
+def plot_title(name: str, example: str = "review") -> str:
+    """The caption of plot ``name`` for a task whose examples are called ``example``."""
+    return PLOT_TITLES[name].format(example=example)
 
 _DPI = 120
 
@@ -301,8 +307,8 @@ def memory_and_params(rows: Sequence[ArchSummary]) -> bytes | None:
     return _png(fig)
 
 
-def latency(rows: Sequence[ArchSummary]) -> bytes | None:
-    """Latency bars at p50 with whiskers up to p95 (one review, batch of one)."""
+def latency(rows: Sequence[ArchSummary], example: str = "review") -> bytes | None:
+    """Latency bars at p50 with whiskers up to p95 (one example, batch of one)."""
     colors = arch_colors(rows)
     drawn = [r for r in rows if r.value("latency_ms_p50") is not None]
     if not drawn:
@@ -337,18 +343,18 @@ def latency(rows: Sequence[ArchSummary]) -> bytes | None:
     else:
         ax.set_ylabel("latency (ms)")
     ax.margins(y=0.15)
-    ax.set_title("Single-review latency: bar p50, whisker to p95 (lower is better)")
+    ax.set_title(f"{plot_title('latency.png', example)}: bar p50, whisker to p95 (lower is better)")
     ax.grid(alpha=0.3, axis="y", which="both")
     return _png(fig)
 
 
-def render_plots(rows: Sequence[ArchSummary]) -> dict[str, bytes]:
+def render_plots(rows: Sequence[ArchSummary], example: str = "review") -> dict[str, bytes]:
     """Every figure that has data, keyed by its file name under ``plots/``."""
     makers = {
         "learning_curves.png": learning_curves,
         "accuracy_vs_throughput.png": accuracy_vs_throughput,
         "memory_and_params.png": memory_and_params,
-        "latency.png": latency,
+        "latency.png": lambda rows: latency(rows, example),
     }
     out = {}
     for name, make in makers.items():

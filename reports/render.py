@@ -51,10 +51,12 @@ def build_outputs(results_dir: Path) -> dict[str, bytes]:
         rows = summarize(task_records, manifest.get("archs"))
         # IMDb's figures keep the names they had before tasks existed.
         prefix = "" if task == DEFAULT_TASK else f"{task}/"
-        task_plots = {prefix + name: png for name, png in render_plots(rows).items()}
+        facts = task_facts(task_records[0])
+        figures = render_plots(rows, str(facts.get("example") or "example"))
+        task_plots = {prefix + name: png for name, png in figures.items()}
         plots.update(task_plots)
-        sections.append(TaskSection(task_facts(task_records[0]), task_records, rows,
-                                    Comparer(results_dir, rows), list(task_plots), prefix))
+        sections.append(TaskSection(facts, task_records, rows, Comparer(results_dir, rows),
+                                    list(task_plots), prefix))
     markdown = render_markdown(records, manifest, sections, folder.unreadable)
     frame = summary_frame(records, manifest.get("archs"), manifest.get("tasks"))
     outputs = {

@@ -187,6 +187,7 @@ def test_a_registered_task_runs_beside_imdb_in_one_folder(capsys, tmp_path):
     tiny_part = report[report.index(f"## Task `{TINY}`"):]
     assert "Generated sequences of six symbols" in tiny_part and "### Results" in tiny_part
     assert f"plots/{TINY}/accuracy_vs_throughput.png" in tiny_part
+    assert "#### Single-sequence latency" in tiny_part and "#### Single-review latency" in report
     assert (out / "plots" / TINY / "accuracy_vs_throughput.png").is_file()
     assert "Published results" not in tiny_part and "Published results" in report
     assert "| **Splits (Tiny first symbol, sequences)** | train 160, validation 40, test 100" in report
