@@ -86,9 +86,13 @@ def _die_with_parent(parent_pid: int) -> None:
 
 
 def _child(target: Any, args: tuple, parent_pid: int, report: Any, peak: Any, gpu: str | None) -> None:
-    # SIGINT is ignored here (inherited, see _start_shielded): a Ctrl-C reaches the whole
-    # terminal group, and the parent alone answers it, by sending this child SIGTERM. Until this
-    # line runs, SIGTERM kills the child silently; from here on it unwinds it cleanly.
+    # SIGINT arrives blocked (see _start_shielded): ignoring it discards a Ctrl-C that came while
+    # this process started, and unblocking it then lets nothing through. A Ctrl-C reaches the
+    # whole terminal group, and the parent alone answers it, by sending this child SIGTERM.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    # Until this line runs, SIGTERM kills the child silently; from here on it unwinds it cleanly.
     signal.signal(signal.SIGTERM, _raise_interrupt)
     if gpu is not None:  # before anything touches CUDA: this child sees its one GPU as cuda:0
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu
@@ -111,26 +115,32 @@ def _execute_run_quietly(spec: RunSpec, run_dir: Path, progress: bool, *,
 
 
 def _start_shielded(proc: Any) -> None:
-    """Start ``proc`` so that it ignores SIGINT from its first instruction, without this process
-    losing a Ctrl-C that arrives meanwhile.
+    """Start ``proc`` so that neither it nor this process is interrupted half-way, and a Ctrl-C
+    that comes meanwhile is not lost but raised here once the start is done.
 
-    An ignored SIGINT survives exec, so the child cannot be interrupted while it imports (which
-    printed multiprocessing's 20-line bootstrap traceback); the parent alone answers Ctrl-C, by
-    stopping the child. Blocking SIGINT around the start keeps a Ctrl-C from that moment pending
-    (Linux never discards a blocked signal), and it is delivered here once the start is done.
+    SIGINT is blocked in this thread during the start, so the child begins life with it blocked
+    (a signal mask survives fork and exec); the child ignores SIGINT and then unblocks it as its
+    first step (:func:`_child`), which discards a Ctrl-C that came while it was starting: it
+    cannot be interrupted while it imports (which printed multiprocessing's 20-line bootstrap
+    traceback), and the parent alone answers Ctrl-C, by stopping the child. Another thread of
+    this process (tqdm's monitor, a BLAS pool) may still take the signal, so this process's
+    handler only notes it during the start: raised inside ``start`` it cut the hand-over of the
+    run to the child (its EOFError traceback), and with SIGINT ignored instead it was lost (a grid
+    interrupted as a run started went on and exited 0).
     """
-    shield = (threading.current_thread() is threading.main_thread()
-              and hasattr(signal, "pthread_sigmask"))
-    if not shield:
-        proc.start()
+    if threading.current_thread() is not threading.main_thread():
+        proc.start()  # signal handlers belong to the main thread
         return
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    noted: list[int] = []
+    previous_handler = signal.signal(signal.SIGINT, lambda signum, _frame: noted.append(signum))
+    previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         proc.start()
     finally:
-        signal.signal(signal.SIGINT, previous)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
+        signal.signal(signal.SIGINT, previous_handler)
+    if noted:
+        raise KeyboardInterrupt
 
 
 def cpu_cores() -> int:
