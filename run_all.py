@@ -21,7 +21,7 @@ import shutil
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -82,6 +82,20 @@ def build_parser() -> argparse.ArgumentParser:
         "cores), full (the notebook's configuration, meant for a GPU); default: full on CUDA, "
         "quick on CPU",
     )
+    parser.add_argument(
+        "--suite", choices=("memory",), default=None,
+        help="memory: instead of one grid, the memory suite: every recurrent architecture on the "
+        "generated memory task at T = 16, 32, 64, ... until it fails (the horizon), more seeds "
+        "where its result changes, floors at the first and last T, and the gradient-flow probe; "
+        "run it into the folder of an IMDb grid (--resume) and the report adds the notebook's "
+        "table, measured",
+    )
+    parser.add_argument("--loads", default=None, metavar="N/A,...",
+                        help="with --suite memory: the memory loads, N symbols of an alphabet of "
+                        "A each (default: 2/16,2/4)")
+    parser.add_argument("--max-distance", type=_positive_int, default=None, metavar="T",
+                        help="with --suite memory: the largest T the sweep may reach (default: "
+                        "1024; it doubles from 16 while any architecture still solves the last T)")
     parser.add_argument("--task", default="imdb", metavar="NAME",
                         help="the task to run (see --list-tasks); a results folder may hold "
                         "several tasks, each reported in its own section")
@@ -333,7 +347,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(args: argparse.Namespace, argv: list[str]) -> int:
     """Plan, execute and report, one job per function below."""
-    from bench.runner import utc_now
 
     if args.list_archs:
         print(list_archs())
@@ -344,6 +357,8 @@ def _main(args: argparse.Namespace, argv: list[str]) -> int:
     device, profile, out = _resolve_target(args)
     if args.report_only:
         return _report_only(out)
+    if args.suite == "memory":
+        return _memory_suite(args, argv, device, profile, out)
     archs, config, model_settings = _resolve_config(args, profile)
     threads, specs = _plan(args, archs, config, model_settings, profile, device)
     check_out_dir(out, resume=args.resume, overwrite=args.overwrite, run_ids=args.run_id)
@@ -352,30 +367,108 @@ def _main(args: argparse.Namespace, argv: list[str]) -> int:
         specs, tuning = _prepare_data_and_tune(
             args, specs, config, profile, device, out, previous, archs
         )
-        manifest = {
-            "profile": profile,
-            "device": device.type,
-            "threads": threads,
-            "jobs": args.jobs,
-            "executor": args.executor,
-            "argv": ["run_all.py", *argv],
-            # A resumed folder may have been started with other architectures: the report covers all.
-            "archs": _merge_archs(previous.get("archs", []), archs),
-            "tasks": list(dict.fromkeys([*previous.get("tasks", ["imdb"] if previous else []),
-                                         args.task])),
-            "seeds": max(args.seeds, previous.get("seeds", 0)),
-            "protocol": protocol,
-            **({"tuning": tuning} if tuning is not None else {}),
-            "settings": settings,
-            "task_settings": {**_task_settings(previous), args.task: settings},
-            "commits": _commits(previous),
-            "started_utc": previous.get("started_utc", utc_now()),
-            "finished_utc": None,
-            "wall_time_s": previous.get("wall_time_s", 0.0),
-        }
+        manifest = _manifest(args, argv, previous, profile=profile, device=device, threads=threads,
+                             archs=archs, protocol=protocol, settings=settings, tuning=tuning)
         outcome = _execute(args, specs, out, manifest)
         unreadable = _render(out, manifest)
     return _exit_code(outcome, unreadable)
+
+
+def _manifest(
+    args: argparse.Namespace, argv: list[str], previous: dict[str, Any], *, profile: str,
+    device: torch.device, threads: int, archs: list[str], protocol: str | None,
+    settings: dict[str, Any], tuning: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The folder's manifest after this command: what it ran, merged with what the folder held
+    (``previous``). ``protocol`` None keeps the folder's (the memory suite has none of its own)."""
+    from bench.runner import utc_now
+
+    return {
+        "profile": profile,
+        "device": device.type,
+        "threads": threads,
+        "jobs": args.jobs,
+        "executor": args.executor,
+        "argv": ["run_all.py", *argv],
+        # A resumed folder may have been started with other architectures: the report covers all.
+        "archs": _merge_archs(previous.get("archs", []), archs),
+        "tasks": list(dict.fromkeys([*previous.get("tasks", ["imdb"] if previous else []),
+                                     args.task])),
+        "seeds": max(args.seeds, previous.get("seeds", 0)),
+        "protocol": protocol or previous.get("protocol", "fixed"),
+        **({"tuning": tuning} if tuning is not None else
+           {"tuning": previous["tuning"]} if previous.get("tuning") else {}),
+        **({"memory_suite": previous["memory_suite"]} if previous.get("memory_suite") else {}),
+        "settings": settings,
+        "task_settings": {**_task_settings(previous), args.task: settings},
+        "commits": _commits(previous),
+        "started_utc": previous.get("started_utc", utc_now()),
+        "finished_utc": None,
+        "wall_time_s": previous.get("wall_time_s", 0.0),
+    }
+
+
+def _memory_suite(
+    args: argparse.Namespace, argv: list[str], device: torch.device, profile: str, out: Path
+) -> int:
+    """``--suite memory``: the memory sweep, the gradient-flow probe and the report."""
+    from bench import memory_suite
+
+    if args.task not in ("imdb", memory_suite.TASK):  # imdb: the option's default
+        raise UsageError(f"--suite memory runs the task {memory_suite.TASK}; drop --task {args.task}")
+    for given, option in ((args.tune, "--tune"), (args.run_id, "--run-id"),
+                          (args.seeds != 1, "--seeds")):
+        if given:
+            raise UsageError(f"--suite memory decides its own seeds and runs; drop {option}")
+    args.task = memory_suite.TASK
+    suite = _suite_config(args, profile)
+    archs, config, model_settings = _resolve_config(
+        args, profile, base=memory_suite.suite_overrides(profile, {}))
+    threads, specs = _plan(args, archs, config, model_settings, profile, device)
+    check_out_dir(out, resume=args.resume, overwrite=args.overwrite, run_ids=[])
+    with locked_out_dir(out, ["run_all.py", *argv]):
+        previous, _, settings = _open_out_dir(args, out, specs, per_run=memory_suite.AXES,
+                                              protocol=None)
+        print(f"rnnbench: memory suite, profile {profile} on {device.type}, {len(archs)} "
+              f"architecture(s), loads {', '.join(_load_names(suite))} -> {out}", file=sys.stderr)
+        manifest = _manifest(args, argv, previous, profile=profile, device=device, threads=threads,
+                             archs=archs, protocol=None, settings=settings)
+
+        def sweep(_: list[RunSpec], log: Callable[[str], None]) -> GridOutcome:
+            outcome, state = memory_suite.run_suite({s.arch: s for s in specs}, suite, out,
+                                                    run=_executor(args, out, log), log=log)
+            manifest["memory_suite"] = memory_suite.manifest_entry(suite, config, state)
+            return outcome
+
+        outcome = _execute(args, specs, out, manifest, grid=sweep)
+        unreadable = _render(out, manifest)
+    return _exit_code(outcome, unreadable)
+
+
+def _load_names(suite: Any) -> list[str]:
+    from data_pipeline.memory import load_label
+
+    return [load_label(alphabet, n_signals) for alphabet, n_signals in suite.loads]
+
+
+def _suite_config(args: argparse.Namespace, profile: str) -> Any:
+    """The memory suite of ``profile``, with --loads and --max-distance applied."""
+    from bench.memory_suite import SUITE_PROFILES
+
+    changes: dict[str, Any] = {}
+    if args.loads is not None:
+        try:
+            pairs = [part.strip().split("/") for part in args.loads.split(",") if part.strip()]
+            changes["loads"] = tuple((int(a), int(n)) for n, a in pairs)
+        except ValueError:
+            raise UsageError(f"--loads expects N/A pairs (N symbols of an alphabet of A), comma-"
+                             f"separated, e.g. 2/16,2/4; got {args.loads!r}") from None
+    if args.max_distance is not None:
+        changes["limit_distance"] = args.max_distance
+    try:
+        return dataclasses.replace(SUITE_PROFILES[profile], **changes)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _resolve_target(args: argparse.Namespace) -> tuple[torch.device, str, Path]:
@@ -405,10 +498,11 @@ def _report_only(out: Path) -> int:
 
 
 def _resolve_config(
-    args: argparse.Namespace, profile: str
+    args: argparse.Namespace, profile: str, base: dict[str, Any] | None = None
 ) -> tuple[list[str], RunConfig, dict[str, ModelSettings]]:
-    """The chosen architectures, the profile's configuration with the command line's overrides,
-    and each architecture's own hyperparameters (``--set lstm.hidden_dim=...``)."""
+    """The chosen architectures, the profile's configuration with ``base`` (a suite's settings)
+    and then the command line's overrides, and each architecture's own hyperparameters
+    (``--set lstm.hidden_dim=...``)."""
     from bench.config import ConfigError, parse_model_settings, profile_config, split_model_settings
     from data_pipeline import UnknownTaskError
     from models import UnknownModelError
@@ -418,6 +512,7 @@ def _resolve_config(
         overrides, per_model = split_model_settings(parse_settings(args.settings))
         if args.epochs is not None:
             overrides["train.epochs"] = str(args.epochs)
+        overrides = {**(base or {}), **overrides}
         config = profile_config(profile, overrides, task=args.task)
         # A model is built once to check its settings; a task without a vocabulary setting
         # gets a small one (the check is about the model's own hyperparameters).
@@ -464,15 +559,20 @@ def _plan(
 
 
 def _open_out_dir(
-    args: argparse.Namespace, out: Path, specs: list[RunSpec]
-) -> tuple[dict[str, Any], str, dict[str, Any]]:
+    args: argparse.Namespace, out: Path, specs: list[RunSpec], *, per_run: tuple[str, ...] = (),
+    protocol: str | None = "",
+) -> tuple[dict[str, Any], str | None, dict[str, Any]]:
     """Check the locked results folder against this command (protocol, settings, commit) and clear
-    it for --overwrite; its previous manifest, this protocol and the settings of this grid."""
+    it for --overwrite; its previous manifest, this protocol and the settings of this grid.
+
+    ``per_run``: settings that differ between this command's runs (a suite's axes); ``protocol``
+    None: the command has no protocol of its own to check (the memory suite)."""
     from bench import folder, records
     from bench.tune import DROPOUT_KEY, LR_KEY
 
-    protocol = "tuned" if args.tune else "fixed"
-    per_arch = (LR_KEY, DROPOUT_KEY) if args.tune else ()
+    if protocol == "":
+        protocol = "tuned" if args.tune else "fixed"
+    per_arch = ((LR_KEY, DROPOUT_KEY) if args.tune else ()) + per_run
     settings = folder.grid_settings(specs, per_arch)
     if args.overwrite:
         clear_out_dir(out)
@@ -482,7 +582,7 @@ def _open_out_dir(
         held = records.load_folder(out) if previous else records.Folder([], [])
     except records.RecordError as exc:
         raise UsageError(f"{exc}") from None
-    if previous.get("protocol", protocol) != protocol:
+    if protocol is not None and previous.get("protocol", protocol) != protocol:
         raise UsageError(f"{out} holds runs of the {previous['protocol']} protocol; "
                          f"{'drop' if previous['protocol'] == 'fixed' else 'add'} --tune or "
                          "choose another --out")
@@ -549,26 +649,37 @@ def _prepare_data_and_tune(
 
 
 def _execute(
-    args: argparse.Namespace, specs: list[RunSpec], out: Path, manifest: dict[str, Any]
+    args: argparse.Namespace, specs: list[RunSpec], out: Path, manifest: dict[str, Any],
+    grid: Callable[[list[RunSpec], Callable[[str], None]], GridOutcome] | None = None,
 ) -> GridOutcome:
-    """Run the grid, keeping the manifest's start, finish and wall time current."""
-    from bench.runner import run_grid, utc_now, write_manifest
+    """Run the grid (or ``grid(specs, log)``: a suite), keeping the manifest's start, finish and
+    wall time current."""
+    from bench.runner import utc_now, write_manifest
 
     write_manifest(out, manifest)
     started = time.perf_counter()
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
-    if args.executor == "ray":
-        from bench.ray_executor import run_grid_ray
-
-        outcome = run_grid_ray(specs, out, address=args.ray_address, resume=args.resume, log=log)
-    else:
-        outcome = run_grid(specs, out, resume=args.resume, progress=not args.no_progress,
-                           jobs=args.jobs, log=log)
+    outcome = grid(specs, log) if grid is not None else _executor(args, out, log)(specs)
     manifest.update(finished_utc=utc_now(),
                     wall_time_s=manifest["wall_time_s"] + time.perf_counter() - started,
                     interrupted=outcome.interrupted)
     write_manifest(out, manifest)
     return outcome
+
+
+def _executor(
+    args: argparse.Namespace, out: Path, log: Callable[[str], None]
+) -> Callable[[list[RunSpec]], GridOutcome]:
+    """What runs a list of specs into ``out``: Ray tasks or local child processes (--jobs)."""
+    if args.executor == "ray":
+        from bench.ray_executor import run_grid_ray
+
+        return lambda specs: run_grid_ray(specs, out, address=args.ray_address,
+                                          resume=args.resume, log=log)
+    from bench.runner import run_grid
+
+    return lambda specs: run_grid(specs, out, resume=args.resume, progress=not args.no_progress,
+                                  jobs=args.jobs, log=log)
 
 
 def _render(out: Path, manifest: dict[str, Any] | None) -> list[Any]:

@@ -59,6 +59,8 @@ class TrainConfig:
     weight_decay: float = 0.0
     grad_clip: float = 1.0  # max gradient norm; 0 disables clipping
     patience: int = 2  # epochs without a better validation loss before stopping
+    # Stop once validation accuracy reaches this (0 disables): a memory probe stops when solved.
+    target_accuracy: float = 0.0
     max_time_s: float = 0.0  # wall-clock limit of the training loop; 0 means none
     bf16: bool = True  # bf16 autocast, used on CUDA only
     # Flush denormal floats to zero on CPU. Early in training the recurrent backward pass is full
@@ -74,6 +76,8 @@ class TrainConfig:
         _check(self.weight_decay >= 0, "train.weight_decay must be >= 0")
         _check(self.grad_clip >= 0, "train.grad_clip must be >= 0 (0 disables clipping)")
         _check(self.patience >= 1, "train.patience must be >= 1")
+        _check(0.0 <= self.target_accuracy <= 1.0,
+               "train.target_accuracy must be in [0, 1] (0 disables it)")
         _check(self.max_time_s >= 0, "train.max_time_s must be >= 0 (0 means no limit)")
         _check(self.eval_batch_size >= 1, "train.eval_batch_size must be >= 1")
 
@@ -348,9 +352,19 @@ def parse_model_settings(
     return settings
 
 
+#: Settings added after run ids were first published, with the value that means "as before": a
+#: spec leaves them out while they hold it, so every earlier run keeps its id (and its folder's
+#: settings still match). A missing key reads back as the field's default.
+_ADDED_LATER: dict[tuple[str, str], Any] = {("train", "target_accuracy"): 0.0}
+
+
 def config_to_dict(config: RunConfig) -> dict[str, Any]:
-    """A JSON-ready nested dict of ``config``."""
-    return dataclasses.asdict(config)
+    """A JSON-ready nested dict of ``config`` (without the later settings at their old value)."""
+    payload = dataclasses.asdict(config)
+    for (section, name), unchanged in _ADDED_LATER.items():
+        if payload.get(section, {}).get(name, unchanged) == unchanged:
+            payload.get(section, {}).pop(name, None)
+    return payload
 
 
 def config_from_dict(payload: dict[str, Any], task: str = DEFAULT_TASK) -> RunConfig:

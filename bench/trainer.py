@@ -63,7 +63,7 @@ class FitResult:
     epochs_run: int
     best_state: dict[str, torch.Tensor]
     train_time_s: float
-    stop_reason: str  # "epochs", "early_stop" or "time_limit"
+    stop_reason: str  # "epochs", "early_stop", "target_reached" or "time_limit"
     steady_samples: int = 0
     steady_tokens: int = 0
     steady_time_s: float = 0.0
@@ -145,7 +145,8 @@ class Trainer:
         return loss.detach(), correct
 
     def fit(self, train: EncodedSplit, val: EncodedSplit, *, seed: int, desc: str = "") -> FitResult:
-        """Train for up to ``epochs`` epochs with early stopping on validation loss."""
+        """Train for up to ``epochs`` epochs with early stopping on validation loss, or until
+        validation accuracy reaches ``target_accuracy`` when that is set."""
         cfg = self.cfg
         history: list[dict[str, float]] = []
         best_loss = math.inf
@@ -184,6 +185,9 @@ class Trainer:
                 stale += 1
             if timed_out:
                 stop_reason = "time_limit"
+                break
+            if 0 < cfg.target_accuracy <= val_result.accuracy:
+                stop_reason = "target_reached"
                 break
             if stale >= cfg.patience and epoch < cfg.epochs:
                 stop_reason = "early_stop"

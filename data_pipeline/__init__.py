@@ -13,6 +13,7 @@ The task registry (:mod:`data_pipeline.tasks`) names what a run trains on: IMDb 
 (``task_info("imdb").loader`` wraps :func:`load_imdb`), and another task is one ``register_task``.
 """
 
+from . import memory  # registers the generated memory task  # noqa: F401
 from .batching import Batch, make_batches
 from .config import PIPELINE_VERSION, DataConfig
 from .encode import EncodedSplit

@@ -39,9 +39,18 @@ import numpy as np
 import torch
 
 from .encode import EncodedSplit
+from .tasks import TaskData, register_task
 from .vocab import SPECIALS, Vocab
 
-__all__ = ["MemoryConfig", "generate_memory_splits", "inversion_parity", "label_of", "memory_vocab"]
+__all__ = [
+    "MEMORY_CITATION",
+    "MemoryConfig",
+    "generate_memory_splits",
+    "inversion_parity",
+    "label_of",
+    "load_label",
+    "memory_vocab",
+]
 
 SPLITS = ("train", "val", "test")
 
@@ -146,3 +155,44 @@ def generate_memory_splits(config: MemoryConfig) -> dict[str, EncodedSplit]:
         name: _generate(config, name, counts[name], np.random.default_rng([config.seed, index]))
         for index, name in enumerate(SPLITS)
     }
+
+
+def load_label(alphabet: int, n_signals: int) -> str:
+    """How a memory load is named in tables and run settings: "2 of 16" (symbols of alphabet)."""
+    return f"{n_signals} of {alphabet}"
+
+
+# --- the registered task ----------------------------------------------------------------------
+
+MEMORY_CITATION = (
+    "Adapted from the adding problem (Sepp Hochreiter and Jürgen Schmidhuber. 1997. \"Long "
+    "Short-Term Memory.\" *Neural Computation* 9(8):1735–1780), the copy-memory task (Martin "
+    "Arjovsky, Amar Shah and Yoshua Bengio. 2016. \"Unitary Evolution Recurrent Neural Networks.\" "
+    "*ICML 2016*) and Quoc V. Le, Navdeep Jaitly and Geoffrey E. Hinton. 2015. \"A Simple Way to "
+    "Initialize Recurrent Networks of Rectified Linear Units.\" arXiv:1504.00941; generated here."
+)
+
+
+def _load_memory_task(settings: MemoryConfig, data: object = None, *, progress: bool = True) -> TaskData:
+    """The task's splits under ``settings``: generated, so ``data`` (a path) and ``progress``
+    (it takes well under a second) do not apply."""
+    del data, progress
+    return TaskData(**generate_memory_splits(settings), vocab=memory_vocab(settings),
+                    details={"source": "generated", "source_kind": "generated",
+                             "generator": f"{__name__} (seed {settings.seed})"})
+
+
+register_task(
+    "memory",
+    settings=MemoryConfig,
+    loader=_load_memory_task,
+    description=("Generated memory task: noise tokens with signal symbols drawn from an alphabet; "
+                 "the label is the parity of the signals' order, whose first and last stand T "
+                 "positions apart, so a model must carry a symbol across T steps"),
+    title="Memory",
+    citation=MEMORY_CITATION,
+    example="sequence",
+    text_inputs=False,
+    # smoke: a few hundred short sequences, so a run takes seconds.
+    profile_deltas={"smoke": {"distance": 8, "n_train": 400, "n_val": 200, "n_test": 400}},
+)

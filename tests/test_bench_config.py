@@ -92,6 +92,18 @@ def test_configuration_page_is_generated_from_the_code():
     )
 
 
+def test_a_setting_added_later_changes_no_earlier_run_id_until_it_is_used():
+    cfg = profile_config("smoke")
+    spec = RunSpec("lstm", 0, "smoke", "cpu", 1, cfg)
+    assert "target_accuracy" not in spec.to_dict()["train"]
+    assert RunSpec.from_dict(spec.to_dict()).config == cfg
+    used = RunSpec("lstm", 0, "smoke", "cpu", 1,
+                   apply_overrides(cfg, {"train.target_accuracy": 0.9}))
+    assert used.to_dict()["train"]["target_accuracy"] == 0.9
+    assert used.run_id != spec.run_id
+    assert RunSpec.from_dict(used.to_dict()).config.train.target_accuracy == 0.9
+
+
 def test_one_model_s_own_settings_reach_only_that_model_and_its_run_id():
     from bench.config import parse_model_settings, split_model_settings
     from bench.executor import model_hyperparams

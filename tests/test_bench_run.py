@@ -75,6 +75,21 @@ def test_early_stopping_stops_after_patience_epochs_without_improvement(archive)
         assert fit.epochs_run < 10
 
 
+@pytest.mark.parametrize("target", ["0.0", "0.05"])
+def test_a_target_accuracy_stops_training_once_validation_reaches_it(archive, target):
+    cfg = small_config(**{"train.epochs": "4", "train.patience": "4",
+                          "train.target_accuracy": target})
+    data = load_imdb(cfg.data, archive, progress=False)
+    torch.manual_seed(0)
+    model = create_model("bag_of_embeddings", vocab_size=len(data.vocab), pad_index=data.pad_index)
+    fit = Trainer(model, cfg.train, cfg.measure, torch.device("cpu"), pad_index=data.pad_index,
+                  progress=False).fit(data.train, data.val, seed=0)
+    if target == "0.0":  # disabled: every epoch runs
+        assert (fit.stop_reason, fit.epochs_run) == ("epochs", 4)
+    else:  # any model beats 5% accuracy on balanced labels after one epoch
+        assert (fit.stop_reason, fit.epochs_run) == ("target_reached", 1)
+
+
 def test_a_diverging_loss_raises(archive):
     cfg = small_config()
     data = load_imdb(cfg.data, archive, progress=False)

@@ -1,0 +1,248 @@
+"""The memory suite (``run_all.py --suite memory``): how far back each architecture carries what
+it has read, measured on the generated memory task (:mod:`data_pipeline.memory`).
+
+For each memory load (``alphabet`` symbols, ``n_signals`` of them to hold) every recurrent
+architecture is trained at distances T = 16, 32, 64, ... (doubling), one seed, each run stopped as
+soon as its validation accuracy reaches the target (solved) or stops improving. An architecture
+leaves the sweep at its first T whose test accuracy falls below the threshold (a longer distance
+is not easier: the task at 2T holds the task at T's difficulty and more); the series goes on while
+any architecture still solves it, up to a limit. Then the T where each architecture's result
+changes (its last solved and first failed T) get more seeds, and the floors (the architectures
+without recurrence) run at the first and the last T, where they must stay at chance.
+
+Every run is an ordinary run of the task ``memory``: a record in ``runs/`` like any other, through
+the one executor and trainer. The runs of one folder share every setting but the architecture,
+the seed and the sweep's axes (:data:`AXES`: distance and load). What a sweep decides next is read
+back from the records, so ``--resume`` replays it and runs only what is missing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench import records
+from bench.config import RunConfig, RunSpec, apply_overrides
+from bench.executor import model_hyperparams
+from bench.runner import GridOutcome
+from data_pipeline.memory import load_label
+from models import model_info
+
+TASK = "memory"
+
+#: The settings a sweep varies: neither identifies a folder's settings nor must match across runs.
+AXES = ("data.distance", "data.alphabet", "data.n_signals")
+
+
+@dataclass(frozen=True)
+class SuiteConfig:
+    """What the suite sweeps and when a run counts as solved.
+
+    Attributes:
+        loads: the memory loads, as (alphabet, n_signals) pairs.
+        first_distance: the sweep's first T.
+        limit_distance: the largest T it may reach (the series doubles while any architecture
+            still solves the last T, up to this).
+        threshold: the test accuracy at or above which a run has solved its T.
+        seeds_at_change: seeds at each architecture's last solved and first failed T.
+        probe_distance: the T whose trained models the gradient probe reads (first load).
+    """
+
+    loads: tuple[tuple[int, int], ...] = ((16, 2), (4, 2))
+    first_distance: int = 16
+    limit_distance: int = 1024
+    threshold: float = 0.95
+    seeds_at_change: int = 3
+    probe_distance: int = 64
+
+    def __post_init__(self) -> None:
+        if not self.loads:
+            raise ValueError("the memory suite needs at least one load")
+        for alphabet, n_signals in self.loads:
+            if n_signals < 2 or alphabet < n_signals:
+                raise ValueError(f"memory load {n_signals} of {alphabet}: needs 2 <= n_signals <= "
+                                 "alphabet")
+        if not 1 <= self.first_distance <= self.limit_distance:
+            raise ValueError("the memory suite needs 1 <= first distance <= limit distance")
+        if not 0.5 < self.threshold <= 1.0:
+            raise ValueError("the memory suite's threshold must be in (0.5, 1]")
+        if self.seeds_at_change < 1:
+            raise ValueError("the memory suite needs at least 1 seed at the change points")
+
+    def distances(self) -> list[int]:
+        """The doubling series, first to limit."""
+        series, distance = [], self.first_distance
+        while distance <= self.limit_distance:
+            series.append(distance)
+            distance *= 2
+        return series
+
+
+#: The suite per profile. smoke: tiny loads and distances, so CI runs it in a minute or two.
+SUITE_PROFILES: dict[str, SuiteConfig] = {
+    "smoke": SuiteConfig(loads=((4, 2), (8, 2)), first_distance=4, limit_distance=8,
+                         seeds_at_change=2, probe_distance=4),
+    "quick": SuiteConfig(),
+    "full": SuiteConfig(),
+}
+
+#: The run settings the suite sets over the profile's (the user's --set still wins). Small models
+#: (embedding 16, hidden 64, as the task was calibrated with), no dropout (nothing to regularise:
+#: the data are unlimited in principle), a higher learning rate and a patience long enough for
+#: the plateau at chance a memory task shows before a model finds the signal; a run stops as soon
+#: as it is solved. Speed figures are not what this suite is for, so latency is measured briefly.
+SUITE_DELTAS: dict[str, dict[str, Any]] = {
+    "smoke": {
+        "model.embedding_dim": 8, "model.hidden_dim": 16, "model.num_layers": 1,
+        "model.dropout": 0.0, "train.lr": 1e-2, "train.epochs": 3, "train.patience": 2,
+        "train.target_accuracy": 0.97,
+    },
+    "quick": {
+        "model.embedding_dim": 16, "model.hidden_dim": 64, "model.num_layers": 1,
+        "model.dropout": 0.0, "train.lr": 5e-3, "train.epochs": 12, "train.patience": 3,
+        "train.target_accuracy": 0.97, "measure.latency_reps": 5, "measure.latency_warmup": 1,
+    },
+}
+SUITE_DELTAS["full"] = SUITE_DELTAS["quick"]
+
+
+def suite_overrides(profile: str, user: Mapping[str, Any]) -> dict[str, Any]:
+    """The overrides a suite run applies over the profile: the suite's, then the user's."""
+    return {**SUITE_DELTAS[profile], **user}
+
+
+def at(spec: RunSpec, distance: int, load: tuple[int, int], seed: int = 0) -> RunSpec:
+    """``spec`` (an architecture's run of the memory task) at one point of the sweep."""
+    alphabet, n_signals = load
+    config: RunConfig = apply_overrides(spec.config, {
+        "data.distance": distance, "data.alphabet": alphabet, "data.n_signals": n_signals,
+    })
+    return dataclasses.replace(spec, config=config, seed=seed)
+
+
+def solved(record: Mapping[str, Any] | None, threshold: float) -> bool:
+    """Whether a record is a successful run whose test accuracy reached ``threshold``."""
+    return (record is not None and record.get("status") == "ok"
+            and record["metrics"]["test_accuracy"] >= threshold)
+
+
+@dataclass
+class SweepState:
+    """Where each (load, architecture) chain stands: its last solved and first failed T."""
+
+    alive: set[tuple[tuple[int, int], str]]
+    last_solved: dict[tuple[tuple[int, int], str], int] = dataclasses.field(default_factory=dict)
+    first_failed: dict[tuple[tuple[int, int], str], int] = dataclasses.field(default_factory=dict)
+    distances: list[int] = dataclasses.field(default_factory=list)
+
+    def change_points(self) -> list[tuple[tuple[int, int], str, int]]:
+        """(load, arch, T) for every T where a chain's result changes."""
+        points = []
+        for key in sorted({*self.last_solved, *self.first_failed}):
+            for table in (self.last_solved, self.first_failed):
+                if key in table:
+                    points.append((key[0], key[1], table[key]))
+        return points
+
+
+def _cost_order(specs: Iterable[RunSpec]) -> list[RunSpec]:
+    """The most expensive runs first, so two cores do not end a stage with one long run alone."""
+    def cost(spec: RunSpec) -> float:
+        flops = model_info(spec.arch).declared_flops_per_token(**model_hyperparams(spec))
+        return -(flops or 0.0) * spec.config.data.distance
+    return sorted(specs, key=cost)
+
+
+def run_suite(
+    specs: Mapping[str, RunSpec],
+    suite: SuiteConfig,
+    out_dir: Path,
+    *,
+    run: Callable[[list[RunSpec]], GridOutcome],
+    log: Callable[[str], None] = print,
+) -> tuple[GridOutcome, SweepState]:
+    """Sweep the architectures of ``specs`` (each its run of the memory task; recurrent ones along
+    T, the others as floors), ``run`` executing each stage's specs (``run_grid`` bound to the
+    folder, the jobs and resume); the combined outcome and where each chain ended. Stops at the
+    first interrupted stage."""
+    for spec in specs.values():
+        if spec.task != TASK:
+            raise ValueError(f"the memory suite runs the task {TASK!r}, not {spec.task!r}")
+    recurrent = [a for a in specs if model_info(a).recurrent]
+    floors = [a for a in specs if not model_info(a).recurrent]
+    state = SweepState(alive={(load, arch) for load in suite.loads for arch in recurrent})
+    total = GridOutcome()
+    series = suite.distances()
+
+    def stage(planned: list[RunSpec], what: str) -> bool:
+        if not planned:
+            return True
+        log(f"memory suite: {what}: {len(planned)} run(s)")
+        outcome = run(_cost_order(planned))
+        total.ran += outcome.ran
+        total.skipped += outcome.skipped
+        total.failed.update(outcome.failed)
+        total.wall_time_s += outcome.wall_time_s
+        total.interrupted = outcome.interrupted
+        return not outcome.interrupted
+
+    for distance in series:
+        if not state.alive:
+            break
+        chains = sorted(state.alive)
+        planned = [at(specs[arch], distance, load) for load, arch in chains]
+        if distance == series[0]:
+            planned += [at(specs[arch], distance, load) for load in suite.loads for arch in floors]
+        if not stage(planned, f"T = {distance}"):
+            return total, state
+        state.distances.append(distance)
+        for load, arch in chains:
+            if solved(_record(out_dir, at(specs[arch], distance, load)), suite.threshold):
+                state.last_solved[(load, arch)] = distance
+            else:
+                state.first_failed[(load, arch)] = distance
+                state.alive.discard((load, arch))
+
+    planned = [at(specs[arch], distance, load, seed)
+               for load, arch, distance in state.change_points()
+               for seed in range(1, suite.seeds_at_change)]
+    last = state.distances[-1] if state.distances else None
+    if last is not None and last != series[0]:
+        planned += [at(specs[arch], last, load) for load in suite.loads for arch in floors]
+    stage(planned, "more seeds where a result changes, floors at the last T")
+    return total, state
+
+
+def _record(out_dir: Path, spec: RunSpec) -> dict[str, Any] | None:
+    path = Path(out_dir) / records.RUNS_DIR / spec.run_id / records.RECORD_NAME
+    try:
+        return records.read_record(path) if path.is_file() else None
+    except records.RecordError:
+        return None
+
+
+def manifest_entry(suite: SuiteConfig, config: RunConfig, state: SweepState) -> dict[str, Any]:
+    """What the manifest keeps of the suite (``memory_suite``): its design and training budget,
+    so the report can say what the horizons depend on."""
+    return {
+        "threshold": suite.threshold,
+        "target_accuracy": config.train.target_accuracy,
+        "loads": [{"alphabet": a, "n_signals": k, "label": load_label(a, k)} for a, k in suite.loads],
+        "distances": state.distances,
+        "first_distance": suite.first_distance,
+        "limit_distance": suite.limit_distance,
+        "seeds_at_change": suite.seeds_at_change,
+        "probe_distance": suite.probe_distance,
+        "budget": {
+            "epochs": config.train.epochs, "patience": config.train.patience,
+            "lr": config.train.lr, "batch_size": config.train.batch_size,
+            "n_train": config.data.n_train, "n_val": config.data.n_val, "n_test": config.data.n_test,
+            "embedding_dim": config.model.embedding_dim, "hidden_dim": config.model.hidden_dim,
+            "num_layers": config.model.num_layers,
+        },
+    }
+
+
