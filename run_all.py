@@ -530,7 +530,7 @@ def _plan(
     """Threads per run and the grid's specs (narrowed to --run-id unless tuning decides them)."""
     import torch
 
-    from bench.runner import auto_jobs, check_jobs, cpu_cores, plan_grid
+    from bench.runner import auto_jobs, check_jobs, cpu_cores, longest_first, plan_grid
 
     if args.ray_address is not None and args.executor != "ray":
         raise UsageError("--ray-address needs --executor ray")
@@ -553,6 +553,8 @@ def _plan(
         data_path=args.data, keep_artifacts=not args.records_only, model_settings=model_settings,
         task=args.task,
     )
+    if args.jobs > 1 or args.executor == "ray":
+        specs = longest_first(specs)  # runs at once then end together
     if not args.tune:
         specs = select_runs(specs, args.run_id)
     return threads, specs

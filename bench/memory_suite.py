@@ -19,15 +19,14 @@ back from the records, so ``--resume`` replays it and runs only what is missing.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bench import records
 from bench.config import RunConfig, RunSpec, apply_overrides
-from bench.executor import model_hyperparams
-from bench.runner import GridOutcome
+from bench.runner import GridOutcome, longest_first
 from data_pipeline.memory import load_label
 from models import model_info
 
@@ -148,14 +147,6 @@ class SweepState:
         return points
 
 
-def _cost_order(specs: Iterable[RunSpec]) -> list[RunSpec]:
-    """The most expensive runs first, so two cores do not end a stage with one long run alone."""
-    def cost(spec: RunSpec) -> float:
-        flops = model_info(spec.arch).declared_flops_per_token(**model_hyperparams(spec))
-        return -(flops or 0.0) * spec.config.data.distance
-    return sorted(specs, key=cost)
-
-
 def run_suite(
     specs: Mapping[str, RunSpec],
     suite: SuiteConfig,
@@ -181,7 +172,7 @@ def run_suite(
         if not planned:
             return True
         log(f"memory suite: {what}: {len(planned)} run(s)")
-        outcome = run(_cost_order(planned))
+        outcome = run(longest_first(planned, size=lambda spec: spec.config.data.distance))
         total.ran += outcome.ran
         total.skipped += outcome.skipped
         total.failed.update(outcome.failed)

@@ -49,7 +49,7 @@ from bench.runner import (
     start_line,
     write_failure_record,
 )
-from data_pipeline import resolve_source
+from data_pipeline import ensure_task, resolve_source
 
 #: Object-store memory of a Ray started here, in bytes: the archive (tens of MB) and the returned
 #: files fit many times over, and Ray's default (30% of memory) would reserve gigabytes.
@@ -88,16 +88,20 @@ def _node_copy(archive: bytes, sha256: str) -> Path:
     return target
 
 
-def _run_task(spec: RunSpec, archive: bytes, sha256: str, occupancy: Any) -> tuple[dict[str, Any], dict[str, bytes]]:
+def _run_task(
+    spec: RunSpec, archive: bytes | None, sha256: str, occupancy: Any
+) -> tuple[dict[str, Any], dict[str, bytes]]:
     """The body of one Ray task: the run's record and its files (name -> bytes).
 
     ``archive`` arrives resolved from the object store (Ray fetches it to the node before the
-    task starts, once per node, and reads it from shared memory there).
+    task starts, once per node, and reads it from shared memory there); None for a task that
+    generates its data.
     """
     import ray
 
     occupancy.start.remote(ray.get_runtime_context().get_node_id(), spec.run_id)
-    local = dataclasses.replace(spec, data_path=str(_node_copy(archive, sha256)))
+    local = (spec if archive is None
+             else dataclasses.replace(spec, data_path=str(_node_copy(archive, sha256))))
     with tempfile.TemporaryDirectory(prefix="rnnbench-run-") as tmp:
         run_dir = Path(tmp) / spec.run_id
         record = execute_run(local, run_dir, progress=False)
@@ -137,8 +141,10 @@ def run_grid_ray(
     todo = pending_specs(specs, out_dir, resume=resume, log=log, outcome=outcome)
     if not todo:
         return outcome
-    source = resolve_source(todo[0].data_path, progress=False)
-    sha256 = hashlib.sha256(source.path.read_bytes()).hexdigest()
+    # Only a task that reads a dataset needs it shipped (a generated one makes its own).
+    reading = [s for s in todo if ensure_task(s.task, s.task_module).reads_data]
+    source = resolve_source(reading[0].data_path, progress=False) if reading else None
+    sha256 = hashlib.sha256(source.path.read_bytes()).hexdigest() if source else ""
     owns_ray = not ray.is_initialized()
     if owns_ray:
         # ray.init replaces the SIGTERM handler with one that exits at once; the caller's (which
@@ -154,7 +160,7 @@ def run_grid_ray(
     log(f"ray: {ray.cluster_resources().get('CPU', 0):g} CPU(s), "
         f"{ray.cluster_resources().get('GPU', 0):g} GPU(s) in the cluster")
     try:
-        archive = ray.put(source.path.read_bytes())
+        archive = ray.put(source.path.read_bytes()) if source else None
         occupancy = ray.remote(num_cpus=0)(_Occupancy).remote()
         task = ray.remote(max_calls=1, max_retries=0)(_run_task)
         pending: dict[Any, tuple[RunSpec, float]] = {}

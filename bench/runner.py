@@ -14,15 +14,16 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bench import records
 from bench.config import ModelSettings, RunConfig, RunSpec
-from bench.executor import base_record, execute_run, resolve_device
+from bench.executor import base_record, execute_run, model_hyperparams, resolve_device
 from data_pipeline import DEFAULT_TASK, task_info
+from models import model_info
 
 RUNS_DIR = records.RUNS_DIR
 
@@ -53,6 +54,17 @@ def plan_grid(
         for arch in archs
         for seed in range(seeds)
     ]
+
+
+def longest_first(specs: Sequence[RunSpec], size: Callable[[RunSpec], float] = lambda _: 1.0
+                  ) -> list[RunSpec]:
+    """``specs`` with the costliest first (the declared FLOPs per token times ``size(spec)``, a
+    measure of the data, stable among equals), so that runs at once end together: started in
+    registry order, two cores ran the quick grid's BiLSTM last and alone for three minutes."""
+    def cost(spec: RunSpec) -> float:
+        flops = model_info(spec.arch).declared_flops_per_token(**model_hyperparams(spec))
+        return -(flops or 0.0) * size(spec)
+    return sorted(specs, key=cost)
 
 
 #: A child's exit code for "the run's output could not be written" (path and cause come by pipe).

@@ -69,6 +69,8 @@ class TaskInfo:
         example: what one example is called in prose ("review", "sequence").
         text_inputs: whether an example is raw text the project's tokenizer encodes (so
             ``bench.predict`` can classify text typed by a user).
+        reads_data: whether the loader reads a dataset the user supplies (``--data``; a cluster
+            executor ships it to the workers); a generated task does not.
         profile_deltas: per profile (``smoke``, ``quick``, ``full``), the settings that profile
             changes for this task (field name -> value). The profiles' ``model.*``, ``train.*``
             and ``measure.*`` deltas are shared by every task; a task's data differ, so only the
@@ -84,6 +86,7 @@ class TaskInfo:
     citation: str = ""
     example: str = "example"
     text_inputs: bool = False
+    reads_data: bool = False
     profile_deltas: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     module: str = ""
 
@@ -108,6 +111,7 @@ def register_task(
     citation: str = "",
     example: str = "example",
     text_inputs: bool = False,
+    reads_data: bool = False,
     profile_deltas: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> TaskInfo:
     """Register a task; a duplicate name, or settings that are not a frozen dataclass, raise."""
@@ -123,7 +127,7 @@ def register_task(
     info = TaskInfo(
         name=name, settings=settings, loader=loader, description=description,
         title=title or name, citation=citation,
-        example=example, text_inputs=text_inputs,
+        example=example, text_inputs=text_inputs, reads_data=reads_data,
         profile_deltas={p: dict(d) for p, d in (profile_deltas or {}).items()},
         module=getattr(loader, "__module__", "") or "",
     )
@@ -171,7 +175,8 @@ def _load_imdb_task(settings: DataConfig, data: str | Path | None, *, progress: 
 
     loaded = load_imdb(settings, data, progress=progress)
     details = {
-        "source": str(loaded.source.path),
+        # The name only: records are committed, and a path names the machine they ran on.
+        "source": loaded.source.path.name,
         "source_kind": loaded.source.kind,
         "origin": loaded.source.origin,
         "checksum": loaded.source.checksum,
@@ -191,6 +196,7 @@ register_task(
     citation=IMDB_CITATION,
     example="review",
     text_inputs=True,
+    reads_data=True,
     # smoke: a few thousand reviews and a small vocabulary, so the whole pipeline runs in seconds.
     profile_deltas={
         "smoke": {"vocab_size": 2_000, "max_len": 100, "train_limit": 2_000, "test_limit": 1_000},

@@ -75,3 +75,17 @@ def test_a_ray_grid_leaves_the_records_and_files_of_the_local_executor(ray_execu
     again = ray_executor.run_grid_ray(specs, remote, num_cpus=2, resume=True, log=lambda _: None)
     assert again.ran == [diverging.run_id] and sorted(again.skipped) == sorted(
         s.run_id for s in specs[:2])
+
+
+def test_a_generated_task_runs_on_ray_without_any_dataset(ray_executor, tmp_path, monkeypatch):
+    """Nothing is shipped for a task that makes its own data: no archive is looked for at all."""
+    monkeypatch.delenv("RNNBENCH_IMDB", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "empty-cache"))
+    config = profile_config("smoke", task="memory")
+    specs = plan_grid(["gru"], 1, profile="smoke", config=config, device="cpu", threads=1,
+                      task="memory")
+    write_manifest(tmp_path, {"profile": "smoke"})
+    outcome = ray_executor.run_grid_ray(specs, tmp_path, num_cpus=2, log=lambda _: None)
+    assert outcome.ran == [specs[0].run_id] and not outcome.failed
+    (record,) = records.load_records(tmp_path)
+    assert record["task"] == "memory" and record["data"]["source"] == "generated"
