@@ -91,6 +91,9 @@ class MeasureConfig:
     latency_warmup: int = 5
     latency_reps: int = 50
     matmul_size: int = 1024  # side of the square matmul that calibrates `efficiency`
+    # CPU inference peak memory, measured in a fresh process (seconds per run: the memory suite,
+    # whose runs train for seconds, turns it off; on CUDA it costs nothing and is always taken).
+    infer_memory: bool = True
 
     def __post_init__(self) -> None:
         _check(self.warmup_batches >= 0, "measure.warmup_batches must be >= 0")
@@ -355,7 +358,10 @@ def parse_model_settings(
 #: Settings added after run ids were first published, with the value that means "as before": a
 #: spec leaves them out while they hold it, so every earlier run keeps its id (and its folder's
 #: settings still match). A missing key reads back as the field's default.
-_ADDED_LATER: dict[tuple[str, str], Any] = {("train", "target_accuracy"): 0.0}
+_ADDED_LATER: dict[tuple[str, str], Any] = {
+    ("train", "target_accuracy"): 0.0,
+    ("measure", "infer_memory"): True,
+}
 
 
 def config_to_dict(config: RunConfig) -> dict[str, Any]:

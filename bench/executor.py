@@ -222,7 +222,8 @@ def _run(
     # its own, where it means something.
     infer_peak_mb = (infer_mem.peak_mb if device.type == "cuda"
                      else cpu_inference_peak_mb(spec, hyperparams, data.test, len(data.vocab),
-                                                data.pad_index, fit.best_state))  # fmt: skip
+                                                data.pad_index, fit.best_state)
+                     if spec.config.measure.infer_memory else None)  # fmt: skip
     best = fit.history[fit.best_epoch - 1]
     metrics.update(classification_metrics(test.probs, test.labels))
     metrics.update(

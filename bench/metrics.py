@@ -208,7 +208,9 @@ register_metric("infer_peak_mem_with_weights_mb", contended=True, label="Infer p
                 "encoded test split, and torch's one-off first-use cost, paid beforehand by the "
                 "same pass through the same architecture with a two-token vocabulary); glibc's "
                 "mmap threshold is fixed at 128 KiB so every sizeable tensor is returned when freed "
-                "and the peak does not depend on the allocator's history")  # fmt: skip
+                "and the peak does not depend on the allocator's history; null where "
+                "`measure.infer_memory` is off (the memory suite) or the kernel does not expose "
+                "peak memory")  # fmt: skip
 register_metric("epochs_run", label="Epochs", unit="count", higher_is_better=None, summary="mean",
                 display="count", required=True, in_table=False, definition=_EPOCHS)  # fmt: skip
 register_metric("best_epoch", label="Best epoch", unit="count", higher_is_better=None,
