@@ -207,17 +207,18 @@ def _accuracy_cell(point: ArchSummary | None) -> str:
     return text
 
 
-def _ordered_horizons(found: Sequence[Horizon], loads: Sequence[Load]) -> list[str]:
-    """Architectures, longest horizon first: at the heaviest load, then the lighter ones; ties
-    keep the registry order."""
-    archs = list(dict.fromkeys(h.arch for h in found))
+def memory_score(found: Sequence[Horizon], arch: str, loads: Sequence[Load]) -> tuple[tuple[int, int], ...]:
+    """How far ``arch`` carries the loads, comparable between architectures (larger: further):
+    its horizon keys at the heaviest load first, then the lighter ones; a load it did not run
+    ranks below every horizon."""
     by = {(h.arch, h.load): h for h in found}
+    return tuple(by[(arch, load)].key if (arch, load) in by else (-1, 0) for load in reversed(loads))
 
-    def key(arch: str) -> tuple[tuple[int, int], ...]:
-        return tuple(by[(arch, load)].key if (arch, load) in by else (-1, 0)
-                     for load in reversed(loads))  # fmt: skip
 
-    return sorted(archs, key=key, reverse=True)
+def _ordered_horizons(found: Sequence[Horizon], loads: Sequence[Load]) -> list[str]:
+    """Architectures, longest horizon first (:func:`memory_score`); ties keep the registry order."""
+    archs = list(dict.fromkeys(h.arch for h in found))
+    return sorted(archs, key=lambda arch: memory_score(found, arch, loads), reverse=True)
 
 
 def _join(names: Sequence[str]) -> str:
@@ -235,7 +236,9 @@ def _horizon_sentence(load: Load, found: Sequence[Horizon]) -> str:
         verb = ("holds" if len(members) == 1 else "hold") if index == 0 else ""
         first = members[0]
         if first.last_solved is None:
-            what = f"not even T = {first.distances[0]}, the shortest distance tried"
+            if index == 0:  # nobody holds anything: say it plainly
+                verb = "does not hold" if len(members) == 1 else "do not hold"
+            what = f"{'even' if index == 0 else 'not even'} T = {first.distances[0]}, the shortest distance tried"
         elif first.first_failed is None:
             what = f"every distance tried, up to T = {first.last_solved}"
         else:
@@ -620,11 +623,8 @@ def notebook_section(
                              SCALES["Parameters"], lambda a, b: a == b)  # fmt: skip
     speeds = {r.arch: s for r in four if (s := _speed_score(r)) is not None}
     speed = rank_adjectives(speeds, SCALES["Speed"], _speed_tied)
-    memory_scores = {
-        arch: tuple(by_horizon[(arch, load)].key if (arch, load) in by_horizon else (-1, 0)
-                    for load in reversed(loads))
-        for arch in archs if any(h.arch == arch for h in found)
-    }  # fmt: skip
+    memory_scores = {arch: memory_score(found, arch, loads)
+                     for arch in archs if any(h.arch == arch for h in found)}  # fmt: skip
     memory = rank_adjectives(memory_scores, SCALES["Long-term Memory"], lambda a, b: a == b)
     winners = best_at_winners(four)
     front, dominated_by, _ = pareto_set(four)

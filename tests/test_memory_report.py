@@ -56,8 +56,9 @@ def _horizon_texts(records, threshold=0.95):
 
 
 def _table_lines(text: str, title: str) -> list[str]:
-    part = text.split(title, 1)[1]
-    return [ln for ln in part.split("\n\n", 2)[1].splitlines() if ln.startswith("|")]
+    """The lines of the first table after ``title``."""
+    blocks = text.split(title, 1)[1].split("\n\n")
+    return next(b for b in blocks if b.startswith("|")).splitlines()
 
 
 def _cells(line: str) -> list[str]:
