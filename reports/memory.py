@@ -31,7 +31,6 @@ from reports.stats import mean_std_ci
 from reports.table import (
     MISSING,
     ArchSummary,
-    MetricStats,
     contention_note,
     format_ci,
     format_count,
@@ -580,7 +579,7 @@ def _verdict(said: str, ranked: Ranked | None, verbs: tuple[str, str]) -> str:
     if ranked is None:
         return "not measured"
     if ranked.all_tied:
-        return "cannot tell, all four alike here"
+        return "cannot tell, all alike here"
     if ranked.adjective == said:
         return "yes"
     ahead = _join([f"`{a}`" for a in ranked.ahead]) if ranked.ahead else ""

@@ -25,6 +25,7 @@ from tests.factories import (
     memory_suite_manifest,
     write_results,
 )
+from tests.test_reports import GRID
 
 LIGHT, HEAVY = (16, 2), (16, 3)
 
@@ -260,8 +261,6 @@ def test_a_folder_with_both_tasks_ends_with_the_notebook_table(tmp_path):
 
 def test_a_folder_without_memory_runs_renders_as_before(tmp_path):
     """The IMDb part of a report is the same with or without memory runs beside it."""
-    from tests.test_reports import GRID
-
     alone, _ = make_grid(tmp_path / "alone", GRID, seeds=[0, 1])
     before = build_outputs(alone)
     both = tmp_path / "both"
