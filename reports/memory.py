@@ -35,8 +35,8 @@ from reports.table import (
     format_ci,
     format_count,
     format_number,
-    marked,
     markdown_table,
+    marked,
     summarize,
 )
 
@@ -398,7 +398,7 @@ def horizon_plot(
     handles = [Line2D([], [], color=colors[a], marker="o", label=a) for a in archs]
     handles += [Line2D([], [], color="black", linestyle="--", label=f"solved: {threshold * 100:g}%"),
                 Line2D([], [], color="0.5", linestyle=":", label=f"chance: {CHANCE * 100:g}%")]  # fmt: skip
-    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 7))
+    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 8))
     fig.suptitle("Memory: test accuracy against distance (mean over seeds, 95% t interval)")
     return _png(fig)
 
@@ -686,7 +686,7 @@ def notebook_section(
         if nb.arch in memory_scores:
             spans = ", ".join(f"{by_horizon[(nb.arch, load)].text} ({load.short})"
                               for load in loads if (nb.arch, load) in by_horizon)  # fmt: skip
-            text = f"T {spans}"
+            text = f"horizon {spans}"
             decay = gradient_decay(gradient_payload, nb.arch)
             if decay is not None:
                 span = (gradient_payload or {}).get("span", GRADIENT_SPAN)
