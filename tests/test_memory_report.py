@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bench.records import RecordError
-from reports import render_report, summary_frame
+from reports import render_report, summary_frame, terminal_summary
 from reports.memory import (
     SCALES,
     horizons,
@@ -157,6 +157,12 @@ def test_summary_csv_keeps_each_distance_and_load_apart(tmp_path):
     # An IMDb-only frame has no such columns.
     _, imdb = make_grid(tmp_path / "imdb", {"gru": {}}, seeds=[0])
     assert "distance" not in summary_frame(imdb).columns
+    # The terminal table after a run: a row per setting too.
+    lines = terminal_summary(records + imdb, _manifest()).splitlines()
+    assert lines[1].split()[:4] == ["task", "arch", "setting", "seeds"]
+    lstm = next(ln for ln in lines if ln.split()[1:5] == ["lstm", "alphabet=16", "n_signals=2", "distance=32"])
+    assert lstm.split()[5] == "3" and "97.00 ± 1.00" in lstm
+    assert any(ln.startswith("imdb    gru") for ln in lines)
 
 
 #: IMDb figures for the notebook's four: sizes rank as the notebook says, lstm trains fastest,
@@ -257,6 +263,9 @@ def test_a_folder_with_both_tasks_ends_with_the_notebook_table(tmp_path):
     # A gradient file that cannot be read is named in one error, not skipped silently.
     (folder / "gradient_flow.json").write_text("{not json", encoding="utf-8")
     with pytest.raises(RecordError, match="cannot read .*gradient_flow.json"):
+        build_outputs(folder)
+    (folder / "gradient_flow.json").write_text("[1, 2]", encoding="utf-8")
+    with pytest.raises(RecordError, match="gradient_flow.json is not a gradient-flow result"):
         build_outputs(folder)
 
 
