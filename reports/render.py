@@ -91,6 +91,9 @@ def build_outputs(results_dir: Path) -> dict[str, bytes]:
     return outputs
 
 
+_GRADIENT_HINT = "run the gradient-flow probe again, or remove the file to render without it"
+
+
 def read_gradient_flow(results_dir: Path) -> dict[str, Any] | None:
     """``gradient_flow.json`` of ``results_dir`` (None when absent); one that cannot be read
     raises :class:`bench.records.RecordError` naming it."""
@@ -100,9 +103,9 @@ def read_gradient_flow(results_dir: Path) -> dict[str, Any] | None:
     try:
         payload = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RecordError(f"cannot read {path}: {exc}") from None
+        raise RecordError(f"cannot read {path}: {exc}; {_GRADIENT_HINT}") from None
     if not isinstance(payload, dict):
-        raise RecordError(f"{path} is not a gradient-flow result (a JSON object)")
+        raise RecordError(f"{path} is not a gradient-flow result (a JSON object); {_GRADIENT_HINT}")
     return payload
 
 
