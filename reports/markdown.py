@@ -24,7 +24,12 @@ from reports.table import MISSING, ArchSummary, contention_note, main_table, mar
 @dataclass(frozen=True)
 class TaskSection:
     """What the report says about one task: its registered facts, records, rows, comparisons and
-    figures (``plot_names``: paths under ``plots/``, each starting with ``plot_prefix``)."""
+    figures (``plot_names``: paths under ``plots/``, each starting with ``plot_prefix``).
+
+    ``body``: the task's part of the report, already rendered, for a task the per-architecture
+    sections do not fit (the memory suite's runs differ by distance and load, not only by seed:
+    :func:`reports.memory.memory_section`); None for the usual sections built from ``rows``.
+    """
 
     facts: Mapping[str, Any]
     records: Sequence[dict[str, Any]]
@@ -32,6 +37,7 @@ class TaskSection:
     comparer: Comparer
     plot_names: Sequence[str]
     plot_prefix: str = ""
+    body: str | None = None
 
     @property
     def example(self) -> str:
@@ -554,7 +560,9 @@ def unreadable_section(unreadable: Sequence[Unreadable]) -> str | None:
 def _task_sections(
     section: TaskSection, manifest: Mapping[str, Any], unreadable: Sequence[Unreadable]
 ) -> list[str | None]:
-    """One task's part of the report, results to published figures."""
+    """One task's part of the report, results to published figures (or its own ``body``)."""
+    if section.body is not None:
+        return [section.body, unreadable_section(unreadable)]
     rows, comparer, example = section.rows, section.comparer, section.example
     return [
         results_section(rows, manifest),
@@ -578,15 +586,17 @@ def render_markdown(
     manifest: Mapping[str, Any],
     sections: Sequence[TaskSection],
     unreadable: Sequence[Unreadable] = (),
+    closing: Sequence[str | None] = (),
 ) -> str:
     """The whole report: one task's reads as a single report; with several, each task has its
-    own section (table, plots, recommendation), headed by its name and description."""
+    own section (table, plots, recommendation), headed by its name and description. ``closing``:
+    sections drawn from several tasks at once, at the end (top-level headings)."""
     if len(sections) == 1:
         parts = [header(records, manifest, sections), *_task_sections(sections[0], manifest, unreadable)]
-        return "\n\n".join(part for part in parts if part) + "\n"
+        return "\n\n".join(part for part in [*parts, *closing] if part) + "\n"
     parts = [header(records, manifest, sections), unreadable_section(unreadable)]
     for section in sections:
         facts = section.facts
         intro = f"## Task `{facts.get('name')}`: {facts.get('title')}\n\n{facts.get('description')}."
         parts += [intro, *(_demoted(p) for p in _task_sections(section, manifest, ()) if p)]
-    return "\n\n".join(part for part in parts if part) + "\n"
+    return "\n\n".join(part for part in [*parts, *closing] if part) + "\n"

@@ -42,8 +42,13 @@ _DPI = 120
 
 def arch_colors(rows: Sequence[ArchSummary]) -> dict[str, tuple[float, float, float, float]]:
     """One colour per architecture, by row position (tab10, tab20 beyond ten rows)."""
-    cmap = colormaps["tab10" if len(rows) <= 10 else "tab20"]
-    return {row.arch: cmap(i % cmap.N) for i, row in enumerate(rows)}
+    return name_colors([row.arch for row in rows])
+
+
+def name_colors(names: Sequence[str]) -> dict[str, tuple[float, float, float, float]]:
+    """One colour per name, by position (tab10, tab20 beyond ten names)."""
+    cmap = colormaps["tab10" if len(names) <= 10 else "tab20"]
+    return {name: cmap(i % cmap.N) for i, name in enumerate(names)}
 
 
 def _new_figure(width: float, height: float) -> Figure:

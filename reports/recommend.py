@@ -160,6 +160,39 @@ def _axis_values(row: ArchSummary) -> str:
     )
 
 
+#: What a recommendation names a winner for besides accuracy: (metric, higher is better, title).
+BEST_AT: tuple[tuple[str, bool, str], ...] = (
+    ("latency_ms_p50", False, "Fastest at inference"),
+    ("train_samples_per_s", True, "Fastest to train"),
+    ("param_count", False, "Fewest parameters among the gradient-trained networks"),
+    ("train_peak_mem_mb", False, "Least training memory"),
+)
+
+
+def best_at_candidates(rows: Sequence[ArchSummary], metric: str) -> list[ArchSummary]:
+    """The rows that compete for the :data:`BEST_AT` role of ``metric``."""
+    # Like with like: network weights against network weights. A self-fitting model's parameters
+    # (the TF-IDF floor's coefficients, one per kept n-gram) are another kind of quantity.
+    if metric == "param_count":
+        return [r for r in rows if r.training == "gradient"]
+    return list(rows)
+
+
+def best_at_winners(rows: Sequence[ArchSummary]) -> list[tuple[str, ArchSummary]]:
+    """Who a recommendation names, as (title, row): the most accurate ("Most accurate"), then
+    the winner of each :data:`BEST_AT` role that has one; rows without a run are left out."""
+    rows = [r for r in rows if r.ok]
+    named = []
+    best = _pick(rows, "test_accuracy", True)
+    if best is not None:
+        named.append(("Most accurate", best))
+    for metric, higher, title in BEST_AT:
+        winner = _pick(best_at_candidates(rows, metric), metric, higher)
+        if winner is not None:
+            named.append((title, winner))
+    return named
+
+
 def recommend(rows: Sequence[ArchSummary], comparer: Comparer) -> str:
     """The section's markdown body (bullets of plain sentences)."""
     rows = [r for r in rows if r.ok]
@@ -207,25 +240,26 @@ def recommend(rows: Sequence[ArchSummary], comparer: Comparer) -> str:
     def sig3(row: ArchSummary, metric: str) -> str:
         return format_number(row.value(metric), "sig3")
 
-    best_at(rows, "latency_ms_p50", False, "Fastest at inference",
-            lambda r: f"latency p50 {sig3(r, 'latency_ms_p50')} ms (p95 {sig3(r, 'latency_ms_p95')} "
-            "ms) for one review of median length")  # fmt: skip
-    best_at(rows, "train_samples_per_s", True, "Fastest to train",
-            lambda r: f"{sig3(r, 'train_samples_per_s')} samples/s"
-            + (f" ({sig3(r, 'train_tokens_per_s')} tokens/s)"
-               if r.value("train_tokens_per_s") is not None else ""))  # fmt: skip
-    # Like with like: network weights against network weights. A self-fitting model's parameters
-    # (the TF-IDF floor's coefficients, one per kept n-gram) are another kind of quantity.
-    networks = [r for r in rows if r.training == "gradient"]
-    best_at(networks, "param_count", False, "Fewest parameters among the gradient-trained networks",
-            lambda r: format_count(r.value("param_count")))  # fmt: skip
-    fitted = [r for r in rows if r.training != "gradient" and r.value("param_count") is not None]
-    if fitted and _pick(networks, "param_count", False) is not None:
-        bullets[-1] += " Not compared: " + ", ".join(
-            f"`{r.arch}` ({format_count(r.value('param_count'))} fitted coefficients)" for r in fitted
-        ) + ", which are not network weights."
-    best_at(rows, "train_peak_mem_mb", False, "Least training memory",
-            lambda r: f"peak {sig3(r, 'train_peak_mem_mb')} MiB")
+    describe: dict[str, Callable[[ArchSummary], str]] = {
+        "latency_ms_p50": lambda r: f"latency p50 {sig3(r, 'latency_ms_p50')} ms (p95 "
+        f"{sig3(r, 'latency_ms_p95')} ms) for one review of median length",
+        "train_samples_per_s": lambda r: f"{sig3(r, 'train_samples_per_s')} samples/s"
+        + (f" ({sig3(r, 'train_tokens_per_s')} tokens/s)"
+           if r.value("train_tokens_per_s") is not None else ""),
+        "param_count": lambda r: format_count(r.value("param_count")),
+        "train_peak_mem_mb": lambda r: f"peak {sig3(r, 'train_peak_mem_mb')} MiB",
+    }  # fmt: skip
+    for metric, higher, title in BEST_AT:
+        candidates = best_at_candidates(rows, metric)
+        best_at(candidates, metric, higher, title, describe[metric])
+        if metric != "param_count":
+            continue
+        fitted = [r for r in rows if r.training != "gradient" and r.value("param_count") is not None]
+        if fitted and _pick(candidates, "param_count", False) is not None:
+            bullets[-1] += " Not compared: " + ", ".join(
+                f"`{r.arch}` ({format_count(r.value('param_count'))} fitted coefficients)"
+                for r in fitted
+            ) + ", which are not network weights."
 
     bullets.append(_pareto_sentence(rows))
     bullets.extend(_baseline_sentences(rows, comparer))

@@ -1,7 +1,10 @@
 """Render a results folder: ``report.md``, ``summary.csv`` and ``plots/*.png`` beside the runs.
 
 A folder may hold several tasks: each gets its own section of the report, its own comparisons and
-its own figures (IMDb's in ``plots/``, another task's in ``plots/<task>/``).
+its own figures (IMDb's in ``plots/``, another task's in ``plots/<task>/``). The memory suite's
+runs differ by distance and load, not only by seed: that task gets its own section
+(:func:`reports.memory.memory_section`), and a folder with both IMDb and memory runs ends with the
+notebook's comparison table, measured (:func:`reports.memory.notebook_section`).
 
 Everything is computed in memory first and written only once it all succeeded, each file through
 a temporary file and an atomic rename: a bad record leaves the folder as it was, and an
@@ -10,7 +13,9 @@ interrupted render leaves whole files (old or new), never half of one.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 from bench.records import (
     DEFAULT_TASK,
@@ -22,11 +27,14 @@ from bench.records import (
 )
 from reports.compare import Comparer
 from reports.markdown import RERUN_HINT, TaskSection, render_markdown
+from reports.memory import MEMORY_TASK, memory_section, notebook_section
 from reports.plots import PLOTS_DIR, render_plots
 from reports.table import by_task, summarize, summary_frame
 
 REPORT_NAME = "report.md"
 SUMMARY_NAME = "summary.csv"
+#: The gradient-flow probe's results (``bench.gradflow``), read when a folder has them.
+GRADIENT_FLOW_NAME = "gradient_flow.json"
 #: Everything a render writes into a results folder: its files, then its folders.
 REPORT_FILES = (REPORT_NAME, SUMMARY_NAME)
 REPORT_DIRS = (PLOTS_DIR,)
@@ -46,18 +54,32 @@ def build_outputs(results_dir: Path) -> dict[str, bytes]:
         if folder.unreadable:  # nothing else to show: say what is wrong with what is there
             raise RecordError(f"{folder.unreadable[0].message}; {RERUN_HINT}")
         raise RecordError(f"{results_dir} holds no run records yet (runs/*/record.json)")
-    sections, plots = [], {}
-    for task, task_records in by_task(records, manifest.get("tasks")).items():
-        rows = summarize(task_records, manifest.get("archs"))
+    sections, plots, imdb_rows = [], {}, []
+    tasks = by_task(records, manifest.get("tasks"))
+    for task, task_records in tasks.items():
         # IMDb's figures keep the names they had before tasks existed.
         prefix = "" if task == DEFAULT_TASK else f"{task}/"
         facts = task_facts(task_records[0])
+        if task == MEMORY_TASK:
+            body, figures = memory_section(task_records, manifest,
+                                           imdb_present=DEFAULT_TASK in tasks)  # fmt: skip
+            plots.update(figures)
+            sections.append(TaskSection(facts, task_records, [], Comparer(results_dir, []),
+                                        list(figures), prefix, body=body))  # fmt: skip
+            continue
+        rows = summarize(task_records, manifest.get("archs"))
+        if task == DEFAULT_TASK:
+            imdb_rows = rows
         figures = render_plots(rows, str(facts.get("example") or "example"))
         task_plots = {prefix + name: png for name, png in figures.items()}
         plots.update(task_plots)
         sections.append(TaskSection(facts, task_records, rows, Comparer(results_dir, rows),
                                     list(task_plots), prefix))
-    markdown = render_markdown(records, manifest, sections, folder.unreadable)
+    closing = []
+    if DEFAULT_TASK in tasks and MEMORY_TASK in tasks:
+        closing.append(notebook_section(imdb_rows, tasks[MEMORY_TASK], manifest,
+                                        read_gradient_flow(results_dir)))  # fmt: skip
+    markdown = render_markdown(records, manifest, sections, folder.unreadable, closing)
     frame = summary_frame(records, manifest.get("archs"), manifest.get("tasks"))
     outputs = {
         REPORT_NAME: markdown.encode("utf-8"),
@@ -67,6 +89,24 @@ def build_outputs(results_dir: Path) -> dict[str, bytes]:
     }
     outputs.update({f"{PLOTS_DIR}/{name}": png for name, png in plots.items()})
     return outputs
+
+
+_GRADIENT_HINT = "run the gradient-flow probe again, or remove the file to render without it"
+
+
+def read_gradient_flow(results_dir: Path) -> dict[str, Any] | None:
+    """``gradient_flow.json`` of ``results_dir`` (None when absent); one that cannot be read
+    raises :class:`bench.records.RecordError` naming it."""
+    path = Path(results_dir) / GRADIENT_FLOW_NAME
+    if not path.is_file():
+        return None
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RecordError(f"cannot read {path}: {exc}; {_GRADIENT_HINT}") from None
+    if not isinstance(payload, dict):
+        raise RecordError(f"{path} is not a gradient-flow result (a JSON object); {_GRADIENT_HINT}")
+    return payload
 
 
 def render_report(results_dir: Path) -> Path:

@@ -23,6 +23,10 @@ from reports.stats import mean_std_ci
 MISSING = "—"
 #: The metric the report ranks architectures by; its column also shows n and the 95% interval.
 HEADLINE = "test_accuracy"
+#: The data settings (``spec.data`` fields) a task's suite sweeps, per task: such a task trains
+#: each architecture at several values (the memory suite: the distance T and the load), so its
+#: runs are aggregated over seeds only, never across these; each value is a row of its own.
+SWEPT_SETTINGS: dict[str, tuple[str, ...]] = {"memory": ("alphabet", "n_signals", "distance")}
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,9 @@ class ArchSummary:
     failed: list[dict[str, Any]] = field(default_factory=list)
     stats: dict[str, MetricStats] = field(default_factory=dict)
     task: str = DEFAULT_TASK
+    #: The values of the task's swept settings (:data:`SWEPT_SETTINGS`) these runs share; empty
+    #: for a task that sweeps none.
+    setting: dict[str, Any] = field(default_factory=dict)
 
     @property
     def concurrent_runs(self) -> int:
@@ -126,7 +133,8 @@ def summarize(
     Rows come task by task (see :func:`by_task`); within a task they follow ``arch_order`` (the
     manifest's ``archs``, i.e. the registry order), then any other architecture in order of
     first appearance in ``records``. An architecture named in ``arch_order`` without any record
-    gets no row.
+    gets no row. A task that sweeps settings (:data:`SWEPT_SETTINGS`) gets a row per
+    architecture and value of those settings, in ascending order of the values.
     """
     rows = []
     for task, task_records in by_task(records, task_order).items():
@@ -134,34 +142,54 @@ def summarize(
     return rows
 
 
+def setting_of(record: dict[str, Any]) -> dict[str, Any]:
+    """The values of the swept settings of the record's task (:data:`SWEPT_SETTINGS`), read from
+    its ``spec.data``; empty for a task that sweeps none."""
+    data = (record.get("spec") or {}).get("data") or {}
+    return {key: data.get(key) for key in SWEPT_SETTINGS.get(task_of(record), ())}
+
+
+def _setting_key(setting: dict[str, Any]) -> tuple[tuple[int, Any], ...]:
+    # None (a record without the field) sorts first; values of one field are all numbers.
+    return tuple((value is not None, value if value is not None else 0) for value in setting.values())
+
+
 def _summarize_task(
     task: str, records: Sequence[dict[str, Any]], arch_order: Iterable[str] | None
 ) -> list[ArchSummary]:
-    by_arch: dict[str, list[dict[str, Any]]] = {}
+    groups: dict[str, dict[tuple[tuple[str, Any], ...], list[dict[str, Any]]]] = {}
     for rec in records:
-        by_arch.setdefault(rec["arch"], []).append(rec)
+        key = tuple(setting_of(rec).items())
+        groups.setdefault(rec["arch"], {}).setdefault(key, []).append(rec)
     rows = []
     for arch in _arch_order(records, arch_order):
-        recs = sorted(by_arch.get(arch, []), key=lambda r: r["seed"])
-        if not recs:
-            continue
-        first = recs[0]
-        model_spec = (first.get("spec") or {}).get("model") or {}
-        recurrent = model_spec.get("recurrent")
-        row = ArchSummary(
-            arch=arch,
-            description=str(first.get("model_description") or ""),
-            recurrent=recurrent if isinstance(recurrent, bool) else None,
-            training=training_of(first),
-            records=recs,
-            ok=ok_records(recs),
-            failed=[r for r in recs if r["status"] != "ok"],
-            task=task,
-        )
-        for metric in METRICS:
-            row.stats[metric] = MetricStats(*mean_std_ci(r["metrics"].get(metric) for r in row.ok))
-        rows.append(row)
+        for key in sorted(groups.get(arch, {}), key=lambda k: _setting_key(dict(k))):
+            rows.append(_summarize_group(task, arch, dict(key), groups[arch][key]))
     return rows
+
+
+def _summarize_group(
+    task: str, arch: str, setting: dict[str, Any], records: Sequence[dict[str, Any]]
+) -> ArchSummary:
+    """One row: the runs of ``arch`` at one value of the task's swept settings, over seeds."""
+    recs = sorted(records, key=lambda r: r["seed"])
+    first = recs[0]
+    model_spec = (first.get("spec") or {}).get("model") or {}
+    recurrent = model_spec.get("recurrent")
+    row = ArchSummary(
+        arch=arch,
+        description=str(first.get("model_description") or ""),
+        recurrent=recurrent if isinstance(recurrent, bool) else None,
+        training=training_of(first),
+        records=recs,
+        ok=ok_records(recs),
+        failed=[r for r in recs if r["status"] != "ok"],
+        task=task,
+        setting=setting,
+    )
+    for metric in METRICS:
+        row.stats[metric] = MetricStats(*mean_std_ci(r["metrics"].get(metric) for r in row.ok))
+    return row
 
 
 def summary_frame(
@@ -170,14 +198,20 @@ def summary_frame(
 ) -> pd.DataFrame:
     """One row per (task, architecture): run counts, then ``<metric>_mean/_std/_n/_ci_lo/_ci_hi``.
 
-    The interval is the 95% Student t interval over seeds; with one seed std and interval are
-    NaN. Row order as in :func:`summarize`.
+    A task that sweeps settings (:data:`SWEPT_SETTINGS`, e.g. the memory suite's distance and
+    load) has a row per architecture and value, the values in columns named after the settings
+    (after ``task``; present only when such a task is in ``records``, empty in other tasks' rows),
+    so its runs are never averaged across them. The interval is the 95% Student t interval over
+    seeds; with one seed std and interval are NaN. Row order as in :func:`summarize`.
     """
+    summaries = summarize(records, arch_order, task_order)
+    swept = list(dict.fromkeys(key for summary in summaries for key in summary.setting))
     rows = []
-    for summary in summarize(records, arch_order, task_order):
+    for summary in summaries:
         row: dict[str, Any] = {
             "arch": summary.arch,
             "task": summary.task,
+            **{key: summary.setting.get(key) for key in swept},
             "description": summary.description,
             "recurrent": summary.recurrent,
             "n_runs": len(summary.records),
@@ -383,12 +417,16 @@ def terminal_summary(records: Sequence[dict[str, Any]], manifest: dict[str, Any]
     manifest = manifest or {}
     rows = summarize(records, manifest.get("archs"), manifest.get("tasks"))
     columns = [m for m in METRICS.values() if m.in_terminal]
-    # The task column only where there is more than one task: an IMDb folder reads as before.
+    # The task column only where there is more than one task: an IMDb folder reads as before; the
+    # setting column only where a task sweeps settings (one row per value, never averaged).
     several = len({row.task for row in rows}) > 1
-    headers = ["task"] * several + ["arch", "seeds"] + [header(c) for c in columns]
+    swept = any(row.setting for row in rows)
+    headers = ["task"] * several + ["arch"] + ["setting"] * swept + ["seeds"]
+    headers += [header(c) for c in columns]
     body = []
     for row in rows:
-        names = [row.task] * several + [row.arch, seeds_cell(row)]
+        setting = " ".join(f"{key}={value}" for key, value in row.setting.items())
+        names = [row.task] * several + [row.arch] + [setting] * swept + [seeds_cell(row)]
         if not row.ok:
             body.append([*names, f"FAIL ({row.failure_text()})"])
             continue

@@ -193,6 +193,74 @@ def make_record(
     return validate_record(record)
 
 
+#: What the memory task's registration says, as its records carry it (``task_info``).
+MEMORY_FACTS = {"name": "memory", "title": "Memory", "description": "Generated memory sequences",
+                "citation": "", "example": "sequence", "text_inputs": False}
+
+
+def make_memory_record(
+    arch: str,
+    seed: int,
+    *,
+    distance: int,
+    accuracy: float | None = None,
+    alphabet: int = 16,
+    n_signals: int = 2,
+    recurrent: bool = True,
+    training: str = "gradient",
+    error: tuple[str, str] | None = None,
+    stop_reason: str = "target_reached",
+) -> dict[str, Any]:
+    """One valid record of the memory suite: ``arch`` trained at distance ``distance`` on
+    ``n_signals`` symbols out of ``alphabet``, with test accuracy ``accuracy`` (or failed with
+    ``error``)."""
+    status = "ok" if error is None else "failed"
+    record = make_record(arch, seed, status=status, error=error, recurrent=recurrent,
+                         training=training, metrics=None if error else {"test_accuracy": accuracy})  # fmt: skip
+    settings = {"distance": distance, "alphabet": alphabet, "n_signals": n_signals, "noise_vocab": 32,
+                "margin": 0.25, "n_train": 4_000, "n_val": 1_000, "n_test": 2_000, "seed": 0}  # fmt: skip
+    identity = f"memory|{arch}|{seed}|{distance}|{alphabet}|{n_signals}"
+    record.update(
+        task="memory",
+        task_info=dict(MEMORY_FACTS),
+        run_id=f"memory-{arch}-s{seed}-{hashlib.sha256(identity.encode()).hexdigest()[:8]}",
+        data={"source": "generated", "n_train": 4_000, "n_val": 1_000, "n_test": 2_000,
+              "vocab_size": 2 + 32 + alphabet},  # fmt: skip
+    )
+    record["spec"].update(task="memory", data=settings)
+    record["spec"]["train"].update(epochs=12, patience=3)
+    if status == "ok":
+        record["stop_reason"] = stop_reason
+    return validate_record(record)
+
+
+def make_memory_records(
+    sweep: dict[str, dict[tuple[int, int], dict[int, list[float]]]],
+    floors: tuple[str, ...] = ("bag_of_embeddings", "tfidf_logreg"),
+) -> list[dict[str, Any]]:
+    """Memory records from ``{arch: {(alphabet, n_signals): {distance: [accuracy per seed]}}}``
+    (seeds 0, 1, ...); the architectures in ``floors`` are declared non-recurrent."""
+    records = []
+    for arch, loads in sweep.items():
+        for (alphabet, n_signals), by_distance in loads.items():
+            for distance, accuracies in by_distance.items():
+                for seed, accuracy in enumerate(accuracies):
+                    records.append(make_memory_record(
+                        arch, seed, distance=distance, accuracy=accuracy, alphabet=alphabet,
+                        n_signals=n_signals, recurrent=arch not in floors,
+                        training="self_fit" if arch == "tfidf_logreg" else "gradient",
+                    ))  # fmt: skip
+    return records
+
+
+def memory_suite_manifest(**suite: Any) -> dict[str, Any]:
+    """The manifest's ``memory_suite`` block as the suite writes it; ``suite`` overrides keys."""
+    return {"memory_suite": {"threshold": 0.95, "target_accuracy": 0.97,
+                             "loads": [{"alphabet": 16, "n_signals": 2}, {"alphabet": 16, "n_signals": 3}],
+                             "distances": [16, 32, 64, 128, 256, 512], "seeds_at_change": 3,
+                             "budget": {"epochs": 12, "patience": 3, "n_train": 4000}, **suite}}  # fmt: skip
+
+
 def make_manifest(archs: list[str], seeds: list[int], **overrides: Any) -> dict[str, Any]:
     """A manifest for a grid of ``archs`` x ``seeds``."""
     manifest = {

@@ -1,0 +1,303 @@
+"""The memory suite's report section and the notebook's table, from hand-made records."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bench.records import RecordError
+from reports import render_report, summary_frame, terminal_summary
+from reports.memory import (
+    SCALES,
+    horizons,
+    memory_rows,
+    memory_section,
+    notebook_section,
+    rank_adjectives,
+)
+from reports.render import build_outputs
+from reports.table import summarize
+from tests.factories import (
+    make_grid,
+    make_manifest,
+    make_memory_record,
+    make_memory_records,
+    memory_suite_manifest,
+    write_results,
+)
+from tests.test_reports import GRID
+
+LIGHT, HEAVY = (16, 2), (16, 3)
+
+#: A sweep with every case: gru solves every T (≥ 512), lstm changes at 32 -> 64 with three
+#: seeds there, rnn fails the smallest T, bilstm is solved at 64 after failing 32 (horizon 16),
+#: and the two floors sit at chance.
+SWEEP = {
+    "rnn": {LIGHT: {16: [0.55, 0.52, 0.53]}, HEAVY: {16: [0.51, 0.50, 0.52]}},
+    "lstm": {LIGHT: {16: [0.99], 32: [0.96, 0.97, 0.98], 64: [0.70, 0.75, 0.80]},
+             HEAVY: {16: [0.97, 0.96, 0.98], 32: [0.60, 0.62, 0.64]}},
+    "gru": {LIGHT: {16: [1.0], 32: [1.0], 64: [0.99], 128: [0.99], 256: [0.98], 512: [0.97, 0.96, 0.98]},
+            HEAVY: {16: [1.0], 32: [0.99], 64: [0.98], 128: [0.97, 0.96, 0.98], 256: [0.80, 0.70, 0.75]}},
+    "bilstm": {LIGHT: {16: [0.99, 0.98, 0.97], 32: [0.60, 0.62, 0.58], 64: [0.96]},
+               HEAVY: {16: [0.97, 0.96, 0.98], 32: [0.60, 0.62, 0.64]}},
+    "bag_of_embeddings": {LIGHT: {16: [0.51], 512: [0.49]}, HEAVY: {16: [0.50]}},
+    "tfidf_logreg": {LIGHT: {512: [0.505]}},
+}  # fmt: skip
+ARCHS = ["rnn", "lstm", "gru", "bilstm", "bag_of_embeddings", "tfidf_logreg"]
+
+
+def _manifest(**overrides):
+    return make_manifest(ARCHS, [0], tasks=["memory"], **memory_suite_manifest(), **overrides)
+
+
+def _horizon_texts(records, threshold=0.95):
+    rows, _ = memory_rows(records, ARCHS)
+    found = horizons([r for r in rows if r.recurrent], threshold)
+    return {(h.arch, (h.load.alphabet, h.load.n_signals)): h.text for h in found}
+
+
+def _table_lines(text: str, title: str) -> list[str]:
+    """The lines of the first table after ``title``."""
+    blocks = text.split(title, 1)[1].split("\n\n")
+    return next(b for b in blocks if b.startswith("|")).splitlines()
+
+
+def _cells(line: str) -> list[str]:
+    return [cell.strip() for cell in line.strip("|").split("|")]
+
+
+def test_horizons_below_exact_beyond_and_after_a_failure():
+    texts = _horizon_texts(make_memory_records(SWEEP))
+    assert texts[("rnn", LIGHT)] == "< 16" and texts[("rnn", HEAVY)] == "< 16"
+    assert texts[("lstm", LIGHT)] == "32" and texts[("lstm", HEAVY)] == "16"
+    assert texts[("gru", LIGHT)] == "≥ 512" and texts[("gru", HEAVY)] == "128"
+    # Solved at 64 after failing 32: only unbroken success counts.
+    assert texts[("bilstm", LIGHT)] == "16"
+    # The floors are declared non-recurrent: no horizon for them.
+    assert not any(arch in ("bag_of_embeddings", "tfidf_logreg") for arch, _ in texts)
+
+
+def test_the_threshold_is_the_manifests_and_a_mean_just_at_it_counts():
+    records = make_memory_records({"gru": {LIGHT: {16: [0.95, 0.95, 0.95], 32: [0.9]}}})
+    assert _horizon_texts(records)[("gru", LIGHT)] == "16"
+    assert _horizon_texts(records, threshold=0.96)[("gru", LIGHT)] == "< 16"
+    text, _ = memory_section(records, make_manifest(["gru"], [0], **memory_suite_manifest(threshold=0.85)))
+    assert "at least 85%" in text and _horizon_cells(text)["gru"] == ["≥ 32"]
+    text, _ = memory_section(records, make_manifest(["gru"], [0]))  # no memory_suite block at all
+    assert "at least 95% (the default; the manifest names no threshold)" in text
+
+
+def _horizon_cells(text: str) -> dict[str, list[str]]:
+    lines = _table_lines(text, "### How far each architecture carries what it read")
+    return {_cells(ln)[0].strip("`"): _cells(ln)[1:] for ln in lines[2:]}
+
+
+def test_memory_section_tables_sentences_and_intervals():
+    text, plots = memory_section(make_memory_records(SWEEP), _manifest())
+    horizon = _horizon_cells(text)
+    # Longest first, at the heaviest load, then the lighter; columns lightest load first.
+    assert list(horizon) == ["gru", "lstm", "bilstm", "rnn"]
+    assert horizon["gru"] == ["≥ 512", "128"] and horizon["rnn"] == ["< 16", "< 16"]
+    assert "| Architecture | Horizon T, 16 symbols × 2 | Horizon T, 16 symbols × 3 |" in text
+    assert ("**16 symbols × 2**: `gru` holds every distance tried, up to T = 512; `lstm` up to "
+            "T = 32; `bilstm` up to T = 16; `rnn` not even T = 16") in text
+    assert "`lstm` and `bilstm` up to T = 16" in text  # a tie at the heavy load
+    assert "`bilstm` reached the threshold again at T = 64 after failing T = 32" in text
+    change = {(_cells(ln)[0], _cells(ln)[1]): _cells(ln)
+              for ln in _table_lines(text, "### Accuracy where the result changes")[2:]}
+    lstm = change[("`lstm`", "16 symbols × 2")]
+    # Mean 97%, s = 1 point, t(0.975, 2) = 4.3027: 97 ± 2.48.
+    assert lstm[3:] == ["32", "97.00 [94.52, 99.48] (n=3)", "64", "75.00 [62.58, 87.42] (n=3)"]
+    gru = change[("`gru`", "16 symbols × 2")]
+    assert gru[2:] == ["≥ 512", "512", "97.00 [94.52, 99.48] (n=3)", "—", "—"]
+    rnn = change[("`rnn`", "16 symbols × 2")]
+    assert rnn[3:6] == ["—", "—", "16"] and rnn[6].endswith("(n=3)")
+    assert "`tfidf_logreg` | 16 symbols × 2 | T = 512: 50.50 (n=1)" in text
+    assert "at most 1.00 points from chance" in text
+    assert "at most 12 epochs" in text and "4,000 training sequences" in text
+    assert "reaches 97%" in text and "Horizons depend on this budget" in text
+    assert "Hochreiter & Schmidhuber 1997" in text and "Arjovsky" in text and "Le, Jaitly" in text
+    assert set(plots) == {"memory/memory_horizon.png"}
+    assert plots["memory/memory_horizon.png"][:8] == b"\x89PNG\r\n\x1a\n"
+    assert "![Test accuracy against distance](plots/memory/memory_horizon.png)" in text
+    # No IMDb runs here: one line says how to get the notebook's table.
+    assert "Run the IMDb comparison into this folder too" in text
+
+
+def test_a_failed_run_is_not_a_solved_distance():
+    records = make_memory_records({"gru": {LIGHT: {16: [0.99], 32: [0.99]}}})
+    records.append(make_memory_record("gru", 0, distance=64, error=("oom", "out of memory")))
+    text, _ = memory_section(records, make_manifest(["gru"], [0], **memory_suite_manifest()))
+    assert _horizon_cells(text)["gru"] == ["32"]
+    assert "| `gru` | 16 symbols × 2 | 32 | 32 | 99.00 (n=1) | 64 | FAIL (oom: out of memory) |" in text
+
+
+def test_the_plot_is_written_deterministic_and_embedded(tmp_path):
+    records = make_memory_records(SWEEP)
+    folder = write_results(tmp_path / "mem", records, _manifest())
+    first = build_outputs(folder)
+    assert first == build_outputs(folder)  # same bytes, figure included
+    assert len(first["plots/memory/memory_horizon.png"]) > 10_000
+    report = render_report(folder).read_text(encoding="utf-8")
+    assert (folder / "plots" / "memory" / "memory_horizon.png").is_file()
+    assert report.startswith("# rnnbench: recurrent text classifiers on Memory")
+    assert "## Memory horizons" in report and "## Results" not in report
+    assert "The notebook's table" not in report
+
+
+def test_summary_csv_keeps_each_distance_and_load_apart(tmp_path):
+    records = make_memory_records(SWEEP)
+    frame = summary_frame(records, ARCHS)
+    assert list(frame.columns[:5]) == ["arch", "task", "alphabet", "n_signals", "distance"]
+    lstm = frame[(frame["arch"] == "lstm") & (frame["n_signals"] == 2)]
+    assert list(lstm["distance"]) == [16, 32, 64] and list(lstm["n_ok"]) == [1, 3, 3]
+    assert list(lstm["test_accuracy_mean"].round(4)) == [0.99, 0.97, 0.75]
+    assert len(frame) == sum(len(by_t) for loads in SWEEP.values() for by_t in loads.values())
+    # An IMDb-only frame has no such columns.
+    _, imdb = make_grid(tmp_path / "imdb", {"gru": {}}, seeds=[0])
+    assert "distance" not in summary_frame(imdb).columns
+    # The terminal table after a run: a row per setting too.
+    lines = terminal_summary(records + imdb, _manifest()).splitlines()
+    assert lines[1].split()[:4] == ["task", "arch", "setting", "seeds"]
+    lstm = next(ln for ln in lines if ln.split()[1:5] == ["lstm", "alphabet=16", "n_signals=2", "distance=32"])
+    assert lstm.split()[5] == "3" and "97.00 ± 1.00" in lstm
+    assert any(ln.startswith("imdb    gru") for ln in lines)
+
+
+#: IMDb figures for the notebook's four: sizes rank as the notebook says, lstm trains fastest,
+#: bilstm is the most accurate, lstm is dominated by gru on (accuracy, latency, memory).
+NOTEBOOK_GRID = {
+    "rnn": {"accuracy": 0.80, "metrics": {"param_count": 10_000, "train_samples_per_s": 500.0,
+                                          "infer_samples_per_s": 2000.0, "latency_ms_p50": 1.0,
+                                          "train_peak_mem_mb": 50.0}},
+    "lstm": {"accuracy": 0.85, "metrics": {"param_count": 33_000, "train_samples_per_s": 1000.0,
+                                           "infer_samples_per_s": 4000.0, "latency_ms_p50": 3.0,
+                                           "train_peak_mem_mb": 120.0}},
+    "gru": {"accuracy": 0.86, "metrics": {"param_count": 25_000, "train_samples_per_s": 800.0,
+                                          "infer_samples_per_s": 3000.0, "latency_ms_p50": 2.0,
+                                          "train_peak_mem_mb": 110.0}},
+    "bilstm": {"accuracy": 0.87, "metrics": {"param_count": 66_000, "train_samples_per_s": 300.0,
+                                             "infer_samples_per_s": 1000.0, "latency_ms_p50": 5.0,
+                                             "train_peak_mem_mb": 200.0}},
+}  # fmt: skip
+#: Horizons: gru ≥ 512 / 128, lstm and bilstm 64 / 32 (tied), rnn < 16 at both loads.
+NOTEBOOK_SWEEP = {
+    "rnn": {LIGHT: {16: [0.5]}, HEAVY: {16: [0.5]}},
+    "lstm": {LIGHT: {16: [1.0], 32: [1.0], 64: [0.99], 128: [0.6]},
+             HEAVY: {16: [1.0], 32: [0.99], 64: [0.6]}},
+    "gru": {LIGHT: {t: [1.0] for t in (16, 32, 64, 128, 256, 512)},
+            HEAVY: {16: [1.0], 32: [1.0], 64: [1.0], 128: [0.99], 256: [0.6]}},
+    "bilstm": {LIGHT: {16: [1.0], 32: [1.0], 64: [0.99], 128: [0.6]},
+               HEAVY: {16: [1.0], 32: [0.99], 64: [0.6]}},
+}  # fmt: skip
+GRADIENTS = {"schema": 1, "span": 50, "probes": [
+    {"task": "memory", "arch": "gru", "alphabet": 16, "n_signals": 2, "distance_T": 64,
+     "init": {"decay_per_span": 0.1}, "trained": {"decay_per_span": 0.83}},
+    {"task": "imdb", "arch": "rnn", "init": {"decay_per_span": 0.01}, "trained": {"decay_per_span": 0.02}},
+]}  # fmt: skip
+
+
+def _notebook_rows(text: str) -> dict[str, list[str]]:
+    lines = [ln for ln in text.splitlines() if ln.startswith("| ") and "(`" in ln]
+    return {_cells(ln)[0].split("`")[1]: _cells(ln) for ln in lines}
+
+
+def test_the_notebook_table_measured_for_a_hand_made_case(tmp_path):
+    _, imdb = make_grid(tmp_path, NOTEBOOK_GRID, seeds=[0])
+    manifest = make_manifest(list(NOTEBOOK_GRID), [0], **memory_suite_manifest())
+    text = notebook_section(summarize(imdb, list(NOTEBOOK_GRID)), make_memory_records(NOTEBOOK_SWEEP),
+                            manifest, GRADIENTS)  # fmt: skip
+    rows = _notebook_rows(text)
+    rnn, lstm, gru, bilstm = rows["rnn"], rows["lstm"], rows["gru"], rows["bilstm"]
+    # Parameters: the notebook's ranking holds.
+    assert [rows[a][1] for a in ("rnn", "gru", "lstm", "bilstm")] == [
+        "10.0k (**Low**)", "25.0k (**Medium**)", "33.0k (**High**)", "66.0k (**Highest**)"]
+    # Speed: geometric means 1000 (rnn), 2000 (lstm), 1549 (gru), 548 (bilstm).
+    assert rnn[2] == "train 500, infer 2,000 samples/s (**Slow**)"
+    assert lstm[2].endswith("(**Fast**)") and gru[2].endswith("(**Medium**)")
+    assert bilstm[2].endswith("(**Slowest**)")
+    assert "Speed: no, Slow here (3rd of 4; `lstm` and `gru` are faster)" in rnn[6]
+    assert "Speed: no, Fast here (1st of 4, first here)" in lstm[6]
+    assert "Speed: yes" in gru[6] and "Speed: yes" in bilstm[6]
+    # Memory: gru first; lstm and bilstm tied second (Excellent); rnn last.
+    assert gru[3] == "horizon ≥ 512 (16×2), 128 (16×3); gradient ×0.83 per 50 steps (memory, 16×2, T = 64) (**Best**)"
+    assert lstm[3] == "horizon 64 (16×2), 32 (16×3) (**Excellent**)" and bilstm[3].endswith("(**Excellent**)")
+    assert rnn[3] == "horizon < 16 (16×2), < 16 (16×3); gradient ×0.02 per 50 steps (IMDb) (**Poor**)"
+    assert "Long-term Memory: no, Best here (1st of 4, first here)" in gru[6]
+    assert "Long-term Memory: no, Excellent here (2nd of 4; `gru` holds longer)" in bilstm[6]
+    assert "Long-term Memory: yes" in lstm[6] and "Long-term Memory: yes" in rnn[6]
+    # Use cases, as rules on the measurements.
+    assert rnn[4].startswith("**Short sequences**: fastest at inference; fewest parameters")
+    assert gru[4].startswith("**Long sequences / Balanced**")
+    assert bilstm[4].startswith("**Balanced / Full context needed**: most accurate")
+    assert lstm[4] == "**none of the four**: fastest to train; dominated on IMDb by `gru`"
+    assert "Use Case: no, `gru` holds longer" in lstm[6]
+    assert all("Use Case: yes" in rows[a][6] for a in ("rnn", "gru", "bilstm"))
+    assert lstm[5] == "High · Slow · Excellent · Long sequences"
+    assert "The notebook's adjective holds in 11 of 16 cells that could be judged." in text
+
+
+def test_rank_adjectives_ties_and_fewer_than_four():
+    tied = rank_adjectives({"a": 3, "b": 3, "c": 1, "d": 0}, SCALES["Parameters"], lambda x, y: x == y)
+    assert [tied[k].adjective for k in "abcd"] == ["Low", "Low", "High", "Highest"]
+    assert tied["c"].ahead == ("a", "b") and tied["c"].rank == 3
+    two = rank_adjectives({"a": 2, "b": 1}, SCALES["Speed"], lambda x, y: x == y)
+    assert (two["a"].adjective, two["b"].adjective) == ("Fast", "Slowest")
+    alike = rank_adjectives({"a": 1, "b": 1}, SCALES["Speed"], lambda x, y: x == y)
+    assert alike["a"].all_tied and rank_adjectives({"a": 1}, SCALES["Speed"], lambda x, y: True) == {}
+
+
+def test_a_folder_with_both_tasks_ends_with_the_notebook_table(tmp_path):
+    folder, imdb = make_grid(tmp_path / "both", NOTEBOOK_GRID, seeds=[0])
+    memory = make_memory_records(NOTEBOOK_SWEEP)
+    manifest = make_manifest(list(NOTEBOOK_GRID), [0], tasks=["imdb", "memory"], **memory_suite_manifest())
+    write_results(folder, memory, manifest)
+    (folder / "gradient_flow.json").write_text(json.dumps(GRADIENTS), encoding="utf-8")
+    report = render_report(folder).read_text(encoding="utf-8")
+    assert report.index("## Task `imdb`") < report.index("## Task `memory`")
+    assert "### Memory horizons" in report and "#### How far each architecture" in report
+    assert report.index("## Task `memory`") < report.index("## The notebook's table, measured")
+    assert "gradient ×0.83 per 50 steps" in report
+    assert "Run the IMDb comparison into this folder too" not in report
+    # A gradient file that cannot be read is named in one error, not skipped silently.
+    (folder / "gradient_flow.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(RecordError, match="cannot read .*gradient_flow.json"):
+        build_outputs(folder)
+    (folder / "gradient_flow.json").write_text("[1, 2]", encoding="utf-8")
+    with pytest.raises(RecordError, match="gradient_flow.json is not a gradient-flow result"):
+        build_outputs(folder)
+
+
+def test_a_folder_without_memory_runs_renders_as_before(tmp_path):
+    """The IMDb part of a report is the same with or without memory runs beside it."""
+    alone, _ = make_grid(tmp_path / "alone", GRID, seeds=[0, 1])
+    before = build_outputs(alone)
+    both = tmp_path / "both"
+    shutil.copytree(alone, both)
+    manifest = json.loads((alone / "manifest.json").read_text(encoding="utf-8"))
+    write_results(both, make_memory_records(SWEEP), {**manifest, "tasks": ["imdb", "memory"]})
+    after = build_outputs(both)
+    # Every figure of IMDb's is byte for byte the same; memory's live apart.
+    assert {k: v for k, v in after.items() if not k.startswith("plots/memory/") and k.startswith("plots/")} == {
+        k: v for k, v in before.items() if k.startswith("plots/")}
+    text_before, text_after = before["report.md"].decode(), after["report.md"].decode()
+    imdb_part = text_after.split("## Task `imdb`", 1)[1].split("## Task `memory`", 1)[0]
+    for section in text_before.split("\n## ")[1:]:
+        demoted = "\n".join("#" + ln if ln.startswith("#") else ln for ln in f"## {section}".split("\n"))
+        assert demoted.rstrip("\n") in imdb_part
+    # summary.csv: IMDb's rows carry the same values; the memory rows follow with their settings.
+    csv_before = before["summary.csv"].decode().splitlines()
+    csv_after = after["summary.csv"].decode().splitlines()
+    assert csv_after[0].startswith("arch,task,alphabet,n_signals,distance,")
+    for line_before, line_after in zip(csv_before[1:], csv_after[1:], strict=False):
+        if line_after.split(",")[1] == "imdb":
+            assert line_after.split(",", 2)[2] == ",,," + line_before.split(",", 2)[2]
+
+
+def test_the_committed_example_renders_byte_for_byte_as_committed():
+    # An IMDb-only folder: the memory suite's code must not change a byte of its report. When a
+    # change to the report is meant, refresh it: `python -m reports docs/example-report`.
+    example = Path(__file__).resolve().parents[1] / "docs" / "example-report"
+    rendered = build_outputs(example)["report.md"].decode("utf-8")
+    assert rendered == (example / "report.md").read_text(encoding="utf-8")
