@@ -97,7 +97,8 @@ def gradient_figure(payload: Mapping[str, Any], arch_order: Sequence[str] | None
     panels = list(dict.fromkeys(_panel_key(p) for p in probes))
     ncols = min(len(panels), 2)
     nrows = math.ceil(len(panels) / ncols)
-    fig = new_figure(6.0 * ncols, 4.2 * nrows + 0.8)
+    # Wide enough for the title and the legend even with one panel.
+    fig = new_figure(max(6.0 * ncols, 9.0), 4.2 * nrows + 1.0)
     grid = fig.subplots(nrows, ncols, squeeze=False)
     for position, (task, setting) in enumerate(panels):
         ax = grid[position // ncols][position % ncols]
@@ -120,7 +121,7 @@ def gradient_figure(payload: Mapping[str, Any], arch_order: Sequence[str] | None
     handles += [Line2D([], [], color="0.3", linestyle="--", label="at initialisation"),
                 Line2D([], [], color="0.3", linestyle="-", label="after training")]  # fmt: skip
     fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 6))
-    fig.suptitle(f"{GRADIENT_TITLE} (dashed: at initialisation, solid: after training)")
+    fig.suptitle(GRADIENT_TITLE)
     return png_bytes(fig)
 
 

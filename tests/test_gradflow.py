@@ -230,7 +230,7 @@ def test_probe_run_measures_the_runs_start_and_its_checkpoint(trained_run):
     assert init["distance"] == trained["distance"] == list(range(30))
     assert init["count"] == [8] * 30
     assert not np.allclose(init["grad_norm"], trained["grad_norm"])  # training changed the flow
-    assert 0 < init["decay_per_span"] and 0 < trained["decay_per_span"]
+    assert init["decay_per_span"] > 0 and trained["decay_per_span"] > 0
     assert trained["epochs"] == record["metrics"]["best_epoch"]
     assert trained["test_accuracy"] == record["metrics"]["test_accuracy"]
     # The start is the run's own: the same every time it is rebuilt.
