@@ -279,7 +279,8 @@ def check_out_dir(out: Path, *, resume: bool, overwrite: bool, run_ids: list[str
 
 
 def clear_out_dir(out: Path) -> None:
-    """Delete a results folder's runs, report, tuning and manifest (--overwrite; under the lock)."""
+    """Delete a results folder's runs, report, tuning, gradient probe and manifest (--overwrite;
+    under the lock)."""
     from bench import records
     from bench.tune import TUNING_NAME
     from reports.render import REPORT_DIRS, REPORT_FILES
@@ -288,7 +289,7 @@ def clear_out_dir(out: Path) -> None:
         for name in (records.RUNS_DIR, *REPORT_DIRS):
             if (out / name).exists():
                 shutil.rmtree(out / name)
-        for name in (*REPORT_FILES, TUNING_NAME, records.MANIFEST_NAME):
+        for name in (*REPORT_FILES, TUNING_NAME, records.GRADIENT_FLOW_NAME, records.MANIFEST_NAME):
             (out / name).unlink(missing_ok=True)
 
 
@@ -413,6 +414,7 @@ def _memory_suite(
 ) -> int:
     """``--suite memory``: the memory sweep, the gradient-flow probe and the report."""
     from bench import memory_suite
+    from bench.records import write_gradient_flow
 
     if args.task not in ("imdb", memory_suite.TASK):  # imdb: the option's default
         raise UsageError(f"--suite memory runs the task {memory_suite.TASK}; drop --task {args.task}")
@@ -435,9 +437,15 @@ def _memory_suite(
                              archs=archs, protocol=None, settings=settings)
 
         def sweep(_: list[RunSpec], log: Callable[[str], None]) -> GridOutcome:
-            outcome, state = memory_suite.run_suite({s.arch: s for s in specs}, suite, out,
+            by_arch = {s.arch: s for s in specs}
+            outcome, state = memory_suite.run_suite(by_arch, suite, out,
                                                     run=_executor(args, out, log), log=log)
             manifest["memory_suite"] = memory_suite.manifest_entry(suite, config, state)
+            if not outcome.interrupted:
+                payload = memory_suite.probe_gradients(out, by_arch, suite, data_path=args.data,
+                                                       log=log)
+                if payload is not None:
+                    write_gradient_flow(out, payload)
             return outcome
 
         outcome = _execute(args, specs, out, manifest, grid=sweep)

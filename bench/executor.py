@@ -70,6 +70,14 @@ def build_model(spec: RunSpec, vocab_size: int, pad_index: int) -> nn.Module:
     )
 
 
+def initial_model(spec: RunSpec, vocab_size: int, pad_index: int) -> nn.Module:
+    """The spec's model as its run starts training: every generator seeded with the run's seed,
+    then built (:func:`build_model`). The one place a run's starting point is made, so a probe of
+    a finished run (``bench.gradflow``) rebuilds exactly the weights it started from."""
+    seed_everything(spec.seed)
+    return build_model(spec, vocab_size, pad_index)
+
+
 def model_facts(info: ModelInfo, hyperparams: dict[str, Any]) -> dict[str, Any]:
     """What the registry declares about the model, as the record's ``spec.model`` carries it."""
     return {
@@ -186,8 +194,7 @@ def _run(
 ) -> None:
     data = load_task_data(spec, progress=progress)
     record["data"] = data_block(data)
-    seed_everything(spec.seed)
-    model = build_model(spec, len(data.vocab), data.pad_index)
+    model = initial_model(spec, len(data.vocab), data.pad_index)
     info = model_info(spec.arch)
     hyperparams = model_hyperparams(spec)
     record["spec"]["model"] = {**hyperparams, **model_facts(info, hyperparams)}

@@ -169,8 +169,11 @@ def run_suite(
     state = SweepState(alive={(load, arch) for load in suite.loads for arch in recurrent})
     total = GridOutcome()
     series = suite.distances()
+    done: set[str] = set()
 
     def stage(planned: list[RunSpec], what: str) -> bool:
+        planned = [spec for spec in dict.fromkeys(planned) if spec.run_id not in done]
+        done.update(spec.run_id for spec in planned)
         if not planned:
             return True
         log(f"memory suite: {what}: {len(planned)} run(s)")
@@ -205,8 +208,60 @@ def run_suite(
     last = state.distances[-1] if state.distances else None
     if last is not None and last != series[0]:
         planned += [at(specs[arch], last, load) for load in suite.loads for arch in floors]
-    stage(planned, "more seeds where a result changes, floors at the last T")
+    # The gradient probe reads every recurrent architecture trained at one T and load, whether or
+    # not its sweep got there (then it is one run past its horizon).
+    planned += probe_points(specs, suite)
+    stage(planned, "more seeds where a result changes, floors at the last T, the probe's T")
     return total, state
+
+
+def probe_points(specs: Mapping[str, RunSpec], suite: SuiteConfig) -> list[RunSpec]:
+    """The runs the gradient probe reads on the memory task: each recurrent architecture at the
+    probe distance of the first load, seed 0."""
+    return [at(spec, suite.probe_distance, suite.loads[0]) for arch, spec in specs.items()
+            if model_info(arch).recurrent]
+
+
+def probe_gradients(
+    out_dir: Path, specs: Mapping[str, RunSpec], suite: SuiteConfig, *,
+    data_path: str | None = None, log: Callable[[str], None] = print,
+) -> dict[str, Any] | None:
+    """The gradient-flow probe of the folder (``bench.gradflow``): on the memory task, the runs of
+    :func:`probe_points`; on IMDb, the folder's seed-0 run of each of the suite's recurrent
+    architectures, when it has one (run the IMDb grid into the folder to get them). Each at its
+    start and with its checkpoint; the payload for ``gradient_flow.json`` (None: nothing to
+    probe). What cannot be probed is said in one line and left out."""
+    from bench import gradflow  # torch-heavy; only the suite needs it
+    from bench.executor import load_task_data
+    from data_pipeline import DEFAULT_TASK, DataError
+
+    out_dir = Path(out_dir)
+    recurrent = {arch for arch in specs if model_info(arch).recurrent}
+    targets: list[tuple[RunSpec, dict[str, Any]]] = []
+    for spec in probe_points(specs, suite):
+        record = _record(out_dir, spec)
+        if record is not None:
+            targets.append((spec, record))
+    for record in records.load_folder(out_dir).records:
+        if (records.task_of(record) == DEFAULT_TASK and record["seed"] == 0
+                and record["arch"] in recurrent and record.get("status") == "ok"):
+            targets.append((RunSpec.from_dict(record["spec"], data_path=data_path), record))
+    probes, batches = [], {}
+    for spec, record in targets:
+        run_dir = out_dir / records.RUNS_DIR / record["run_id"]
+        try:
+            key = (spec.task, spec.config.data)
+            if key not in batches:
+                test = load_task_data(spec, progress=False).test
+                batches[key] = (gradflow.sequence_probe_batch(test) if spec.task != DEFAULT_TASK
+                                else gradflow.imdb_probe_batch(test, min(250, spec.config.data.max_len)))
+            probes.append(gradflow.probe_run(run_dir, record, batches[key]))
+        except (gradflow.ProbeError, DataError) as exc:
+            log(f"gradient-flow probe: {record['run_id']} left out: {exc}")
+    if not probes:
+        return None
+    log(f"gradient-flow probe: {len(probes)} run(s) probed")
+    return gradflow.gradient_flow_payload(probes)
 
 
 def _record(out_dir: Path, spec: RunSpec) -> dict[str, Any] | None:

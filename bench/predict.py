@@ -31,40 +31,58 @@ class Prediction:
     probability: float  # P(positive)
 
 
+@dataclass(frozen=True)
+class TrainedRun:
+    """A finished run loaded from its folder: its resolved spec, its vocabulary, and its model
+    with the selected checkpoint's weights, on the CPU, in evaluation mode."""
+
+    spec: RunSpec
+    vocab: Vocab
+    model: nn.Module
+
+
+def load_trained_run(run_dir: Path) -> TrainedRun:
+    """Load the run in ``run_dir`` (``config.json``, ``vocab.txt``, ``model.pt``), whatever its
+    task; raise :class:`PredictError` with one line saying what is missing or damaged."""
+    run_dir = Path(run_dir)
+    missing = [n for n in (CONFIG_NAME, VOCAB_NAME, CHECKPOINT_NAME) if not (run_dir / n).is_file()]
+    if missing:
+        raise PredictError(
+            f"{run_dir} has no {', '.join(missing)}: give a run folder (results/<...>/runs/<run_id>) "
+            "of a run that kept its artifacts (not --records-only)"
+        )
+    try:
+        spec = RunSpec.from_dict(json.loads((run_dir / CONFIG_NAME).read_text()))
+    except UnknownTaskError as exc:  # a KeyError, so caught before the others
+        raise PredictError(f"{run_dir} is a run of a task this installation does not "
+                           f"register ({exc})") from None
+    except (json.JSONDecodeError, KeyError, TypeError, ConfigError) as exc:
+        raise PredictError(f"{run_dir / CONFIG_NAME} is not a valid run config: {exc}") from None
+    try:
+        vocab = Vocab.load(run_dir / VOCAB_NAME)
+    except DataError as exc:
+        raise PredictError(f"{exc}; the run folder is damaged: re-run it (run_all.py "
+                            f"--run-id {run_dir.name})") from None
+    model = build_model(spec, len(vocab), vocab.pad_index)
+    try:
+        state = torch.load(run_dir / CHECKPOINT_NAME, map_location="cpu", weights_only=True)
+        model.load_state_dict(state)
+    except (RuntimeError, OSError, EOFError) as exc:
+        raise PredictError(f"cannot load checkpoint {run_dir / CHECKPOINT_NAME}: {exc}") from None
+    model.eval()
+    return TrainedRun(spec, vocab, model)
+
+
 class Predictor:
     """A trained model with its vocabulary and settings, ready to classify raw text."""
 
     def __init__(self, run_dir: Path) -> None:
-        run_dir = Path(run_dir)
-        missing = [n for n in (CONFIG_NAME, VOCAB_NAME, CHECKPOINT_NAME) if not (run_dir / n).is_file()]
-        if missing:
-            raise PredictError(
-                f"{run_dir} has no {', '.join(missing)}: give a run folder (results/<...>/runs/<run_id>) "
-                "of a run that kept its artifacts (not --records-only)"
-            )
-        try:
-            self.spec = RunSpec.from_dict(json.loads((run_dir / CONFIG_NAME).read_text()))
-        except UnknownTaskError as exc:  # a KeyError, so caught before the others
-            raise PredictError(f"{run_dir} is a run of a task this installation does not "
-                               f"register ({exc})") from None
-        except (json.JSONDecodeError, KeyError, TypeError, ConfigError) as exc:
-            raise PredictError(f"{run_dir / CONFIG_NAME} is not a valid run config: {exc}") from None
-        task = task_info(self.spec.task)
+        run = load_trained_run(run_dir)
+        task = task_info(run.spec.task)
         if not task.text_inputs:
             raise PredictError(f"{run_dir} is a run of task {task.name!r}, whose inputs are not "
                                "text: predict classifies text with runs of a text task (e.g. imdb)")
-        try:
-            self.vocab = Vocab.load(run_dir / VOCAB_NAME)
-        except DataError as exc:
-            raise PredictError(f"{exc}; the run folder is damaged: re-run it (run_all.py "
-                                f"--run-id {run_dir.name})") from None
-        self.model: nn.Module = build_model(self.spec, len(self.vocab), self.vocab.pad_index)
-        try:
-            state = torch.load(run_dir / CHECKPOINT_NAME, map_location="cpu", weights_only=True)
-            self.model.load_state_dict(state)
-        except (RuntimeError, OSError, EOFError) as exc:
-            raise PredictError(f"cannot load checkpoint {run_dir / CHECKPOINT_NAME}: {exc}") from None
-        self.model.eval()
+        self.spec, self.vocab, self.model = run.spec, run.vocab, run.model
         # A text task may leave its length uncut (no max_len setting).
         self.max_len = getattr(self.spec.config.data, "max_len", None)
 

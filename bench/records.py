@@ -209,7 +209,8 @@ def read_record(path: Path) -> dict[str, Any]:
     try:
         return _parse_record(path)
     except RecordError as exc:
-        raise RecordError(f"{path}: {exc}") from None
+        raise RecordError(f"{path}: {exc}; run the gradient-flow probe again (run_all.py --suite "
+                          "memory --resume), or remove the file to render without it") from None
 
 
 def record_paths(results_dir: Path) -> list[Path]:
@@ -307,3 +308,97 @@ def task_facts(record: dict[str, Any]) -> dict[str, Any]:
 def ok_records(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """The successful records only."""
     return [r for r in records if r["status"] == "ok"]
+
+
+# --- gradient flow ------------------------------------------------------------------------------
+
+#: The gradient-flow probes of a results folder (``bench.gradflow`` measures them), beside its
+#: manifest. Its schema lives here, beside the records', so a report reads it without torch.
+GRADIENT_FLOW_NAME = "gradient_flow.json"
+GRADIENT_FLOW_SCHEMA = 1
+
+_PROBE_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "task": str, "arch": str, "run_id": str, "seed": int, "setting": str,
+    "distance_T": (int, type(None)), "alphabet": (int, type(None)),
+    "n_signals": (int, type(None)), "sequences": int, "init": dict, "trained": dict,
+}  # fmt: skip
+_PROFILE_LISTS = ("distance", "grad_norm", "count")
+
+
+def _number_or_null(value: Any) -> bool:
+    return value is None or (isinstance(value, int | float) and not isinstance(value, bool))
+
+
+def _check_profile(where: str, profile: dict[str, Any], extra: tuple[str, ...]) -> None:
+    for key in (*_PROFILE_LISTS, "decay_per_span", *extra):
+        if key not in profile:
+            raise RecordError(f"{where} is missing {key!r}")
+    lists = [profile[key] for key in _PROFILE_LISTS]
+    if not all(isinstance(values, list) for values in lists) or len({len(v) for v in lists}) != 1:
+        raise RecordError(f"{where}: {', '.join(_PROFILE_LISTS)} must be lists of one length")
+    if not all(_number_or_null(v) for values in lists for v in values):
+        raise RecordError(f"{where}: {', '.join(_PROFILE_LISTS)} must hold numbers")
+    for key in ("decay_per_span", *extra):
+        if not _number_or_null(profile[key]):
+            raise RecordError(f"{where}: {key!r} must be a number or null")
+
+
+def validate_gradient_flow(payload: Any) -> dict[str, Any]:
+    """Check a ``gradient_flow.json`` payload against its schema and return it; raise
+    :class:`RecordError` saying what is wrong if it does not follow it.
+
+    ``{"schema": 1, "span": 50, "probes": [...]}``; each probe names its run (``task``, ``arch``,
+    ``run_id``, ``seed``), its batch (``setting``, prose for tables; ``distance_T``,
+    ``alphabet``, ``n_signals``, null for a task without them; ``sequences``) and holds two
+    profiles, ``init`` and ``trained``: per distance from the readout (``distance``), the mean
+    gradient norm (``grad_norm``) over the ``count`` sequences that reach it, and the fitted
+    ``decay_per_span`` (null where it could not be fitted); ``trained`` also has ``epochs`` and
+    ``test_accuracy``.
+    """
+    if not isinstance(payload, dict):
+        raise RecordError("gradient flow: the payload must be a JSON object")
+    if payload.get("schema") != GRADIENT_FLOW_SCHEMA:
+        raise RecordError(f"gradient flow: schema {payload.get('schema')!r} is not "
+                          f"{GRADIENT_FLOW_SCHEMA}; re-run the probes with this version")
+    span = payload.get("span")
+    if isinstance(span, bool) or not isinstance(span, int) or span < 1:
+        raise RecordError("gradient flow: 'span' must be a whole number >= 1")
+    probes = payload.get("probes")
+    if not isinstance(probes, list):
+        raise RecordError("gradient flow: 'probes' must be a list")
+    for index, probe in enumerate(probes):
+        where = f"gradient flow probe {index}"
+        if not isinstance(probe, dict):
+            raise RecordError(f"{where} must be an object")
+        for key, typ in _PROBE_FIELDS.items():
+            if key not in probe:
+                raise RecordError(f"{where} is missing {key!r}")
+            value = probe[key]
+            if not isinstance(value, typ) or (isinstance(value, bool) and typ is not bool):
+                raise RecordError(f"{where}: {key!r} has the wrong type")
+        _check_profile(f"{where} ({probe['run_id']}) init", probe["init"], ())
+        _check_profile(f"{where} ({probe['run_id']}) trained", probe["trained"],
+                       ("epochs", "test_accuracy"))  # fmt: skip
+    return payload
+
+
+def write_gradient_flow(results_dir: Path, payload: dict[str, Any]) -> Path:
+    """Validate ``payload`` and write it atomically as ``results_dir/gradient_flow.json``."""
+    validate_gradient_flow(payload)
+    path = Path(results_dir) / GRADIENT_FLOW_NAME
+    write_json_atomic(path, payload)
+    return path
+
+
+def read_gradient_flow(results_dir: Path) -> dict[str, Any] | None:
+    """The gradient-flow probes of a results folder; None when it has none (the file is
+    absent); :class:`RecordError` naming the file when it cannot be read or breaks the schema."""
+    path = Path(results_dir) / GRADIENT_FLOW_NAME
+    if not path.exists():
+        return None
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+        return validate_gradient_flow(payload)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecordError) as exc:
+        raise RecordError(f"{path}: {exc}; run the gradient-flow probe again (run_all.py --suite "
+                          "memory --resume), or remove the file to render without it") from None

@@ -31,7 +31,7 @@ import torch
 
 from bench import records
 from bench.config import RunConfig, RunSpec, apply_overrides
-from bench.executor import build_model, error_of, load_task_data, resolve_device, seed_everything
+from bench.executor import error_of, initial_model, load_task_data, resolve_device
 from bench.runner import EXIT_INTERRUPTED, Slots, crash_error, visible_gpus
 from bench.trainer import DivergedError, Trainer
 from data_pipeline import TaskData
@@ -120,8 +120,7 @@ def run_trial(spec: RunSpec, settings: dict[str, float], data: TaskData, *, prog
     """
     torch.set_num_threads(spec.threads)
     device = resolve_device(spec.device)
-    seed_everything(spec.seed)
-    model = build_model(spec, len(data.vocab), data.pad_index)
+    model = initial_model(spec, len(data.vocab), data.pad_index)
     trainer = Trainer(
         model, spec.config.train, spec.config.measure, device, pad_index=data.pad_index,
         progress=progress,

@@ -25,7 +25,7 @@ from matplotlib.ticker import NullLocator
 
 from bench.metrics import METRICS
 from reports.markdown import _distinct, _smoke_caveat, _spec_value
-from reports.plots import PLOTS_DIR, _new_figure, _png, name_colors
+from reports.plots import PLOTS_DIR, name_colors, new_figure, png_bytes
 from reports.recommend import best_at_winners, pareto_set
 from reports.stats import mean_std_ci
 from reports.table import (
@@ -376,7 +376,7 @@ def horizon_plot(
     })  # fmt: skip
     archs = list(dict.fromkeys(row.arch for row in rows))
     colors = name_colors(archs)
-    fig = _new_figure(max(6.0, 5.0 * len(loads)), 4.8)
+    fig = new_figure(max(6.0, 5.0 * len(loads)), 4.8)
     axes = fig.subplots(1, len(loads), sharey=True, squeeze=False)[0]
     for ax, load in zip(axes, loads, strict=True):
         panel = frame[frame["load"] == load.label]
@@ -400,7 +400,7 @@ def horizon_plot(
                 Line2D([], [], color="0.5", linestyle=":", label=f"chance: {CHANCE * 100:g}%")]  # fmt: skip
     fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 8))
     fig.suptitle("Memory: test accuracy against distance (mean over seeds, 95% t interval)")
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def memory_section(

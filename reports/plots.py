@@ -46,18 +46,22 @@ def arch_colors(rows: Sequence[ArchSummary]) -> dict[str, tuple[float, float, fl
 
 
 def name_colors(names: Sequence[str]) -> dict[str, tuple[float, float, float, float]]:
-    """One colour per name, by position (tab10, tab20 beyond ten names)."""
+    """One colour per name, by position (tab10, tab20 beyond ten names): architectures listed in
+    the report's row order get the colours they have in every other figure."""
     cmap = colormaps["tab10" if len(names) <= 10 else "tab20"]
     return {name: cmap(i % cmap.N) for i, name in enumerate(names)}
 
 
-def _new_figure(width: float, height: float) -> Figure:
+def new_figure(width: float, height: float) -> Figure:
+    """A figure on its own Agg canvas (no pyplot, no global backend state), laid out by
+    matplotlib's constrained layout."""
     fig = Figure(figsize=(width, height), dpi=_DPI, layout="constrained")
     FigureCanvasAgg(fig)
     return fig
 
 
-def _png(fig: Figure) -> bytes:
+def png_bytes(fig: Figure) -> bytes:
+    """The figure as PNG bytes that depend on its content and matplotlib's version only."""
     buf = io.BytesIO()
     # No "Software" stamp: the bytes then depend on the data and the matplotlib version only.
     fig.savefig(buf, format="png", dpi=_DPI, metadata={"Software": None})
@@ -87,7 +91,7 @@ def learning_curves(rows: Sequence[ArchSummary]) -> bytes | None:
     drawn = [r for r in rows if r.ok and any(rec["history"] for rec in r.ok)]
     if not drawn:
         return None
-    fig = _new_figure(10, 7)
+    fig = new_figure(10, 7)
     axes = fig.subplots(2, 2, sharex=True, sharey="row")
     panels = (
         (axes[0][0], "train_loss", "Training loss", 1.0),
@@ -118,7 +122,7 @@ def learning_curves(rows: Sequence[ArchSummary]) -> bytes | None:
         handles, labels = axes[1][1].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 6))
     fig.suptitle("Learning curves (mean over seeds)")
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def _place_labels(
@@ -180,7 +184,7 @@ def accuracy_vs_throughput(rows: Sequence[ArchSummary]) -> bytes | None:
     ]
     if not drawn:
         return None
-    fig = _new_figure(8, 5.5)
+    fig = new_figure(8, 5.5)
     ax = fig.subplots()
     xs = [r.value("train_samples_per_s") for r in drawn]
     ys = [r.value("test_accuracy") * 100 for r in drawn]
@@ -219,7 +223,7 @@ def accuracy_vs_throughput(rows: Sequence[ArchSummary]) -> bytes | None:
     ax.set_title("Test accuracy against training throughput (mean ± std over seeds)")
     ax.grid(alpha=0.3, which="both")
     _place_labels(fig, ax, xs, ys, [r.arch for r in drawn])
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def _bar_labels(
@@ -257,7 +261,7 @@ def memory_and_params(rows: Sequence[ArchSummary]) -> bytes | None:
     par_rows = [r for r in rows if r.value("param_count") is not None]
     if not mem_rows and not par_rows:
         return None
-    fig = _new_figure(11, 4.8)
+    fig = new_figure(11, 4.8)
     ax_mem, ax_par = fig.subplots(1, 2)
     width = 0.4
     if mem_rows:
@@ -309,7 +313,7 @@ def memory_and_params(rows: Sequence[ArchSummary]) -> bytes | None:
         ax_par.text(0.5, 0.5, "not recorded", ha="center", va="center", transform=ax_par.transAxes)
     ax_par.set_title("Parameter count")
     ax_par.grid(alpha=0.3, axis="y")
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def latency(rows: Sequence[ArchSummary], example: str = "review") -> bytes | None:
@@ -318,7 +322,7 @@ def latency(rows: Sequence[ArchSummary], example: str = "review") -> bytes | Non
     drawn = [r for r in rows if r.value("latency_ms_p50") is not None]
     if not drawn:
         return None
-    fig = _new_figure(8, 4.8)
+    fig = new_figure(8, 4.8)
     ax = fig.subplots()
     p50 = [r.value("latency_ms_p50") for r in drawn]
     p95 = [r.value("latency_ms_p95") for r in drawn]
@@ -350,7 +354,7 @@ def latency(rows: Sequence[ArchSummary], example: str = "review") -> bytes | Non
     ax.margins(y=0.15)
     ax.set_title(f"{plot_title('latency.png', example)}: bar p50, whisker to p95 (lower is better)")
     ax.grid(alpha=0.3, axis="y", which="both")
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def render_plots(rows: Sequence[ArchSummary], example: str = "review") -> dict[str, bytes]:

@@ -4,7 +4,8 @@ A folder may hold several tasks: each gets its own section of the report, its ow
 its own figures (IMDb's in ``plots/``, another task's in ``plots/<task>/``). The memory suite's
 runs differ by distance and load, not only by seed: that task gets its own section
 (:func:`reports.memory.memory_section`), and a folder with both IMDb and memory runs ends with the
-notebook's comparison table, measured (:func:`reports.memory.notebook_section`).
+notebook's comparison table, measured (:func:`reports.memory.notebook_section`); a folder with
+the gradient-flow probe's results (``gradient_flow.json``) shows them before that table.
 
 Everything is computed in memory first and written only once it all succeeded, each file through
 a temporary file and an atomic rename: a bad record leaves the folder as it was, and an
@@ -13,19 +14,19 @@ interrupted render leaves whole files (old or new), never half of one.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 from bench.records import (
     DEFAULT_TASK,
     RecordError,
     load_folder,
+    read_gradient_flow,
     read_manifest,
     task_facts,
     write_bytes_atomic,
 )
 from reports.compare import Comparer
+from reports.gradients import gradient_section
 from reports.markdown import RERUN_HINT, TaskSection, render_markdown
 from reports.memory import MEMORY_TASK, memory_section, notebook_section
 from reports.plots import PLOTS_DIR, render_plots
@@ -33,8 +34,6 @@ from reports.table import by_task, summarize, summary_frame
 
 REPORT_NAME = "report.md"
 SUMMARY_NAME = "summary.csv"
-#: The gradient-flow probe's results (``bench.gradflow``), read when a folder has them.
-GRADIENT_FLOW_NAME = "gradient_flow.json"
 #: Everything a render writes into a results folder: its files, then its folders.
 REPORT_FILES = (REPORT_NAME, SUMMARY_NAME)
 REPORT_DIRS = (PLOTS_DIR,)
@@ -75,10 +74,14 @@ def build_outputs(results_dir: Path) -> dict[str, bytes]:
         plots.update(task_plots)
         sections.append(TaskSection(facts, task_records, rows, Comparer(results_dir, rows),
                                     list(task_plots), prefix))
-    closing = []
+    # The gradient-flow probe (``run_all.py --suite memory``), then the notebook's table, which
+    # draws on everything above.
+    gradients = read_gradient_flow(results_dir)
+    text, figures = gradient_section(gradients, manifest.get("archs"))
+    plots.update(figures)
+    closing = [text]
     if DEFAULT_TASK in tasks and MEMORY_TASK in tasks:
-        closing.append(notebook_section(imdb_rows, tasks[MEMORY_TASK], manifest,
-                                        read_gradient_flow(results_dir)))  # fmt: skip
+        closing.append(notebook_section(imdb_rows, tasks[MEMORY_TASK], manifest, gradients))
     markdown = render_markdown(records, manifest, sections, folder.unreadable, closing)
     frame = summary_frame(records, manifest.get("archs"), manifest.get("tasks"))
     outputs = {
@@ -89,24 +92,6 @@ def build_outputs(results_dir: Path) -> dict[str, bytes]:
     }
     outputs.update({f"{PLOTS_DIR}/{name}": png for name, png in plots.items()})
     return outputs
-
-
-_GRADIENT_HINT = "run the gradient-flow probe again, or remove the file to render without it"
-
-
-def read_gradient_flow(results_dir: Path) -> dict[str, Any] | None:
-    """``gradient_flow.json`` of ``results_dir`` (None when absent); one that cannot be read
-    raises :class:`bench.records.RecordError` naming it."""
-    path = Path(results_dir) / GRADIENT_FLOW_NAME
-    if not path.is_file():
-        return None
-    try:
-        payload = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RecordError(f"cannot read {path}: {exc}; {_GRADIENT_HINT}") from None
-    if not isinstance(payload, dict):
-        raise RecordError(f"{path} is not a gradient-flow result (a JSON object); {_GRADIENT_HINT}")
-    return payload
 
 
 def render_report(results_dir: Path) -> Path:
