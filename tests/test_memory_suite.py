@@ -117,7 +117,7 @@ def test_bad_suite_options_stop_with_one_line(capsys, tmp_path, argv, message):
 def test_the_smoke_suite_runs_end_to_end_and_resumes(capsys, tmp_path):
     out = tmp_path / "r"
     argv = ["--suite", "memory", "--profile", "smoke", "--archs", "gru,bag_of_embeddings",
-            "--out", str(out), "--no-progress", "--records-only"]
+            "--out", str(out), "--no-progress", "--jobs", "2"]
     assert run_all.main(argv) == 0
     manifest = json.loads((out / records.MANIFEST_NAME).read_text())
     held = records.load_folder(out).records
@@ -127,7 +127,12 @@ def test_the_smoke_suite_runs_end_to_end_and_resumes(capsys, tmp_path):
     assert {r["task"] for r in held} == {"memory"}
     assert {r["spec"]["data"]["alphabet"] for r in held} == {4, 8}
     assert {r["arch"] for r in held} == {"gru", "bag_of_embeddings"}
-    assert (out / "report.md").is_file()
+    # The gradient probe read gru's run at the probe T (4) of the first load, at start and trained.
+    (probe,) = records.read_gradient_flow(out)["probes"]
+    assert (probe["task"], probe["arch"], probe["distance_T"], probe["alphabet"]) == ("memory", "gru", 4, 4)
+    assert probe["init"]["grad_norm"] != probe["trained"]["grad_norm"]
+    report = (out / "report.md").read_text()
+    assert "## Memory horizons" in report and "Gradient flow" in report
     capsys.readouterr()
     # Resumed, the sweep replays from the records and runs nothing again.
     assert run_all.main([*argv, "--resume", "--allow-other-commit"]) == 0
