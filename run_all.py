@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "A each (default: 2/16,2/4)")
     parser.add_argument("--max-distance", type=_positive_int, default=None, metavar="T",
                         help="with --suite memory: the largest T the sweep may reach (default: "
-                        "1024; it doubles from 16 while any architecture still solves the last T)")
+                        "512; it doubles from 16 while any architecture still solves the last T)")
     parser.add_argument("--task", default="imdb", metavar="NAME",
                         help="the task to run (see --list-tasks); a results folder may hold "
                         "several tasks, each reported in its own section")

@@ -52,7 +52,7 @@ class SuiteConfig:
 
     loads: tuple[tuple[int, int], ...] = ((16, 2), (4, 2))
     first_distance: int = 16
-    limit_distance: int = 1024
+    limit_distance: int = 512
     threshold: float = 0.95
     seeds_at_change: int = 3
     probe_distance: int = 64
