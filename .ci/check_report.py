@@ -1,10 +1,12 @@
-"""CI check: a smoke run wrote its report and plots, and every row has numbers."""
+"""CI check: a smoke run wrote its report and plots, and every row has numbers; with --memory,
+the memory suite's sections, its figures and the notebook's table are there too."""
 
 import csv
 import sys
 from pathlib import Path
 
 out = Path(sys.argv[1])
+memory = "--memory" in sys.argv[2:]
 report = out / "report.md"
 problems = []
 if not report.is_file() or report.stat().st_size < 500:
@@ -24,6 +26,13 @@ for row in rows:
     acc = row.get("test_accuracy_mean") or row.get("test_accuracy")
     if not acc or acc.lower() in ("nan", "none", ""):
         problems.append(f"row {row.get('arch')} has no test accuracy")
+if memory:
+    for heading in ("## Memory horizons", "## Gradient flow", "The notebook's table, measured"):
+        if heading not in text:
+            problems.append(f"report has no {heading!r}")
+    for figure in ("memory/memory_horizon.png", "gradient_flow.png"):
+        if not (out / "plots" / figure).is_file():
+            problems.append(f"missing plot plots/{figure}")
 if problems:
     print("check_report: FAILED\n  " + "\n  ".join(problems))
     sys.exit(1)

@@ -191,11 +191,21 @@ NOTEBOOK_SWEEP = {
     "bilstm": {LIGHT: {16: [1.0], 32: [1.0], 64: [0.99], 128: [0.6]},
                HEAVY: {16: [1.0], 32: [0.99], 64: [0.6]}},
 }  # fmt: skip
+def _probe(task: str, arch: str, init_decay: float, trained_decay: float, **memory: int) -> dict:
+    """One valid ``gradient_flow.json`` probe with the given decays (profiles of three points)."""
+    profile = {"distance": [0, 1, 2], "grad_norm": [1.0, 0.5, 0.25], "count": [4, 4, 4]}
+    return {"task": task, "arch": arch, "run_id": f"{task}-{arch}-s0-0", "seed": 0,
+            "setting": "test", "distance_T": memory.get("distance_T"),
+            "alphabet": memory.get("alphabet"), "n_signals": memory.get("n_signals"),
+            "sequences": 4, "init": {**profile, "decay_per_span": init_decay},
+            "trained": {**profile, "decay_per_span": trained_decay, "epochs": 1,
+                        "test_accuracy": 0.9}}
+
+
 GRADIENTS = {"schema": 1, "span": 50, "probes": [
-    {"task": "memory", "arch": "gru", "alphabet": 16, "n_signals": 2, "distance_T": 64,
-     "init": {"decay_per_span": 0.1}, "trained": {"decay_per_span": 0.83}},
-    {"task": "imdb", "arch": "rnn", "init": {"decay_per_span": 0.01}, "trained": {"decay_per_span": 0.02}},
-]}  # fmt: skip
+    _probe("memory", "gru", 0.1, 0.83, alphabet=16, n_signals=2, distance_T=64),
+    _probe("imdb", "rnn", 0.01, 0.02),
+]}
 
 
 def _notebook_rows(text: str) -> dict[str, list[str]]:
@@ -262,10 +272,10 @@ def test_a_folder_with_both_tasks_ends_with_the_notebook_table(tmp_path):
     assert "Run the IMDb comparison into this folder too" not in report
     # A gradient file that cannot be read is named in one error, not skipped silently.
     (folder / "gradient_flow.json").write_text("{not json", encoding="utf-8")
-    with pytest.raises(RecordError, match="cannot read .*gradient_flow.json"):
+    with pytest.raises(RecordError, match="gradient_flow.json: .*run the gradient-flow probe again"):
         build_outputs(folder)
     (folder / "gradient_flow.json").write_text("[1, 2]", encoding="utf-8")
-    with pytest.raises(RecordError, match="gradient_flow.json is not a gradient-flow result"):
+    with pytest.raises(RecordError, match="gradient_flow.json: .*must be a JSON object"):
         build_outputs(folder)
 
 
