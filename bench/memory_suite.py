@@ -19,6 +19,7 @@ back from the records, so ``--resume`` replays it and runs only what is missing.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -232,7 +233,7 @@ def probe_gradients(
     start and with its checkpoint; the payload for ``gradient_flow.json`` (None: nothing to
     probe). What cannot be probed is said in one line and left out."""
     from bench import gradflow  # torch-heavy; only the suite needs it
-    from bench.executor import load_task_data
+    from bench.executor import CONFIG_NAME, load_task_data
     from data_pipeline import DEFAULT_TASK, DataError
 
     out_dir = Path(out_dir)
@@ -245,7 +246,16 @@ def probe_gradients(
     for record in records.load_folder(out_dir).records:
         if (records.task_of(record) == DEFAULT_TASK and record["seed"] == 0
                 and record["arch"] in recurrent and record.get("status") == "ok"):
-            targets.append((RunSpec.from_dict(record["spec"], data_path=data_path), record))
+            # The run's own spec (its config.json): the record's spec adds the model's declared
+            # facts, which are not settings. A run without one kept no checkpoint either.
+            config = out_dir / records.RUNS_DIR / record["run_id"] / CONFIG_NAME
+            if not config.is_file():
+                log(f"gradient-flow probe: {record['run_id']} left out: it kept no checkpoint "
+                    "(--records-only)")
+                continue
+            spec = RunSpec.from_dict(json.loads(config.read_text(encoding="utf-8")),
+                                     data_path=data_path)
+            targets.append((spec, record))
     probes, batches = [], {}
     for spec, record in targets:
         run_dir = out_dir / records.RUNS_DIR / record["run_id"]

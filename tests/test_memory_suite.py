@@ -12,6 +12,7 @@ from bench import records
 from bench.config import RunSpec, profile_config
 from bench.memory_suite import SUITE_DELTAS, SuiteConfig, run_suite, suite_overrides
 from bench.runner import GridOutcome, plan_grid
+from data_pipeline import make_synthetic_archive
 from tests.factories import make_record
 
 #: The largest T each (architecture, load) solves in the fake sweep below.
@@ -116,25 +117,36 @@ def test_bad_suite_options_stop_with_one_line(capsys, tmp_path, argv, message):
 
 def test_the_smoke_suite_runs_end_to_end_and_resumes(capsys, tmp_path):
     out = tmp_path / "r"
+    archive = make_synthetic_archive(tmp_path / "imdb.tar.gz", n_per_class_train=200,
+                                     n_per_class_test=100)
+    # An IMDb run first, so the gradient probe also reads IMDb and the notebook's table renders.
+    assert run_all.main(["--profile", "smoke", "--archs", "gru", "--data", str(archive), "--out",
+                         str(out), "--no-progress", "--set", "data.test_limit=none",
+                         "--set", "data.max_len=40"]) == 0  # the probe reads 40-token reviews
     argv = ["--suite", "memory", "--profile", "smoke", "--archs", "gru,bag_of_embeddings",
-            "--out", str(out), "--no-progress", "--jobs", "2"]
-    assert run_all.main(argv) == 0
+            "--out", str(out), "--no-progress", "--jobs", "2", "--data", str(archive),
+            "--allow-other-commit"]  # a test runs from a checkout with changes
+    assert run_all.main([*argv, "--resume"]) == 0
     manifest = json.loads((out / records.MANIFEST_NAME).read_text())
     held = records.load_folder(out).records
     suite = manifest["memory_suite"]
-    assert manifest["tasks"] == ["memory"] and suite["distances"][0] == 4
+    assert manifest["tasks"] == ["imdb", "memory"] and suite["distances"][0] == 4
     assert suite["target_accuracy"] == SUITE_DELTAS["smoke"]["train.target_accuracy"]
-    assert {r["task"] for r in held} == {"memory"}
-    assert {r["spec"]["data"]["alphabet"] for r in held} == {4, 8}
-    assert {r["arch"] for r in held} == {"gru", "bag_of_embeddings"}
-    # The gradient probe read gru's run at the probe T (4) of the first load, at start and trained.
-    (probe,) = records.read_gradient_flow(out)["probes"]
-    assert (probe["task"], probe["arch"], probe["distance_T"], probe["alphabet"]) == ("memory", "gru", 4, 4)
-    assert probe["init"]["grad_norm"] != probe["trained"]["grad_norm"]
+    memory = [r for r in held if r.get("task") == "memory"]
+    assert {r["spec"]["data"]["alphabet"] for r in memory} == {4, 8}
+    assert {r["arch"] for r in memory} == {"gru", "bag_of_embeddings"}
+    # The gradient probe read gru's run at the probe T (4) of the first load, and its IMDb run;
+    # each at its start and trained.
+    probes = {p["task"]: p for p in records.read_gradient_flow(out)["probes"]}
+    assert (probes["memory"]["arch"], probes["memory"]["distance_T"]) == ("gru", 4)
+    assert probes["imdb"]["arch"] == "gru" and probes["imdb"]["distance_T"] is None
+    for probe in probes.values():
+        assert probe["init"]["grad_norm"] != probe["trained"]["grad_norm"]
     report = (out / "report.md").read_text()
-    assert "## Memory horizons" in report and "Gradient flow" in report
+    assert "### Memory horizons" in report and "## Gradient flow" in report
+    assert "The notebook's table, measured" in report
     capsys.readouterr()
     # Resumed, the sweep replays from the records and runs nothing again.
-    assert run_all.main([*argv, "--resume", "--allow-other-commit"]) == 0
+    assert run_all.main([*argv, "--resume"]) == 0
     assert len(records.load_folder(out).records) == len(held)
     assert "0 to go" in capsys.readouterr().err
