@@ -143,6 +143,13 @@ def _start_shielded(proc: Any) -> None:
     if threading.current_thread() is not threading.main_thread():
         proc.start()  # signal handlers belong to the main thread
         return
+    if os.name == "posix":
+        # multiprocessing starts its resource tracker on the first spawn and unblocks SIGINT in
+        # this thread once that is done, which undid the block below: the grid's first child
+        # began with SIGINT open and a Ctrl-C as it imported torch printed its traceback.
+        from multiprocessing import resource_tracker
+
+        resource_tracker.ensure_running()
     noted: list[int] = []
     previous_handler = signal.signal(signal.SIGINT, lambda signum, _frame: noted.append(signum))
     previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
