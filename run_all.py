@@ -77,10 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_HelpFormatter,
     )
     parser.add_argument(
-        "--profile", choices=("smoke", "quick", "full"), default=None,
+        "--profile", choices=("smoke", "quick", "long", "full"), default=None,
         help="configuration profile: smoke (a minute, subsampled data), quick (~20 min on 2 CPU "
-        "cores), full (the notebook's configuration, meant for a GPU); default: full on CUDA, "
-        "quick on CPU",
+        "cores), long (whole reviews, vocabulary 30,000, larger models and the pooled readouts: "
+        "each architecture at its best; hours on CPU), full (the notebook's configuration, meant "
+        "for a GPU); default: full on CUDA, quick on CPU",
     )
     parser.add_argument(
         "--suite", choices=("memory",), default=None,
@@ -186,12 +187,15 @@ def _split_archs(values: list[str] | None) -> list[str] | None:
     return names
 
 
-def resolve_archs(patterns: list[str] | None) -> list[str]:
-    """Registry names from names or globs, in registry order; unknown names fail with hints."""
+def resolve_archs(patterns: list[str] | None, profile: str | None = None) -> list[str]:
+    """Registry names from names or globs, in registry order; unknown names fail with hints.
+    Without patterns, the profile's own set (:data:`bench.config.PROFILE_ARCHS`), else the
+    registry's default set."""
+    from bench.config import PROFILE_ARCHS
     from models import list_models, model_info
 
     if not patterns:
-        return list_models(default_only=True)
+        return list(PROFILE_ARCHS.get(profile, ())) or list_models(default_only=True)
     chosen: list[str] = []
     for pattern in patterns:
         if any(ch in pattern for ch in "*?["):
@@ -516,7 +520,8 @@ def _resolve_config(
     from models import UnknownModelError
 
     try:
-        archs = resolve_archs(_split_archs(args.archs))
+        # a suite chooses among the registry's default set, whatever the profile
+        archs = resolve_archs(_split_archs(args.archs), profile if base is None else None)
         overrides, per_model = split_model_settings(parse_settings(args.settings))
         if args.epochs is not None:
             overrides["train.epochs"] = str(args.epochs)

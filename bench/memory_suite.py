@@ -86,6 +86,7 @@ SUITE_PROFILES: dict[str, SuiteConfig] = {
     "smoke": SuiteConfig(loads=((4, 2), (8, 2)), first_distance=4, limit_distance=8,
                          seeds_at_change=2, probe_distance=4),
     "quick": SuiteConfig(),
+    "long": SuiteConfig(),
     "full": SuiteConfig(),
 }
 
@@ -108,7 +109,7 @@ SUITE_DELTAS: dict[str, dict[str, Any]] = {
         "measure.infer_memory": False,
     },
 }
-SUITE_DELTAS["full"] = SUITE_DELTAS["quick"]
+SUITE_DELTAS["long"] = SUITE_DELTAS["full"] = SUITE_DELTAS["quick"]
 
 
 def suite_overrides(profile: str, user: Mapping[str, Any]) -> dict[str, Any]:

@@ -6,6 +6,7 @@ import json
 import pytest
 
 from bench.config import (
+    PROFILES,
     ConfigError,
     RunConfig,
     RunSpec,
@@ -57,6 +58,16 @@ def test_overrides_are_parsed_to_the_field_type(key, text, expected):
 def test_bad_overrides_fail_with_a_clear_message(overrides, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
         apply_overrides(RunConfig(), overrides)
+
+
+def test_the_long_profile_reads_whole_reviews_with_a_larger_vocabulary():
+    long, quick = profile_config("long"), profile_config("quick")
+    assert (long.data.vocab_size, long.data.max_len) == (30_000, 1_000)
+    assert long.data.train_limit is None and long.data.test_limit is None
+    assert long.model.embedding_dim > quick.model.embedding_dim
+    # only IMDb's data deltas change; the memory task keeps its own settings
+    memory = profile_config("long", task="memory")
+    assert memory.data == profile_config("full", task="memory").data
 
 
 def test_unknown_profile_is_refused():
@@ -128,3 +139,15 @@ def test_one_model_s_own_settings_reach_only_that_model_and_its_run_id():
     plain = RunSpec("lstm", 0, "smoke", "cpu", 1, cfg)
     assert "model_settings" not in plain.to_dict() and specs["lstm"].run_id != plain.run_id
     assert RunSpec.from_dict(json.loads(json.dumps(specs["tfidf_logreg"].to_dict()))) == specs["tfidf_logreg"]
+
+
+def test_the_long_profile_runs_the_pooled_readouts_beside_the_last_state_models():
+    import run_all
+
+    archs = run_all.resolve_archs(None, "long")
+    assert {"lstm", "gru", "bilstm", "gru_max", "bilstm_max", "tfidf_logreg"} <= set(archs)
+    assert run_all.resolve_archs(None, "quick") == run_all.resolve_archs(None)
+    assert run_all.resolve_archs(["gru_max"], "long") == ["gru_max"]
+    # the command line offers every profile (it lists them itself, so --help needs no torch)
+    (profile_option,) = [a for a in run_all.build_parser()._actions if "--profile" in a.option_strings]
+    assert tuple(profile_option.choices) == PROFILES
