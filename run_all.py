@@ -97,9 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-distance", type=_positive_int, default=None, metavar="T",
                         help="with --suite memory: the largest T the sweep may reach (default: "
                         "512; it doubles from 16 while any architecture still solves the last T)")
-    parser.add_argument("--task", default="imdb", metavar="NAME",
-                        help="the task to run (see --list-tasks); a results folder may hold "
-                        "several tasks, each reported in its own section")
+    parser.add_argument("--task", default=None, metavar="NAME",
+                        help="the task to run (see --list-tasks; default: imdb); a results folder "
+                        "may hold several tasks, each reported in its own section")
     parser.add_argument(
         "--archs", nargs="+", default=None, metavar="NAME",
         help="architectures: registry names or glob patterns, space- or comma-separated "
@@ -334,6 +334,8 @@ def _terminated(signum: int, frame: object) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.task is None and args.suite is None:
+        args.task = "imdb"  # the default task (None until here, so --suite can tell it was given)
     from bench.folder import FolderError  # after parsing: --help stays instant
     from bench.records import OutputError
 
@@ -420,7 +422,7 @@ def _memory_suite(
     from bench import memory_suite
     from bench.records import write_gradient_flow
 
-    if args.task not in ("imdb", memory_suite.TASK):  # imdb: the option's default
+    if args.task not in (None, memory_suite.TASK):
         raise UsageError(f"--suite memory runs the task {memory_suite.TASK}; drop --task {args.task}")
     for given, option in ((args.tune, "--tune"), (args.run_id, "--run-id"),
                           (args.seeds != 1, "--seeds")):
@@ -475,7 +477,16 @@ def _suite_config(args: argparse.Namespace, profile: str) -> Any:
         except ValueError:
             raise UsageError(f"--loads expects N/A pairs (N symbols of an alphabet of A), comma-"
                              f"separated, e.g. 2/16,2/4; got {args.loads!r}") from None
+        repeated = sorted({f"{n}/{a}" for a, n in changes["loads"]
+                           if changes["loads"].count((a, n)) > 1})
+        if repeated:
+            raise UsageError(f"--loads names {', '.join(repeated)} more than once; give each "
+                             f"load once")
     if args.max_distance is not None:
+        first = SUITE_PROFILES[profile].first_distance
+        if args.max_distance < first:
+            raise UsageError(f"--max-distance {args.max_distance} is below the suite's first T "
+                             f"({first} in profile {profile}); give {first} or more")
         changes["limit_distance"] = args.max_distance
     try:
         return dataclasses.replace(SUITE_PROFILES[profile], **changes)

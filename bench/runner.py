@@ -394,12 +394,15 @@ def pending_specs(specs: Sequence[RunSpec], out_dir: Path, *, resume: bool, log=
 
 
 def start_line(i: int, total: int, spec: RunSpec, durations: Sequence[float], jobs: int) -> str:
-    """``[i/total] arch seed s (run id)``, with the time left once a run has finished."""
+    """``[i/total] arch seed s (run id)``, with the time left once a run has finished; a task
+    whose settings have a ``run_label()`` (the memory task's T and load) adds it after the seed."""
     eta = ""
     if durations:
         left = sum(durations) / len(durations) * (total - i + 1) / jobs
         eta = f", about {_format_duration(left)} left for the grid"
-    return f"[{i}/{total}] {spec.arch} seed {spec.seed} ({spec.run_id}){eta}"
+    label = getattr(spec.config.data, "run_label", None)
+    at = f" at {label()}" if callable(label) else ""
+    return f"[{i}/{total}] {spec.arch} seed {spec.seed}{at} ({spec.run_id}){eta}"
 
 
 def account(outcome: GridOutcome, record: dict[str, Any], duration_s: float, *, named: bool,

@@ -86,6 +86,10 @@ class MemoryConfig:
     def first_signal_id(self) -> int:
         return len(SPECIALS) + self.noise_vocab
 
+    def run_label(self) -> str:
+        """What tells this task's runs apart in a grid's log lines (``bench.runner.start_line``)."""
+        return f"T = {self.distance}, load {load_label(self.alphabet, self.n_signals)}"
+
 
 def memory_vocab(config: MemoryConfig) -> Vocab:
     """``<unk>``, ``<pad>``, the noise tokens, then the signal symbols."""

@@ -258,7 +258,8 @@ def results_section(rows: Sequence[ArchSummary], manifest: Mapping[str, Any]) ->
         "↑ higher is better, ↓ lower is better; **bold**: the best of the column. Cells are the "
         "mean ± sample standard deviation over seeds (n = seeds that succeeded; with n=1 there is "
         "no spread). The test accuracy interval is the 95% Student t interval of the mean over "
-        f"seeds (t with n−1 degrees of freedom). {MISSING}: not measured for that model."
+        "seeds (t with n−1 degrees of freedom), clipped to 0–100%. "
+        f"{MISSING}: not measured for that model."
     )
     note = contention_note(rows)
     if note:
@@ -503,7 +504,9 @@ def measurement_section(rows: Sequence[ArchSummary], example: str = "review") ->
         "",
         "- Spread over seeds: sample standard deviation (n−1). The 95% interval of a mean over n "
         "seeds is the Student t interval, mean ± t(0.975, n−1) · s / √n (t from "
-        "`scipy.stats.t`); none is given for n = 1.",
+        "`scipy.stats.t`); none is given for n = 1. An interval of a share (accuracy, F1, "
+        "ROC-AUC) is clipped to [0, 1]: with few seeds and a wide spread the t interval passes "
+        "the bounds.",
         f"- Accuracy differences between architectures: paired bootstrap over {example}s and seeds "
         f"for the 95% interval; {METHOD_MCNEMAR} as the p-value when only one seed is paired; "
         f"not significant at {ALPHA:.0%} means a tie (see *Paired comparisons*).",

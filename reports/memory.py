@@ -298,7 +298,8 @@ def _task_text(records: Sequence[dict[str, Any]], manifest: Mapping[str, Any], t
         + ("" if "threshold" in suite else " (the default; the manifest names no threshold)")
         + f"; chance is {CHANCE * 100:g}%. The *horizon* is the largest T solved with every "
         f"smaller T of the sweep solved too (`< T`: not even the smallest; `≥ T`: every T it ran). "
-        f"{seeds}; intervals are 95% Student t intervals over seeds (none with one seed).",
+        f"{seeds}; intervals are 95% Student t intervals over seeds (none with one seed), clipped "
+        "to 0–100%.",
     ])
 
 
@@ -354,7 +355,7 @@ def _floor_table(floors: Sequence[ArchSummary], loads: Sequence[Load]) -> tuple[
 def _t_interval(values: Sequence[float]) -> tuple[float, float]:
     # The report's one interval over seeds (reports.stats), so the figure and the tables agree.
     _, _, lo, hi, _ = mean_std_ci(values)
-    return lo, hi
+    return max(lo, 0.0), min(hi, 100.0)  # accuracy in %: clipped as the tables clip it
 
 
 def horizon_plot(

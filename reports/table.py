@@ -187,8 +187,11 @@ def _summarize_group(
         task=task,
         setting=setting,
     )
-    for metric in METRICS:
-        row.stats[metric] = MetricStats(*mean_std_ci(r["metrics"].get(metric) for r in row.ok))
+    for metric, info in METRICS.items():
+        mean, std, lo, hi, n = mean_std_ci(r["metrics"].get(metric) for r in row.ok)
+        if info.unit == "fraction":  # a share: with few seeds and a wide spread, a t interval
+            lo, hi = max(lo, 0.0), min(hi, 1.0)  # can pass 0 or 1 (NaN stays NaN)
+        row.stats[metric] = MetricStats(mean, std, lo, hi, n)
     return row
 
 

@@ -105,7 +105,9 @@ def test_a_replayed_sweep_asks_for_the_same_runs(tmp_path):
     (["--task", "other"], "drop --task other"),
     (["--loads", "2-16"], "--loads expects N/A pairs"),
     (["--loads", "3/2"], "memory load 3 of 2"),
-    (["--max-distance", "2"], "first distance <= limit distance"),
+    (["--task", "imdb"], "drop --task imdb"),
+    (["--loads", "2/4,2/8,2/4"], "--loads names 2/4 more than once"),
+    (["--max-distance", "2"], "--max-distance 2 is below the suite's first T (4 in profile smoke)"),
 ])
 def test_bad_suite_options_stop_with_one_line(capsys, tmp_path, argv, message):
     code = run_all.main(["--suite", "memory", "--profile", "smoke", "--out", str(tmp_path / "r"),
@@ -126,7 +128,10 @@ def test_the_smoke_suite_runs_end_to_end_and_resumes(capsys, tmp_path):
     argv = ["--suite", "memory", "--profile", "smoke", "--archs", "gru,bag_of_embeddings",
             "--out", str(out), "--no-progress", "--jobs", "2", "--data", str(archive),
             "--allow-other-commit"]  # a test runs from a checkout with changes
+    capsys.readouterr()
     assert run_all.main([*argv, "--resume"]) == 0
+    # each run's log line names its T and load
+    assert "gru seed 0 at T = 4, load 2 of 4 (" in capsys.readouterr().err
     manifest = json.loads((out / records.MANIFEST_NAME).read_text())
     held = records.load_folder(out).records
     suite = manifest["memory_suite"]

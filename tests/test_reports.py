@@ -89,6 +89,20 @@ def test_one_seed_shows_no_spread_and_several_seeds_do():
     assert frame.loc[0, "test_accuracy_n"] == 1 and math.isnan(frame.loc[0, "test_accuracy_std"])
 
 
+def test_an_accuracy_interval_stays_within_0_and_100_percent():
+    # three seeds with a wide spread: the t interval of the mean (12.4% to 141%) passes 100%
+    records = [make_record("lstm", s, metrics={"test_accuracy": a, "test_f1": a})
+               for s, a in enumerate([0.5, 0.99, 0.99])]
+    (row,) = summarize(records)
+    for metric in ("test_accuracy", "test_f1"):
+        stat = row.stats[metric]
+        assert stat.ci_hi == 1.0 and stat.ci_lo == pytest.approx(0.1239, abs=1e-4)
+    assert "[12.39, 100.00]" in main_table([row])
+    # a metric that is not a share keeps its interval as computed
+    lat = [make_record("lstm", s, metrics={"latency_ms_p50": v}) for s, v in enumerate([1, 50, 50])]
+    assert summarize(lat)[0].stats["latency_ms_p50"].ci_lo < 0
+
+
 def test_main_table_marks_direction_best_values_and_failures(rendered):
     _, _, text = rendered
     header = _section(text, "Results").splitlines()[2]
