@@ -80,7 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--profile", choices=("smoke", "quick", "long", "full"), default=None,
         help="configuration profile: smoke (a minute, subsampled data), quick (~20 min on 2 CPU "
         "cores), long (whole reviews, vocabulary 30,000, larger models and the pooled readouts: "
-        "each architecture at its best; hours on CPU), full (the notebook's configuration, meant "
+        "each architecture at its best; ~45 min per seed on 2 CPU cores), full (the notebook's "
+        "configuration, meant "
         "for a GPU); default: full on CUDA, quick on CPU",
     )
     parser.add_argument(

@@ -142,8 +142,8 @@ PROFILE_DELTAS: dict[str, dict[str, Any]] = {
     # model widened to embedding 128, on the real data: gru_max hidden 64 lr 5e-3 dropout 0.3
     # 0.2826 (88.40%); hidden 128, same 0.2750 (89.44%) at twice the epoch time (107 vs 62 s);
     # hidden 64, lr 2e-3, dropout 0.5 0.2835 (88.76%, 8 epochs to get there); bigru_max hidden
-    # 64, lr 3e-3, dropout 0.5 0.2591 (89.68%, 110 s per epoch). Both models overfit from the
-    # third epoch at lr 5e-3 and dropout 0.3; early stopping picks the epoch (at most 10).
+    # 64, lr 3e-3, dropout 0.5 0.2591 (89.68%, 110 s per epoch). Both widths overfit within
+    # 2-4 epochs at lr 5e-3 and dropout 0.3; early stopping picks the epoch (at most 10).
     "long": {
         "model.embedding_dim": 128,
         "model.hidden_dim": 64,

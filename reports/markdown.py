@@ -532,7 +532,7 @@ def published_section(task: str) -> str | None:
     )
 
 
-def _smoke_caveat(manifest: Mapping[str, Any]) -> str:
+def smoke_caveat(manifest: Mapping[str, Any]) -> str:
     # A smoke run checks the plumbing on a few thousand reviews with tiny models; its sentences
     # below are generated all the same, so say plainly that they are no basis for a choice.
     if manifest.get("profile") != "smoke":
@@ -571,7 +571,7 @@ def _task_sections(
         results_section(rows, manifest),
         unreadable_section(unreadable),
         chosen_section(rows, manifest),
-        "## Which one should I use?\n\n" + _smoke_caveat(manifest) + recommend(rows, comparer),
+        "## Which one should I use?\n\n" + smoke_caveat(manifest) + recommend(rows, comparer),
         comparison_section(rows, comparer, example),
         plots_section(section.plot_names, section.plot_prefix, example),
         measurement_section([r for r in rows if r.records], example),

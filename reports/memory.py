@@ -24,7 +24,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import NullLocator
 
 from bench.metrics import METRICS
-from reports.markdown import _distinct, _smoke_caveat, _spec_value
+from reports.markdown import _distinct, _spec_value, smoke_caveat
 from reports.plots import PLOTS_DIR, name_colors, new_figure, png_bytes
 from reports.recommend import best_at_winners, pareto_set
 from reports.stats import mean_std_ci
@@ -420,7 +420,7 @@ def memory_section(
     recurrent = [row for row in rows if not _is_floor(row)]
     found = horizons(recurrent, threshold)
     lines = ["## Memory horizons", ""]
-    caveat = _smoke_caveat(manifest)
+    caveat = smoke_caveat(manifest)
     if caveat:
         lines += [caveat.rstrip("\n"), ""]
     lines.append(_task_text([r for row in rows for r in row.records], manifest, threshold))
@@ -702,8 +702,9 @@ def notebook_section(
             elif nb.arch in dominated_by:
                 roles.append(f"dominated on IMDb by `{dominated_by[nb.arch]}`")
         held = claims(nb.arch)
+        # the roles are among these four: the IMDb section above may name a floor instead
         use_cell = (f"**{' / '.join(held)}**" if held else "**none of the four**") + (
-            f": {'; '.join(roles)}" if roles else "")
+            f": among the four, {'; '.join(roles)}" if roles else "")
         verdicts = {
             "Parameters": _verdict(nb.parameters, params.get(nb.arch), ("has fewer", "have fewer")),
             "Speed": _verdict(nb.speed, speed.get(nb.arch), ("is faster", "are faster")),

@@ -344,7 +344,7 @@ def _baseline_sentences(rows: Sequence[ArchSummary], comparer: Comparer) -> list
             text = (
                 f"**The non-recurrent `{base.arch}` matches or beats every recurrent model** "
                 f"here, with test accuracy {_acc(base)}: on this setup, recurrence buys no "
-                "accuracy."
+                f"accuracy over `{base.arch}`."
             )
             if tied:
                 text += " It is statistically tied with " + _join([f"`{r.arch}`" for r in tied])

@@ -27,7 +27,7 @@ from bench.records import (
 )
 from reports.compare import Comparer
 from reports.gradients import gradient_section
-from reports.markdown import RERUN_HINT, TaskSection, render_markdown
+from reports.markdown import RERUN_HINT, TaskSection, render_markdown, smoke_caveat
 from reports.memory import MEMORY_TASK, memory_section, notebook_section
 from reports.plots import PLOTS_DIR, render_plots
 from reports.table import by_task, summarize, summary_frame
@@ -82,6 +82,8 @@ def build_outputs(results_dir: Path) -> dict[str, bytes]:
     closing = [text]
     if DEFAULT_TASK in tasks and MEMORY_TASK in tasks:
         closing.append(notebook_section(imdb_rows, tasks[MEMORY_TASK], manifest, gradients))
+    caveat = smoke_caveat(manifest)
+    closing = [_after_heading(section, caveat) for section in closing]
     markdown = render_markdown(records, manifest, sections, folder.unreadable, closing)
     frame = summary_frame(records, manifest.get("archs"), manifest.get("tasks"))
     outputs = {
@@ -92,6 +94,14 @@ def build_outputs(results_dir: Path) -> dict[str, bytes]:
     }
     outputs.update({f"{PLOTS_DIR}/{name}": png for name, png in plots.items()})
     return outputs
+
+
+def _after_heading(section: str | None, text: str) -> str | None:
+    """``section`` (markdown opening with its heading line) with ``text`` after the heading."""
+    if not section or not text:
+        return section
+    heading, _, rest = section.partition("\n\n")
+    return f"{heading}\n\n{text}{rest}"
 
 
 def render_report(results_dir: Path) -> Path:

@@ -238,10 +238,10 @@ def test_the_notebook_table_measured_for_a_hand_made_case(tmp_path):
     assert "Long-term Memory: no, Excellent here (2nd of 4; `gru` holds longer)" in bilstm[6]
     assert "Long-term Memory: yes" in lstm[6] and "Long-term Memory: yes" in rnn[6]
     # Use cases, as rules on the measurements.
-    assert rnn[4].startswith("**Short sequences**: fastest at inference; fewest parameters")
+    assert rnn[4].startswith("**Short sequences**: among the four, fastest at inference; fewest parameters")
     assert gru[4].startswith("**Long sequences / Balanced**")
-    assert bilstm[4].startswith("**Balanced / Full context needed**: most accurate")
-    assert lstm[4] == "**none of the four**: fastest to train; dominated on IMDb by `gru`"
+    assert bilstm[4].startswith("**Balanced / Full context needed**: among the four, most accurate")
+    assert lstm[4] == "**none of the four**: among the four, fastest to train; dominated on IMDb by `gru`"
     assert "Use Case: no, `gru` holds longer" in lstm[6]
     assert all("Use Case: yes" in rows[a][6] for a in ("rnn", "gru", "bilstm"))
     assert lstm[5] == "High · Slow · Excellent · Long sequences"
@@ -305,9 +305,10 @@ def test_a_folder_without_memory_runs_renders_as_before(tmp_path):
             assert line_after.split(",", 2)[2] == ",,," + line_before.split(",", 2)[2]
 
 
-def test_the_committed_example_renders_byte_for_byte_as_committed():
-    # An IMDb-only folder: the memory suite's code must not change a byte of its report. When a
-    # change to the report is meant, refresh it: `python -m reports docs/example-report`.
-    example = Path(__file__).resolve().parents[1] / "docs" / "example-report"
+@pytest.mark.parametrize("name", ["example-report", "memory-report", "long-report"])
+def test_the_committed_examples_render_byte_for_byte_as_committed(name):
+    # A committed report is what its records render to with this code: when a change to the
+    # report is meant, refresh it with `python -m reports docs/<name>`.
+    example = Path(__file__).resolve().parents[1] / "docs" / name
     rendered = build_outputs(example)["report.md"].decode("utf-8")
     assert rendered == (example / "report.md").read_text(encoding="utf-8")

@@ -150,6 +150,9 @@ def test_the_smoke_suite_runs_end_to_end_and_resumes(capsys, tmp_path):
     report = (out / "report.md").read_text()
     assert "### Memory horizons" in report and "## Gradient flow" in report
     assert "The notebook's table, measured" in report
+    # a smoke folder says so in each section that draws conclusions: IMDb's recommendation, the
+    # horizons, the gradient flow and the notebook's table
+    assert report.count("**This is a `smoke` run**") == 4
     capsys.readouterr()
     # Resumed, the sweep replays from the records and runs nothing again.
     assert run_all.main([*argv, "--resume"]) == 0

@@ -89,11 +89,13 @@ def test_schema_page_documents_every_metric_and_history_key():
     assert f"version {records.SCHEMA_VERSION}" in page
 
 
-def test_the_committed_version_1_example_report_is_still_readable():
-    folder = records.load_folder(ROOT / "docs" / "example-report")
+def test_the_version_1_example_folder_is_still_readable():
+    # tests/fixtures/example-report-v1: the committed example's records as schema 1 wrote them
+    path = ROOT / "tests" / "fixtures" / "example-report-v1"
+    folder = records.load_folder(path)
     assert folder.unreadable == [] and len(folder.records) == 18
     assert {r["schema_version"] for r in folder.records} == {1}
-    assert records.read_manifest(ROOT / "docs" / "example-report")["schema_version"] == 1
+    assert records.read_manifest(path)["schema_version"] == 1
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])

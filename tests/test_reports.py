@@ -343,11 +343,10 @@ def test_a_metric_registration_is_checked(scratch_metrics):
                         display="sig3", definition="y")  # fmt: skip
 
 
-def test_the_committed_example_report_still_renders(tmp_path):
+def test_the_version_1_example_still_renders(tmp_path):
     # Its records predate infer_peak_mem_with_weights_mb and the declared model facts.
     example = tmp_path / "example"
-    shutil.copytree(REPO / "docs" / "example-report", example)
-    (example / "report.md").unlink()
+    shutil.copytree(REPO / "tests" / "fixtures" / "example-report-v1", example)
     result = subprocess.run([sys.executable, str(REPO / "run_all.py"), "--report-only", "--out",
                              str(example)], capture_output=True, text=True, timeout=300)  # fmt: skip
     assert result.returncode == 0, result.stderr

@@ -355,7 +355,7 @@ def test_a_corrupt_record_is_named_the_rest_renders_and_resume_or_run_id_rerun_i
 
 def test_an_old_version_1_folder_still_renders(capfd, tmp_path):
     out = tmp_path / "example"
-    shutil.copytree(ROOT / "docs" / "example-report", out)
+    shutil.copytree(ROOT / "tests" / "fixtures" / "example-report-v1", out)
     code, _, err = run_cli(capfd, "--report-only", "--out", str(out))
     assert code == 0, err
     assert json.loads((out / "manifest.json").read_text())["schema_version"] == 1  # not rewritten
