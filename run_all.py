@@ -81,8 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="configuration profile: smoke (a minute, subsampled data), quick (~20 min on 2 CPU "
         "cores), long (whole reviews, vocabulary 30,000, larger models and the pooled readouts: "
         "each architecture at its best; ~45 min per seed on 2 CPU cores), full (the notebook's "
-        "configuration, meant "
-        "for a GPU); default: full on CUDA, quick on CPU",
+        "configuration, meant for a GPU); default: full on CUDA, quick on CPU",
     )
     parser.add_argument(
         "--suite", choices=("memory",), default=None,

@@ -24,7 +24,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import NullLocator
 
 from bench.metrics import METRICS
-from reports.markdown import _distinct, _spec_value, smoke_caveat
+from reports.markdown import _distinct, _spec_value
 from reports.plots import PLOTS_DIR, name_colors, new_figure, png_bytes
 from reports.recommend import best_at_winners, pareto_set
 from reports.stats import mean_std_ci
@@ -419,10 +419,7 @@ def memory_section(
     loads = _sorted_loads(load for row in rows if (load := load_of(row)) is not None)
     recurrent = [row for row in rows if not _is_floor(row)]
     found = horizons(recurrent, threshold)
-    lines = ["## Memory horizons", ""]
-    caveat = smoke_caveat(manifest)
-    if caveat:
-        lines += [caveat.rstrip("\n"), ""]
+    lines = ["## Memory horizons", ""]  # the smoke caveat goes after it (reports.render)
     lines.append(_task_text([r for row in rows for r in row.records], manifest, threshold))
     if found:
         lines += ["", "### How far each architecture carries what it read", "",

@@ -55,6 +55,7 @@ def build_outputs(results_dir: Path) -> dict[str, bytes]:
         raise RecordError(f"{results_dir} holds no run records yet (runs/*/record.json)")
     sections, plots, imdb_rows = [], {}, []
     tasks = by_task(records, manifest.get("tasks"))
+    caveat = smoke_caveat(manifest)  # after the heading of each section that draws conclusions
     for task, task_records in tasks.items():
         # IMDb's figures keep the names they had before tasks existed.
         prefix = "" if task == DEFAULT_TASK else f"{task}/"
@@ -62,6 +63,7 @@ def build_outputs(results_dir: Path) -> dict[str, bytes]:
         if task == MEMORY_TASK:
             body, figures = memory_section(task_records, manifest,
                                            imdb_present=DEFAULT_TASK in tasks)  # fmt: skip
+            body = _after_heading(body, caveat)
             plots.update(figures)
             sections.append(TaskSection(facts, task_records, [], Comparer(results_dir, []),
                                         list(figures), prefix, body=body))  # fmt: skip
@@ -82,7 +84,6 @@ def build_outputs(results_dir: Path) -> dict[str, bytes]:
     closing = [text]
     if DEFAULT_TASK in tasks and MEMORY_TASK in tasks:
         closing.append(notebook_section(imdb_rows, tasks[MEMORY_TASK], manifest, gradients))
-    caveat = smoke_caveat(manifest)
     closing = [_after_heading(section, caveat) for section in closing]
     markdown = render_markdown(records, manifest, sections, folder.unreadable, closing)
     frame = summary_frame(records, manifest.get("archs"), manifest.get("tasks"))
