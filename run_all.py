@@ -17,7 +17,6 @@ import contextlib
 import dataclasses
 import importlib.util
 import os
-import shutil
 import signal
 import sys
 import time
@@ -164,6 +163,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="continue (--resume, --run-id) a results folder created by another "
                         "commit, or from a checkout with uncommitted changes; the report lists "
                         "every commit that wrote to the folder")
+    parser.add_argument("--allow-other-machine", action="store_true",
+                        help="continue (--resume, --run-id) a results folder measured on another "
+                        "CPU model (or GPU model on CUDA); its timings then mix with this "
+                        "machine's, and the report names both")
     parser.add_argument("--records-only", action="store_true",
                         help="keep records and test probabilities only, no checkpoints")
     parser.add_argument("--report-only", action="store_true",
@@ -260,41 +263,26 @@ def parse_settings(settings: list[str]) -> dict[str, str]:
 
 def check_out_dir(out: Path, *, resume: bool, overwrite: bool, run_ids: list[str]) -> None:
     """Refuse an --out this command may not write; reads only, so a refused folder is untouched."""
-    from bench import folder, records
+    from bench import folder
 
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} is a file; give a folder path")
-    is_results = (out / records.MANIFEST_NAME).is_file()
-    has_content = out.is_dir() and any(p.name != folder.LOCK_NAME for p in out.iterdir())
-    if resume or run_ids:
-        if has_content and not is_results:
-            raise UsageError(f"{out} is not an rnnbench results folder (no manifest.json); "
-                             "choose another --out")
-        if is_results:
-            records.read_manifest(out)
-        return
-    if not has_content:
-        return
-    if not overwrite:
-        raise UsageError(f"results folder {out} already exists; pass --resume to continue it, "
-                         "--overwrite to replace it, or choose another --out")
-    if not is_results:
-        raise UsageError(f"{out} is not an rnnbench results folder; refusing to overwrite it")
+    folder.check_target(out, resume=resume, overwrite=overwrite, continuing=resume or bool(run_ids))
 
 
 def clear_out_dir(out: Path) -> None:
-    """Delete a results folder's runs, report, tuning, gradient probe and manifest (--overwrite;
-    under the lock)."""
-    from bench import records
+    """Delete what rnnbench wrote into a results folder (--overwrite; under the lock): its runs'
+    files, report, tuning, gradient probe and manifest; say what it kept."""
+    from bench import folder, records
     from bench.tune import TUNING_NAME
-    from reports.render import REPORT_DIRS, REPORT_FILES
+    from data_pipeline import list_tasks
+    from reports.render import is_report_output
 
-    with records.writing(out):
-        for name in (records.RUNS_DIR, *REPORT_DIRS):
-            if (out / name).exists():
-                shutil.rmtree(out / name)
-        for name in (*REPORT_FILES, TUNING_NAME, records.GRADIENT_FLOW_NAME, records.MANIFEST_NAME):
-            (out / name).unlink(missing_ok=True)
+    tasks = list_tasks()
+    kept = folder.clear(out, lambda relative: is_report_output(relative, tasks),
+                        own_files=(TUNING_NAME, records.GRADIENT_FLOW_NAME))
+    if kept:
+        shown = ", ".join(kept[:5]) + (f" and {len(kept) - 5} more" if len(kept) > 5 else "")
+        print(f"--overwrite: kept {len(kept)} file(s) rnnbench did not write in {out}: {shown}",
+              file=sys.stderr)
 
 
 @contextlib.contextmanager
@@ -336,13 +324,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.task is None and args.suite is None:
         args.task = "imdb"  # the default task (None until here, so --suite can tell it was given)
+    if args.data is not None and not args.data.strip():
+        # an unset shell variable, say: it must not quietly mean "the cache or a download"
+        print("run_all.py: error: --data is empty; give the IMDb archive or aclImdb/ folder, or "
+              "leave --data out to use $RNNBENCH_IMDB or the cache", file=sys.stderr)
+        return EXIT_USAGE
     from bench.folder import FolderError  # after parsing: --help stays instant
-    from bench.records import OutputError
+    from bench.records import OutputError, RecordError
 
     previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         return _main(args, argv if argv is not None else sys.argv[1:])
-    except (UsageError, FolderError, OutputError) as exc:
+    except (UsageError, FolderError, OutputError, RecordError) as exc:
         print(f"run_all.py: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
@@ -377,7 +370,7 @@ def _main(args: argparse.Namespace, argv: list[str]) -> int:
         manifest = _manifest(args, argv, previous, profile=profile, device=device, threads=threads,
                              archs=archs, protocol=protocol, settings=settings, tuning=tuning)
         outcome = _execute(args, specs, out, manifest)
-        unreadable = _render(out, manifest)
+        unreadable = _render_after_runs(out, manifest)
     return _exit_code(outcome, unreadable)
 
 
@@ -436,7 +429,7 @@ def _memory_suite(
     check_out_dir(out, resume=args.resume, overwrite=args.overwrite, run_ids=[])
     with locked_out_dir(out, ["run_all.py", *argv]):
         previous, _, settings = _open_out_dir(args, out, specs, per_run=memory_suite.AXES,
-                                              protocol=None)
+                                              protocol=None, sweep=True)
         print(f"rnnbench: memory suite, profile {profile} on {device.type}, {len(archs)} "
               f"architecture(s), loads {', '.join(_load_names(suite))} -> {out}", file=sys.stderr)
         manifest = _manifest(args, argv, previous, profile=profile, device=device, threads=threads,
@@ -455,7 +448,7 @@ def _memory_suite(
             return outcome
 
         outcome = _execute(args, specs, out, manifest, grid=sweep)
-        unreadable = _render(out, manifest)
+        unreadable = _render_after_runs(out, manifest)
     return _exit_code(outcome, unreadable)
 
 
@@ -586,13 +579,14 @@ def _plan(
 
 def _open_out_dir(
     args: argparse.Namespace, out: Path, specs: list[RunSpec], *, per_run: tuple[str, ...] = (),
-    protocol: str | None = "",
+    protocol: str | None = "", sweep: bool = False,
 ) -> tuple[dict[str, Any], str | None, dict[str, Any]]:
     """Check the locked results folder against this command (protocol, settings, commit) and clear
     it for --overwrite; its previous manifest, this protocol and the settings of this grid.
 
     ``per_run``: settings that differ between this command's runs (a suite's axes); ``protocol``
-    None: the command has no protocol of its own to check (the memory suite)."""
+    None: the command has no protocol of its own to check (the memory suite); ``sweep``: the
+    command plans its runs as it goes (an unreadable record is run again if it plans that run)."""
     from bench import folder, records
     from bench.tune import DROPOUT_KEY, LR_KEY
 
@@ -616,13 +610,25 @@ def _open_out_dir(
         folder.check_settings(out, previous, held.records, settings, per_arch, task=args.task)
         if not args.allow_other_commit:
             folder.check_commit(out, previous, held.records)
+        if not args.allow_other_machine and specs:
+            folder.check_machine(out, held.records, _machine(specs[0].device))
     planned = {spec.run_id for spec in specs}
     for item in held.unreadable:
         fate = ("it is run again" if item.run_id in planned else
                 "it is run again if tuning plans that run" if args.tune else
+                "the sweep runs it again if it plans that run" if sweep else
                 "it is not a run of this command's grid, so it stays as it is")
         print(f"unreadable record {item.message}; {fate}", file=sys.stderr)
     return previous, protocol, settings
+
+
+def _machine(device: str) -> str:
+    """The processor this command's runs are measured on (as records name it)."""
+    import torch
+
+    from bench.environment import device_name
+
+    return device_name(torch.device(device))
 
 
 def _task_settings(previous: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -706,6 +712,19 @@ def _executor(
 
     return lambda specs: run_grid(specs, out, resume=args.resume, progress=not args.no_progress,
                                   jobs=args.jobs, log=log)
+
+
+def _render_after_runs(out: Path, manifest: dict[str, Any]) -> list[Any]:
+    """:func:`_render` after a command's runs; a Ctrl-C while it renders marks the manifest
+    interrupted (the report may be the previous one: re-render with --report-only)."""
+    from bench.runner import write_manifest
+
+    try:
+        return _render(out, manifest)
+    except KeyboardInterrupt:
+        manifest["interrupted"] = True
+        write_manifest(out, manifest)
+        raise
 
 
 def _render(out: Path, manifest: dict[str, Any] | None) -> list[Any]:

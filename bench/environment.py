@@ -7,6 +7,7 @@ machine that produced it (lm-evaluation-harness and nanoGPT keep the same facts)
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import importlib.metadata
 import os
 import platform
@@ -36,14 +37,34 @@ def _git(*args: str) -> str | None:
     return out.stdout.strip()
 
 
+#: Where committed results live: a change there changes no number a run produces, so it does not
+#: make the code dirty, and commits that differ only there run the same code.
+NOT_CODE = ("docs",)
+
+
 @lru_cache(maxsize=1)
 def git_state() -> tuple[str | None, bool | None]:
-    """(commit, dirty) of the project's checkout, or (None, None) outside a git checkout."""
+    """(commit, dirty) of the project's checkout, or (None, None) outside a git checkout. Dirty
+    means uncommitted changes to tracked files outside :data:`NOT_CODE` (the code)."""
     commit = _git("rev-parse", "HEAD")
     if commit is None:
         return None, None
-    status = _git("status", "--porcelain", "--untracked-files=no")
+    status = _git("status", "--porcelain", "--untracked-files=no", "--", ".",
+                  *(f":(exclude){path}" for path in NOT_CODE))
     return commit, bool(status)
+
+
+@lru_cache(maxsize=32)
+def code_hash(commit: str = "HEAD") -> str | None:
+    """A hash of the code at ``commit``: every tracked file outside :data:`NOT_CODE`. Two commits
+    with one hash run the same code (results folders are under ``docs/``, or ignored by git, or
+    outside the project). None outside a git checkout, or for a commit it does not have."""
+    listing = _git("ls-tree", "-r", "--full-tree", commit)
+    if listing is None:
+        return None
+    skip = tuple(f"{path}/" for path in NOT_CODE)
+    kept = [line for line in listing.splitlines() if not line.split("\t", 1)[-1].startswith(skip)]
+    return hashlib.sha256("\n".join(kept).encode()).hexdigest()[:16]
 
 
 def cpu_model() -> str:

@@ -9,9 +9,16 @@
   (``task_settings``; ``settings`` is the last command's, and a folder written before tasks
   existed has only that one, IMDb's); a command that would add runs with other settings is
   refused, naming what differs. Several tasks may share a folder, each with its own settings.
-- **Commit.** The manifest records the commit that created the folder and every commit that wrote
-  to it; continuing it from another commit, or from a checkout with uncommitted changes, is
-  refused unless the user says so.
+- **Code.** The manifest records the commit that created the folder and every commit that wrote
+  to it, each with a hash of the code it ran (every tracked file outside ``docs/`` and the results
+  folder). Continuing it from other code, or from a checkout with uncommitted changes to the code,
+  is refused unless the user says so; a later commit that changed only ``docs/`` or the results
+  (committing finished records, say) runs the same code and may continue it.
+- **Machine.** Timings of two CPU models (or two GPU models) do not mix: continuing a folder on
+  another one is refused unless the user says so.
+- **Ownership.** A folder is a results folder when its ``manifest.json`` is an rnnbench manifest
+  (its content, never its name alone) or it holds rnnbench run records. ``--overwrite`` removes
+  only what rnnbench writes (:func:`clear`), and refuses a folder whose files git tracks.
 """
 
 from __future__ import annotations
@@ -19,8 +26,10 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
+import re
 import socket
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import subprocess
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +50,129 @@ _RECORD_ONLY_KEYS = ("model.recurrent",)
 
 class FolderError(Exception):
     """The results folder cannot be written by this command (held, other settings, other code)."""
+
+
+#: A run folder's name is its run id (:attr:`bench.config.RunSpec.run_id`).
+_RUN_ID = re.compile(r"^[A-Za-z0-9_.-]+-s[0-9]+-[0-9a-f]{8}$")
+
+
+def _written_name(name: str) -> str:
+    """The file that ``name`` stands for: itself, or for the temporary file an interrupted atomic
+    write left (``.<name>.<random>.tmp``, ``.<name>.tmp-<pid>``), the file it was writing."""
+    match = re.match(r"^\.(.+?)\.(?:[^.]+\.tmp|tmp-[0-9]+)$", name)
+    return match.group(1) if match else name
+
+
+def _has_records(out_dir: Path) -> bool:
+    """Whether ``out_dir`` holds at least one record that follows rnnbench's record schema."""
+    for path in records.record_paths(out_dir):
+        try:
+            records.read_record(path)
+            return True
+        except records.RecordError:
+            continue
+    return False
+
+
+def manifest_if_ours(out_dir: Path) -> dict[str, Any] | None:
+    """The folder's manifest, or None when it has none; :class:`FolderError` when its
+    ``manifest.json`` is not rnnbench's, and :class:`bench.records.RecordError` when it is
+    damaged (rnnbench's, by the fields it has, or by the run records beside it)."""
+    path = Path(out_dir) / records.MANIFEST_NAME
+    if not path.exists():
+        return None
+    try:
+        return records.read_manifest(out_dir)
+    except records.NotAManifestError as exc:
+        raise FolderError(str(exc)) from None
+    except records.RecordError as exc:
+        if not _has_records(out_dir) and "cannot read manifest" in str(exc):
+            raise FolderError(
+                f"{path} cannot be read as an rnnbench manifest and {out_dir} holds no rnnbench "
+                "run record, so it is not known to be an rnnbench results folder; choose another "
+                "--out") from None
+        raise
+
+
+def check_target(out_dir: Path, *, resume: bool, overwrite: bool, continuing: bool) -> None:
+    """Refuse an ``--out`` this command may not write (:class:`FolderError`, or
+    :class:`bench.records.RecordError` for a damaged manifest); reads only, so a refused folder is
+    untouched. ``continuing``: ``--resume`` or ``--run-id``, which add to a results folder."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise FolderError(f"--out {out_dir} is a file; give a folder path")
+    if not out_dir.is_dir() or not any(p.name != LOCK_NAME for p in out_dir.iterdir()):
+        return  # nothing there yet
+    if continuing:
+        if manifest_if_ours(out_dir) is None:
+            raise FolderError(f"{out_dir} is not an rnnbench results folder (no manifest.json); "
+                              "choose another --out")
+        return
+    if not overwrite:
+        raise FolderError(f"results folder {out_dir} already exists; pass --resume to continue "
+                          "it, --overwrite to replace it, or choose another --out")
+    try:
+        ours = manifest_if_ours(out_dir) is not None
+    except records.RecordError:
+        ours = True  # damaged, but its records say whose it is
+    if not ours and not _has_records(out_dir):
+        raise FolderError(f"{out_dir} is not an rnnbench results folder (no manifest.json, no "
+                          "run records); refusing to overwrite it: choose another --out")
+    tracked = tracked_files(out_dir)
+    if tracked:
+        raise FolderError(
+            f"{out_dir} holds {len(tracked)} file(s) tracked by git (such as {tracked[0]}): "
+            "--overwrite would replace committed results; run into another --out and copy the "
+            "new folder over the committed one, or continue it with --resume")
+
+
+def tracked_files(folder: Path) -> list[str]:
+    """The files under ``folder`` that the git work tree around it tracks (none outside one)."""
+    try:
+        listed = subprocess.run(["git", "-C", str(folder), "ls-files", "-z", "--", "."],
+                                capture_output=True, timeout=30, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return []  # no git, or not inside a work tree
+    return [name for name in listed.stdout.decode("utf-8", "replace").split("\0") if name]
+
+
+def clear(out_dir: Path, is_report_output: Callable[[str], bool],
+          own_files: Sequence[str] = ()) -> list[str]:
+    """Remove what rnnbench wrote into ``out_dir`` (``--overwrite``; under the lock) and return
+    the files it left in place, as paths relative to ``out_dir``.
+
+    Removed: in each run folder (named by a run id, or holding a record) the files a run writes;
+    every file ``is_report_output(relative path)`` says a render writes; ``own_files`` and the
+    manifest at the top; the temporary files of interrupted atomic writes of any of these; then
+    the folders this left empty. Everything else stays: a user's notebook in ``runs/``, their
+    figure in ``plots/``, a folder of their own.
+    """
+    out_dir = Path(out_dir)
+    top = {*own_files, records.MANIFEST_NAME}
+
+    def written(relative: Path) -> bool:
+        name = _written_name(relative.name)
+        if len(relative.parts) == 1 and name in top:
+            return True
+        run_dir = out_dir / relative.parent
+        if len(relative.parts) == 3 and relative.parts[0] == records.RUNS_DIR and (
+                _RUN_ID.match(run_dir.name) or (run_dir / records.RECORD_NAME).is_file()):
+            return name in records.RUN_FILES
+        return is_report_output((relative.parent / name).as_posix())
+
+    emptied: set[Path] = set()
+    with records.writing(out_dir):
+        for path in sorted(out_dir.rglob("*")):
+            if (path.is_symlink() or not path.is_dir()) and written(path.relative_to(out_dir)):
+                path.unlink()
+                emptied.add(path.parent)
+        # The folders left empty, deepest first, up to (not including) out_dir.
+        for folder in sorted({p for d in emptied for p in (d, *d.parents)
+                              if out_dir in p.parents}, key=lambda p: -len(p.parts)):
+            if not any(folder.iterdir()):
+                folder.rmdir()
+    return sorted(p.relative_to(out_dir).as_posix() for p in out_dir.rglob("*")
+                  if (p.is_symlink() or not p.is_dir()) and p.name != LOCK_NAME)
 
 
 @contextlib.contextmanager
@@ -146,9 +278,11 @@ def check_settings(
 
 
 def commit_entry() -> dict[str, Any]:
-    """This checkout's commit, whether it has uncommitted changes, and the time (UTC)."""
+    """This checkout's commit, whether it has uncommitted changes to the code, the hash of its code
+    (:func:`bench.environment.code_hash`) and the time (UTC)."""
     commit, dirty = environment.git_state()
     return {"commit": commit, "dirty": dirty,
+            "code": environment.code_hash(commit) if commit else None,
             "date_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
 
 
@@ -165,18 +299,35 @@ def creating_commit(manifest: Mapping[str, Any], held: Sequence[dict[str, Any]])
     return None
 
 
+def _creating_code(manifest: Mapping[str, Any], created: str | None) -> str | None:
+    """The code hash of the commit that created the folder: as the manifest recorded it, else
+    computed from that commit when this checkout has it."""
+    commits = manifest.get("commits")
+    if isinstance(commits, list) and commits and isinstance(commits[0], Mapping):
+        recorded = commits[0].get("code")
+        if isinstance(recorded, str):
+            return recorded
+    return environment.code_hash(created) if created else None
+
+
 def check_commit(out_dir: Path, manifest: Mapping[str, Any], held: Sequence[dict[str, Any]]) -> None:
-    """Refuse (:class:`FolderError`) to continue a folder from another commit than the one that
-    created it, or from a checkout with uncommitted changes: its runs would come from other code."""
+    """Refuse (:class:`FolderError`) to continue a folder with other code than the code that
+    created it, or from a checkout with uncommitted changes to the code: its runs would come from
+    other code. A later commit whose code is the same (it changed only ``docs/`` or the results
+    folder: committed records, say) may continue it."""
     created = creating_commit(manifest, held)
     commit, dirty = environment.git_state()
     if created is None and not dirty:
         return
-    if created == commit and not dirty:
+    code = _creating_code(manifest, created) if commit is not None else None
+    same_code = created == commit or (code is not None and code == environment.code_hash(commit))
+    if same_code and not dirty:
         return
     here = f"{commit[:12]}" if commit else "an unknown commit"
     if dirty:
-        here += " with uncommitted changes"
+        here += " with uncommitted changes to the code"
+    elif created is not None and commit is not None:
+        here += ", whose code differs (outside docs/ and the results folder)"
     there = created[:12] if created else "an unknown commit"
     raise FolderError(
         f"{out_dir} was created by commit {there} and this checkout is {here}, so new runs may not "
@@ -194,3 +345,21 @@ def with_commit(manifest: Mapping[str, Any]) -> list[dict[str, Any]]:
     ):
         return [dict(c) for c in commits]
     return [*map(dict, commits), entry]
+
+
+def machine_of(record: Mapping[str, Any]) -> str | None:
+    """The processor a record's timings were measured on: its GPU on CUDA, else its CPU."""
+    env = record.get("environment") or {}
+    name = env.get("device_name") if env.get("device") == "cuda" else env.get("cpu_model")
+    return str(name) if name else None
+
+
+def check_machine(out_dir: Path, held: Sequence[dict[str, Any]], here: str) -> None:
+    """Refuse (:class:`FolderError`) to add runs measured on the processor ``here`` to a folder
+    whose records were measured on another: their speed and memory figures would mix."""
+    there = sorted({name for name in map(machine_of, held) if name})
+    if there and here not in there:
+        raise FolderError(
+            f"{out_dir} was measured on {', '.join(there)} and this machine is {here}: their "
+            "timings would mix in one report; use --out elsewhere, or pass --allow-other-machine "
+            "to continue it anyway (the report then names both)")

@@ -37,6 +37,12 @@ MANIFEST_NAME = "manifest.json"
 RUNS_DIR = "runs"
 TEST_PROBS_NAME = "test_probs.npy"
 TEST_LABELS_NAME = "test_labels.npy"
+CHECKPOINT_NAME = "model.pt"
+VOCAB_NAME = "vocab.txt"
+CONFIG_NAME = "config.json"
+#: Every file a run writes into its run folder (``--overwrite`` removes these and nothing else).
+RUN_FILES = (RECORD_NAME, TEST_PROBS_NAME, TEST_LABELS_NAME, CHECKPOINT_NAME, VOCAB_NAME,
+             CONFIG_NAME)
 
 #: Error types a failed run may carry: the loss became NaN/infinite (``nan_loss``) or grew past
 #: the divergence bound (``diverged``); an out-of-memory error was raised in the run (``oom``); the
@@ -209,8 +215,7 @@ def read_record(path: Path) -> dict[str, Any]:
     try:
         return _parse_record(path)
     except RecordError as exc:
-        raise RecordError(f"{path}: {exc}; run the gradient-flow probe again (run_all.py --suite "
-                          "memory --resume), or remove the file to render without it") from None
+        raise RecordError(f"{path}: {exc}") from None
 
 
 def record_paths(results_dir: Path) -> list[Path]:
@@ -267,16 +272,81 @@ def load_records(results_dir: Path) -> list[dict[str, Any]]:
     return folder.records
 
 
-def read_manifest(results_dir: Path) -> dict[str, Any]:
-    """The manifest of a results folder (grid settings and timing)."""
-    path = Path(results_dir) / MANIFEST_NAME
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise RecordError(f"cannot read manifest {path}: {exc}") from None
-    if not isinstance(manifest, dict) or manifest.get("schema_version") not in READABLE_VERSIONS:
-        raise RecordError(f"{path} is not a version-{SCHEMA_VERSION} rnnbench manifest")
+#: The manifest's fields and their types. The first four are what makes a ``manifest.json`` an
+#: rnnbench manifest (every version has written them); the others are optional (older manifests
+#: lack some) but must have their type when present, since the report and ``--resume`` read them.
+_MANIFEST_REQUIRED = {"schema_version": int, "profile": str, "device": str, "argv": list}
+_MANIFEST_OPTIONAL: dict[str, type | tuple[type, ...]] = {
+    "threads": int, "jobs": (int, str), "executor": str, "archs": list, "tasks": list,
+    "seeds": int, "protocol": str, "tuning": dict, "memory_suite": dict, "settings": dict,
+    "task_settings": dict, "commits": list, "started_utc": str, "finished_utc": (str, type(None)),
+    "wall_time_s": (int, float), "interrupted": bool,
+}  # fmt: skip
+#: List fields whose items must be strings, and the type of each entry of the others.
+_MANIFEST_ITEMS: dict[str, type] = {
+    "argv": str, "archs": str, "tasks": str, "commits": dict, "task_settings": dict,
+}
+
+
+class NotAManifestError(RecordError):
+    """A ``manifest.json`` that rnnbench did not write (another tool's file of that name)."""
+
+
+def _has_type(value: Any, typ: type | tuple[type, ...]) -> bool:
+    types = typ if isinstance(typ, tuple) else (typ,)
+    return isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
+
+
+def validate_manifest(manifest: Any, path: Path | str = MANIFEST_NAME) -> dict[str, Any]:
+    """Check a parsed ``manifest.json`` and return it.
+
+    Raises :class:`NotAManifestError` when it is not an rnnbench manifest at all (not an object,
+    or without the fields every rnnbench manifest has), and :class:`RecordError` when it is one
+    whose fields have the wrong type or version; each message names ``path`` and what to do.
+    """
+    if not isinstance(manifest, dict) or any(key not in manifest for key in _MANIFEST_REQUIRED):
+        raise NotAManifestError(
+            f"{path} is not an rnnbench manifest (rnnbench's has "
+            f"{', '.join(_MANIFEST_REQUIRED)}), so its folder is not an rnnbench results folder; "
+            "choose another --out")
+    damaged = f"{path} is damaged"
+    fix = ("restore it (git checkout, a backup), or start the folder again with --overwrite "
+           "(it removes only what rnnbench wrote)")
+    if manifest["schema_version"] not in READABLE_VERSIONS or isinstance(
+            manifest["schema_version"], bool):
+        raise RecordError(f"{path} has schema_version {manifest['schema_version']!r}, not one of "
+                          f"{', '.join(map(str, READABLE_VERSIONS))}; re-run with the rnnbench "
+                          "version that wrote it, or " + fix.split(", or ", 1)[1])
+    for key, typ in {**_MANIFEST_REQUIRED, **_MANIFEST_OPTIONAL}.items():
+        if key in manifest and not _has_type(manifest[key], typ):
+            names = " or ".join(t.__name__ for t in (typ if isinstance(typ, tuple) else (typ,)))
+            raise RecordError(f"{damaged}: field {key!r} must be {names}, not "
+                              f"{type(manifest[key]).__name__}; {fix}")
+    for key, typ in _MANIFEST_ITEMS.items():
+        items = manifest.get(key) or []
+        values = items.values() if isinstance(items, dict) else items
+        if not all(_has_type(item, typ) for item in values):
+            raise RecordError(f"{damaged}: every entry of {key!r} must be {typ.__name__}; {fix}")
     return manifest
+
+
+def parse_manifest(path: Path) -> dict[str, Any]:
+    """Read and validate the manifest file at ``path`` (:func:`validate_manifest`); a file that
+    cannot be read or parsed raises :class:`RecordError` naming it."""
+    try:
+        manifest = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RecordError(
+            f"cannot read manifest {path} ({exc}); if rnnbench wrote it, restore it (git "
+            "checkout, a backup) or start the folder again with --overwrite (it removes only "
+            "what rnnbench wrote)") from None
+    return validate_manifest(manifest, path)
+
+
+def read_manifest(results_dir: Path) -> dict[str, Any]:
+    """The manifest of a results folder (grid settings and timing), validated
+    (:func:`parse_manifest`)."""
+    return parse_manifest(Path(results_dir) / MANIFEST_NAME)
 
 
 

@@ -161,6 +161,10 @@ def _git(records: Sequence[dict[str, Any]], manifest: Mapping[str, Any]) -> str:
             parts.append(f"`{str(commit)[:12]}`" + (" (uncommitted changes)" if dirty else ""))
     if not parts:
         return MISSING
+    codes = {c.get("code") for c in commits}
+    if len(parts) > 1 and len(commits) == len(parts) and len(codes) == 1 and None not in codes:
+        # Committing finished records between sittings moves HEAD, not the code.
+        return ", ".join(parts) + " (one code: the commits differ only under `docs/`)"
     return ", ".join(parts) + (" (varies across runs)" if len(parts) > 1 else "")
 
 

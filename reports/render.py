@@ -14,6 +14,7 @@ interrupted render leaves whole files (old or new), never half of one.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 from bench.records import (
@@ -26,10 +27,10 @@ from bench.records import (
     write_bytes_atomic,
 )
 from reports.compare import Comparer
-from reports.gradients import gradient_section
+from reports.gradients import GRADIENT_PLOT, gradient_section
 from reports.markdown import RERUN_HINT, TaskSection, render_markdown, smoke_caveat
-from reports.memory import MEMORY_TASK, memory_section, notebook_section
-from reports.plots import PLOTS_DIR, render_plots
+from reports.memory import HORIZON_PLOT, MEMORY_TASK, memory_section, notebook_section
+from reports.plots import PLOT_TITLES, PLOTS_DIR, render_plots
 from reports.table import by_task, summarize, summary_frame
 
 REPORT_NAME = "report.md"
@@ -37,6 +38,19 @@ SUMMARY_NAME = "summary.csv"
 #: Everything a render writes into a results folder: its files, then its folders.
 REPORT_FILES = (REPORT_NAME, SUMMARY_NAME)
 REPORT_DIRS = (PLOTS_DIR,)
+#: The names of the figures a render writes (IMDb's in ``plots/``, another task's in
+#: ``plots/<task>/``).
+PLOT_NAMES = frozenset({*PLOT_TITLES, GRADIENT_PLOT, HORIZON_PLOT})
+
+
+def is_report_output(relative: str, tasks: Iterable[str]) -> bool:
+    """Whether a render writes the file at ``relative`` (a path inside a results folder, with
+    ``/``) in a folder that may hold runs of ``tasks``: what ``--overwrite`` may remove."""
+    parts = relative.split("/")
+    if len(parts) == 1:
+        return parts[0] in REPORT_FILES
+    in_plots = parts[0] == PLOTS_DIR and parts[-1] in PLOT_NAMES
+    return in_plots and (len(parts) == 2 or (len(parts) == 3 and parts[1] in set(tasks)))
 
 
 def build_outputs(results_dir: Path) -> dict[str, bytes]:

@@ -269,7 +269,7 @@ def make_manifest(archs: list[str], seeds: list[int], **overrides: Any) -> dict[
         "device": "cpu",
         "argv": ["run_all.py", "--profile", "smoke"],
         "archs": list(archs),
-        "seeds": list(seeds),
+        "seeds": max(seeds, default=-1) + 1,  # as run_all.py writes it: the seeds 0..N-1
         "started_utc": "2025-01-02T10:00:00Z",
         "finished_utc": "2025-01-02T10:30:00Z",
         "wall_time_s": 1800.0,

@@ -104,3 +104,54 @@ def test_the_manifest_lists_each_commit_that_wrote_once(monkeypatch):
     both = folder.with_commit({"commits": first})
     assert [(c["commit"], c["dirty"]) for c in both] == [("a" * 40, False), ("b" * 40, True)]
     json.dumps(both)
+
+
+def test_a_later_commit_with_the_same_code_may_continue_the_folder(tmp_path, monkeypatch):
+    # Committing finished records moves HEAD without changing the code: no flag is needed.
+    codes = {"a" * 40: "same", "b" * 40: "same", "c" * 40: "other"}
+    monkeypatch.setattr(environment, "code_hash", lambda commit="HEAD": codes.get(commit))
+    manifest = {"commits": [{"commit": "a" * 40, "dirty": False}]}  # written before "code"
+    monkeypatch.setattr(environment, "git_state", lambda: ("b" * 40, False))
+    folder.check_commit(tmp_path, manifest, [])
+    monkeypatch.setattr(environment, "git_state", lambda: ("c" * 40, False))
+    with pytest.raises(folder.FolderError, match="whose code differs .*--allow-other-commit"):
+        folder.check_commit(tmp_path, manifest, [])
+    # the hash the manifest recorded is read first (the creating commit may be gone)
+    codes.pop("a" * 40)
+    folder.check_commit(tmp_path, {"commits": [{"commit": "a" * 40, "code": "other"}]}, [])
+    monkeypatch.setattr(environment, "git_state", lambda: ("b" * 40, True))
+    with pytest.raises(folder.FolderError, match="with uncommitted changes to the code"):
+        folder.check_commit(tmp_path, manifest | {"commits": [{"commit": "a" * 40,
+                                                               "code": "same"}]}, [])
+
+
+def test_the_code_hash_ignores_docs_and_sees_the_code(tmp_path, monkeypatch):
+    monkeypatch.setenv("GIT_DIR", str(tmp_path / ".git"))
+    monkeypatch.setenv("GIT_WORK_TREE", str(tmp_path))
+
+    def commit(path, text):
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text(text)
+        for command in (["add", path], ["-c", "user.name=t", "-c", "user.email=t@t", "commit",
+                                        "-q", "-m", path]):
+            subprocess.run(["git", *command], check=True, capture_output=True)
+        return subprocess.run(["git", "rev-parse", "HEAD"], check=True, capture_output=True,
+                              text=True).stdout.strip()
+
+    subprocess.run(["git", "init", "-q"], check=True, capture_output=True)
+    first = commit("bench/x.py", "x = 1\n")
+    records_only = commit("docs/report/runs/r/record.json", "{}\n")
+    code_change = commit("bench/x.py", "x = 2\n")
+    assert environment.code_hash(first) == environment.code_hash(records_only)
+    assert environment.code_hash(code_change) != environment.code_hash(first)
+    assert environment.code_hash("0" * 40) is None  # a commit this checkout does not have
+
+
+def test_another_machine_is_refused_naming_both(tmp_path):
+    held = [{"environment": {"device": "cpu", "cpu_model": "CPU A", "device_name": "CPU A"}}]
+    folder.check_machine(tmp_path, held, "CPU A")
+    with pytest.raises(folder.FolderError, match="measured on CPU A and this machine is CPU B"):
+        folder.check_machine(tmp_path, held, "CPU B")
+    gpu = [{"environment": {"device": "cuda", "cpu_model": "CPU A", "device_name": "GPU X"}}]
+    folder.check_machine(tmp_path, gpu, "GPU X")
+    folder.check_machine(tmp_path, [{"environment": {}}], "CPU B")  # nothing recorded: no check

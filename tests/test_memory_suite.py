@@ -158,3 +158,11 @@ def test_the_smoke_suite_runs_end_to_end_and_resumes(capsys, tmp_path):
     assert run_all.main([*argv, "--resume"]) == 0
     assert len(records.load_folder(out).records) == len(held)
     assert "0 to go" in capsys.readouterr().err
+    # A corrupt record of the sweep: the line says what happens to it, and it happens.
+    damaged = next(r for r in memory if r["arch"] == "bag_of_embeddings")["run_id"]
+    (out / records.RUNS_DIR / damaged / records.RECORD_NAME).write_text("{")
+    assert run_all.main([*argv, "--resume"]) == 0
+    err = capsys.readouterr().err
+    assert f"runs/{damaged}/record.json" in err and "the sweep runs it again if it plans" in err
+    assert f"({damaged})" in err  # its start line: it ran again
+    assert records.read_record(out / records.RUNS_DIR / damaged / records.RECORD_NAME)["status"] == "ok"

@@ -462,3 +462,14 @@ def test_write_results_keeps_records_valid(tmp_path):
     record = make_record("gru", 0)
     folder = write_results(tmp_path, [record], make_manifest(["gru"], [0]))
     assert (folder / "runs" / record["run_id"] / "record.json").is_file()
+
+
+def test_the_header_says_when_several_commits_ran_one_code():
+    from reports.markdown import _git
+
+    one_code = {"commits": [{"commit": "a" * 40, "dirty": False, "code": "h"},
+                            {"commit": "b" * 40, "dirty": False, "code": "h"}]}
+    assert _git([], one_code) == (f"`{'a' * 12}`, `{'b' * 12}` (one code: the commits differ "
+                                  "only under `docs/`)")
+    two_codes = {"commits": [{**one_code["commits"][0]}, {"commit": "b" * 40, "code": "k"}]}
+    assert _git([], two_codes).endswith("(varies across runs)")

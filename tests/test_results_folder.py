@@ -399,3 +399,140 @@ def test_killing_only_the_parent_stops_the_training_child(archive, tmp_path, job
     while any(running(pid) for pid in children) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not any(running(pid) for pid in children)
+
+
+# 7 (issue 21) ------------------------------------------------------------------------------------
+def tree(out):
+    """Every file under ``out`` with its bytes (the lock file aside)."""
+    return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*"))
+            if p.is_file() and p.name != folder.LOCK_NAME}
+
+
+def test_overwrite_and_resume_refuse_a_folder_whose_manifest_is_not_rnnbench_s(capfd, archive, tmp_path):
+    # a web project's folder: its own manifest.json, plots/ and runs/
+    web = tmp_path / "site"
+    (web / "plots").mkdir(parents=True)
+    (web / "runs").mkdir()
+    (web / "manifest.json").write_text('{"name": "shop", "icons": []}')
+    (web / "plots" / "sales.png").write_bytes(b"\x89PNG sales")
+    (web / "runs" / "nightly.sh").write_text("#!/bin/sh\n")
+    before = tree(web)
+    for flag in ("--overwrite", "--resume"):
+        code, _, err = run_cli(capfd, *grid(archive, web, "--archs", "rnn", flag))
+        assert code == 2 and err.count("\n") == 1, err
+        assert "is not an rnnbench manifest" in err and "choose another --out" in err
+        assert tree(web) == before
+
+
+def test_overwrite_removes_only_what_rnnbench_wrote(capfd, archive, results):
+    held = {r["run_id"] for r in records.load_records(results)}
+    mine = {"plots/my_figure.png": b"mine", "runs/my_analysis.ipynb": b"{}",
+            "runs/old-experiment/results.csv": b"a,b\n", "notes.md": b"# notes",
+            f"runs/{sorted(held)[0]}/my_notes.txt": b"keep"}
+    for name, payload in mine.items():
+        (results / name).parent.mkdir(parents=True, exist_ok=True)
+        (results / name).write_bytes(payload)
+    # an interrupted atomic write of a report file is rnnbench's too
+    (results / ".report.md.abcd1234.tmp").write_text("half")
+    code, _, err = run_cli(capfd, *grid(archive, results, "--archs", "rnn", "--epochs", "1",
+                                        "--overwrite"))
+    assert code == 0, err
+    assert "--overwrite: kept 5 file(s) rnnbench did not write" in err
+    after = tree(results)
+    assert {name: after.get(name) for name in mine} == mine
+    assert ".report.md.abcd1234.tmp" not in after
+    # the old runs' own files are gone; the new run is the only record
+    new = {r["run_id"] for r in records.load_records(results)}
+    assert len(new) == 1 and not new & held
+    leftovers = [name for name in after if name.startswith("runs/") and name.split("/")[1] in held]
+    assert leftovers == [f"runs/{sorted(held)[0]}/my_notes.txt"]
+
+
+def test_overwrite_refuses_a_folder_that_git_tracks(capfd, archive, results, monkeypatch):
+    for name in ("GIT_DIR", "GIT_WORK_TREE"):
+        monkeypatch.delenv(name)
+    repo = results.parent
+    for command in (["init", "-q"], ["add", "res"],
+                    ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "example"]):
+        subprocess.run(["git", "-C", str(repo), *command], check=True, capture_output=True)
+    before = tree(results)
+    code, _, err = run_cli(capfd, *grid(archive, results, "--archs", "rnn", "--overwrite"))
+    assert code == 2 and err.count("\n") == 1, err
+    assert "tracked by git" in err and "--resume" in err
+    assert tree(results) == before
+
+
+def _damage(path, how):
+    if how == "truncated":
+        path.write_bytes(path.read_bytes()[:40])
+    elif how == "not JSON":
+        path.write_text("this is not json")
+    elif how == "not UTF-8":
+        path.write_bytes(b"\xff\xfe" + path.read_bytes())
+    elif how == "a list":
+        path.write_text("[1, 2]")
+    elif how == "old version":
+        path.write_text(json.dumps({**json.loads(path.read_text()), "schema_version": 99}))
+
+
+@pytest.mark.parametrize("how", ["truncated", "not JSON", "not UTF-8", "a list", "old version"])
+@pytest.mark.parametrize("mode", ["--resume", "--report-only"])
+def test_a_damaged_manifest_gives_one_line_and_exit_2(capfd, archive, results, how, mode):
+    _damage(results / records.MANIFEST_NAME, how)
+    before = tree(results)
+    code, _, err = run_cli(capfd, *grid(archive, results, "--archs", "rnn", mode))
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert "manifest.json" in err
+    assert tree(results) == before
+
+
+def _wrong_type(value):
+    """A value of a type the manifest never has where ``value`` stands."""
+    return "not a number" if isinstance(value, int | float) and not isinstance(value, bool) else 12345
+
+
+def test_every_manifest_field_of_the_wrong_type_gives_one_line(capfd, archive, results):
+    # The classes of fault go through one path, the manifest's validation: each field in turn.
+    manifest = json.loads((results / records.MANIFEST_NAME).read_text())
+    manifest["commits"] = [*manifest["commits"], "not an entry"]  # an entry of the wrong type too
+    cases = {key: {**manifest, key: _wrong_type(value)} for key, value in manifest.items()}
+    cases["commit entry"] = manifest
+    for key, damaged in cases.items():
+        (results / records.MANIFEST_NAME).write_text(json.dumps(damaged))
+        for mode in ("--resume", "--report-only"):
+            code, _, err = run_cli(capfd, *grid(archive, results, "--archs", "rnn", mode))
+            assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, (key, mode, err)
+            assert "manifest.json" in err, (key, err)
+
+
+def test_overwrite_replaces_a_folder_whose_manifest_is_damaged_when_its_records_are_ours(capfd, archive, results):
+    _damage(results / records.MANIFEST_NAME, "truncated")
+    code, _, err = run_cli(capfd, *grid(archive, results, "--archs", "rnn", "--overwrite"))
+    assert code == 0, err
+    assert records.read_manifest(results)["archs"] == ["rnn"]
+
+
+def test_resume_on_another_cpu_model_needs_allow_other_machine(capfd, archive, results, monkeypatch):
+    monkeypatch.setattr(environment, "cpu_model", lambda: "Imaginary CPU 9000")
+    code, _, err = run_cli(capfd, *grid(archive, results, "--archs", "rnn", "--resume"))
+    assert code == 2 and err.count("\n") == 1, err
+    assert "this machine is Imaginary CPU 9000" in err and "--allow-other-machine" in err
+    code, _, err = run_cli(capfd, *grid(archive, results, "--archs", "rnn", "--resume",
+                                        "--allow-other-machine"))
+    assert code == 0, err
+
+
+def test_ctrl_c_while_the_report_renders_marks_the_manifest_interrupted(capfd, archive, results, monkeypatch):
+    def interrupted(*_args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run_all, "_render", interrupted)
+    code, _, err = run_cli(capfd, *grid(archive, results, "--archs", "rnn", "--resume"))
+    assert code == 130 and "Traceback" not in err
+    assert records.read_manifest(results)["interrupted"] is True
+
+
+def test_an_empty_data_path_is_refused_not_taken_as_absent(capfd, tmp_path):
+    code, _, err = run_cli(capfd, "--profile", "smoke", "--data", "", "--out", tmp_path / "o")
+    assert code == 2 and err.count("\n") == 1 and "--data is empty" in err
+    assert not (tmp_path / "o").exists()
