@@ -26,7 +26,7 @@ import torch
 from sklearn import metrics as skm
 from torch import nn
 
-from bench import records
+from bench import live, records
 from bench.config import RunSpec
 from bench.environment import capture
 from bench.measure import PeakMemory, matmul_flops_per_s, measure_latency, training_flops
@@ -34,9 +34,9 @@ from bench.trainer import DivergedError, EvalResult, FitResult, Trainer
 from data_pipeline import EncodedSplit, TaskData, ensure_task, make_batches
 from models import ModelInfo, SelfFitting, create_model, model_info
 
-CHECKPOINT_NAME = "model.pt"
-VOCAB_NAME = "vocab.txt"
-CONFIG_NAME = "config.json"
+CHECKPOINT_NAME = records.CHECKPOINT_NAME
+VOCAB_NAME = records.VOCAB_NAME
+CONFIG_NAME = records.CONFIG_NAME
 
 
 def seed_everything(seed: int) -> None:
@@ -158,8 +158,10 @@ def execute_run(
 ) -> dict[str, Any]:
     """Run one spec end to end and write its record; failures are recorded, not raised.
 
-    ``concurrent_runs`` says, when the record is written, the most runs that were in progress at
-    once on this machine while this one ran (itself included; None: it ran alone).
+    ``concurrent_runs`` says, when the record is written, the most runs of this one's grid that
+    were in progress at once while it ran (itself included; None: it ran alone). The record's
+    ``concurrent_runs`` is the larger of that and the machine-wide count of :mod:`bench.live`,
+    which sees the rnnbench runs of other grids on this machine too.
 
     Diverged or NaN losses, out-of-memory errors and crashes become a record with ``error``; a
     crash also prints its traceback, since a programming error must be seen, not only counted.
@@ -174,16 +176,20 @@ def execute_run(
     if device.type == "cpu":
         torch.set_flush_denormal(spec.config.train.flush_denormal)
     record = base_record(spec, device)
-    try:
-        _run(spec, run_dir, device, record, progress=progress, log_epochs=log_epochs)
-    except (KeyboardInterrupt, records.OutputError):
-        raise  # no record: the grid stops, and a resumed grid runs this spec again
-    except Exception as exc:  # noqa: BLE001 - failures are data; the traceback is still shown
-        record["status"] = "failed"
-        record["error"] = error_of(exc)
-        if record["error"]["type"] == "crash":
-            traceback.print_exc(file=sys.stderr)
-    record["concurrent_runs"] = concurrent_runs() if concurrent_runs is not None else 1
+    # Registered machine-wide while it runs, so that runs of other grids count too (bench.live).
+    with live.register() as registration:
+        try:
+            _run(spec, run_dir, device, record, progress=progress, log_epochs=log_epochs)
+        except (KeyboardInterrupt, records.OutputError):
+            raise  # no record: the grid stops, and a resumed grid runs this spec again
+        except Exception as exc:  # noqa: BLE001 - failures are data; the traceback is still shown
+            record["status"] = "failed"
+            record["error"] = error_of(exc)
+            if record["error"]["type"] == "crash":
+                traceback.print_exc(file=sys.stderr)
+        machine_runs = registration.finish()
+    grid_runs = concurrent_runs() if concurrent_runs is not None else 1
+    record["concurrent_runs"] = max(grid_runs, machine_runs)
     records.write_record(run_dir, record)
     return record
 

@@ -20,20 +20,26 @@ bytes between machines anyway (the results folder could hold a copy only if ever
 
 Concurrency is counted per node by a small actor (:class:`_Occupancy`): a record's
 ``concurrent_runs`` is the most runs in progress at once on the node it ran on while it ran, itself
-included.
+included, or the count of the node's own registry of live runs (:mod:`bench.live`, which
+``execute_run`` keeps and which also sees other grids' runs there) where that is larger. The actor
+is bookkeeping only: if it dies, the driver says so once and writes each result with the node's
+own count; no finished run is lost.
 
 Ray is an optional dependency (``pip install 'rnnbench[ray]'``); this module imports it lazily.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import os
 import signal
+import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -50,6 +56,9 @@ from bench.runner import (
     write_failure_record,
 )
 from data_pipeline import ensure_task, resolve_source
+
+#: The occupancy actor's name starts with this (then a random part: one actor per grid).
+OCCUPANCY_ACTOR_PREFIX = "rnnbench-occupancy-"
 
 #: Object-store memory of a Ray started here, in bytes: the archive (tens of MB) and the returned
 #: files fit many times over, and Ray's default (30% of memory) would reserve gigabytes.
@@ -98,8 +107,11 @@ def _run_task(
     generates its data.
     """
     import ray
+    from ray import exceptions as ray_errors
 
-    occupancy.start.remote(ray.get_runtime_context().get_node_id(), spec.run_id)
+    # If the actor is gone, the node's registry (bench.live) still counts this run.
+    with contextlib.suppress(ray_errors.RayActorError):
+        occupancy.start.remote(ray.get_runtime_context().get_node_id(), spec.run_id)
     local = (spec if archive is None
              else dataclasses.replace(spec, data_path=str(_node_copy(archive, sha256))))
     with tempfile.TemporaryDirectory(prefix="rnnbench-run-") as tmp:
@@ -161,7 +173,8 @@ def run_grid_ray(
         f"{ray.cluster_resources().get('GPU', 0):g} GPU(s) in the cluster")
     try:
         archive = ray.put(source.path.read_bytes()) if source else None
-        occupancy = ray.remote(num_cpus=0)(_Occupancy).remote()
+        occupancy = ray.remote(num_cpus=0)(_Occupancy).options(
+            name=f"{OCCUPANCY_ACTOR_PREFIX}{uuid.uuid4().hex[:12]}").remote()
         task = ray.remote(max_calls=1, max_retries=0)(_run_task)
         pending: dict[Any, tuple[RunSpec, float]] = {}
         for i, spec in enumerate(todo, start=1):
@@ -181,7 +194,15 @@ def run_grid_ray(
                     error = {"type": "killed", "message": f"the run's Ray worker died: {exc}"[:500]}
                 except ray_errors.RayTaskError as exc:
                     error = {"type": "crash", "message": f"the run's Ray task failed: {exc}"[:500]}
-                concurrent_runs = ray.get(occupancy.finish.remote(spec.run_id))
+                # The task's record counts what its node's registry saw; a failed task has none.
+                concurrent_runs = record.get("concurrent_runs", 1) if error is None else 1
+                if occupancy is not None:
+                    try:
+                        concurrent_runs = max(concurrent_runs,
+                                              ray.get(occupancy.finish.remote(spec.run_id)))
+                    except ray_errors.RayActorError as exc:
+                        occupancy = None  # dead for good: later runs do not ask it
+                        _say_occupancy_gone(exc)
                 if error is None:
                     _write_run(run_dir, {**record, "concurrent_runs": concurrent_runs}, files)
                 else:
@@ -198,6 +219,14 @@ def run_grid_ray(
             ray.shutdown()
     outcome.wall_time_s = time.perf_counter() - started
     return outcome
+
+
+def _say_occupancy_gone(exc: BaseException) -> None:
+    """Tell the user, once per grid, that the occupancy actor died and what that changes."""
+    print(f"ray: the actor that counts this grid's runs per node is gone ({type(exc).__name__}); "
+          "the grid goes on, and from here on a record's concurrent_runs is what its node's "
+          "registry of live rnnbench runs saw (bench.live: the runs there that share its cache "
+          "folder), and a run that failed without a record counts as alone", file=sys.stderr)
 
 
 def _write_run(run_dir: Path, record: dict[str, Any], files: dict[str, bytes]) -> None:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import records
+from bench import live, records
 from bench.config import ModelSettings, RunConfig, RunSpec
 from bench.executor import base_record, execute_run, model_hyperparams, resolve_device
 from data_pipeline import DEFAULT_TASK, task_info
@@ -235,11 +235,15 @@ class Slots:
     Every child ignores Ctrl-C (the parent answers it by stopping them all), dies with its parent,
     and on CUDA sees one GPU (slot ``i`` gets the ``i``-th visible GPU, wrapping around). Each
     child can read how many children were in progress at once since it started, so a record says
-    whether its speed was measured alone. With ``in_process`` the target runs in this process,
-    one at a time (tests use it).
+    whether its speed was measured alone (the runs themselves also count the other grids' runs on
+    the machine, :mod:`bench.live`). With ``in_process`` the target runs in this process, one at
+    a time (tests use it).
     """
 
     def __init__(self, jobs: int, *, gpus: Sequence[str] | None = None, in_process: bool = False):
+        # Said here, before any child starts, when the registry cannot be written: the children
+        # inherit the note and stay quiet, so a grid says it once, not once per run.
+        live.check_writable()
         self.jobs = 1 if in_process else jobs
         self.gpus = list(gpus or [])
         self.in_process = in_process

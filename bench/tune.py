@@ -29,7 +29,7 @@ from typing import Any
 
 import torch
 
-from bench import records
+from bench import live, records
 from bench.config import RunConfig, RunSpec, apply_overrides
 from bench.executor import error_of, initial_model, load_task_data, resolve_device
 from bench.runner import EXIT_INTERRUPTED, Slots, crash_error, visible_gpus
@@ -116,7 +116,9 @@ def run_trial(spec: RunSpec, settings: dict[str, float], data: TaskData, *, prog
     """Train ``spec`` on train, score it on validation, and describe the outcome.
 
     A diverging or out-of-memory trial is an outcome (no validation loss, never chosen); any other
-    exception is a programming error and propagates.
+    exception is a programming error and propagates. The outcome's ``concurrent_runs`` is the
+    most rnnbench runs in progress at once on this machine while the trial trained, itself
+    included (:mod:`bench.live`: any grid's runs and trials).
     """
     torch.set_num_threads(spec.threads)
     device = resolve_device(spec.device)
@@ -128,11 +130,14 @@ def run_trial(spec: RunSpec, settings: dict[str, float], data: TaskData, *, prog
     outcome: dict[str, Any] = {"trial_id": spec.run_id, "arch": spec.arch, "settings": settings,
                                "epochs": spec.config.train.epochs}  # fmt: skip
     start = time.perf_counter()
-    try:
-        fit = trainer.fit(data.train, data.val, seed=spec.seed, desc=f"tune {spec.arch} ")
-    except (DivergedError, MemoryError, torch.cuda.OutOfMemoryError) as exc:
-        return {**outcome, "val_loss": None, "val_accuracy": None, "best_epoch": None,
-                "time_s": time.perf_counter() - start, "error": error_of(exc)}  # fmt: skip
+    with live.register() as registration:
+        try:
+            fit = trainer.fit(data.train, data.val, seed=spec.seed, desc=f"tune {spec.arch} ")
+        except (DivergedError, MemoryError, torch.cuda.OutOfMemoryError) as exc:
+            return {**outcome, "val_loss": None, "val_accuracy": None, "best_epoch": None,
+                    "time_s": time.perf_counter() - start, "error": error_of(exc),
+                    "concurrent_runs": registration.finish()}  # fmt: skip
+        outcome["concurrent_runs"] = registration.finish()
     best = fit.history[fit.best_epoch - 1]
     return {**outcome, "val_loss": best["val_loss"], "val_accuracy": best["val_accuracy"],
             "best_epoch": fit.best_epoch, "time_s": time.perf_counter() - start, "error": None}  # fmt: skip
@@ -162,7 +167,7 @@ def _trial_in_child(spec: RunSpec, settings: dict[str, float], progress: bool, *
     """A trial in its own process: the data comes from the cache the driver warmed."""
     data = load_task_data(spec, progress=False)
     trial = run_trial(spec, settings, data, progress=progress)
-    return {**trial, "concurrent_runs": concurrent_runs()}
+    return {**trial, "concurrent_runs": max(trial["concurrent_runs"], concurrent_runs())}
 
 
 def tune_grid(
@@ -228,7 +233,7 @@ def tune_grid(
                 spec, settings = queue.pop(0)
                 if slots.jobs == 1:  # in this process, on the data already loaded
                     trial = run_trial(spec, settings, data, progress=progress)
-                    finished(spec, settings, {**trial, "concurrent_runs": 1})
+                    finished(spec, settings, trial)  # its count is the machine-wide one
                     continue
                 slots.start((spec, settings), _trial_in_child, spec, settings, False)
             for child in slots.wait() if slots.running else []:

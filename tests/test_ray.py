@@ -12,7 +12,7 @@ import os
 
 import pytest
 
-from bench import records
+from bench import live, records
 from bench.config import RunSpec, apply_overrides, profile_config
 from bench.runner import RUNS_DIR, plan_grid, run_grid, write_manifest
 from data_pipeline import make_synthetic_archive
@@ -89,3 +89,47 @@ def test_a_generated_task_runs_on_ray_without_any_dataset(ray_executor, tmp_path
     assert outcome.ran == [specs[0].run_id] and not outcome.failed
     (record,) = records.load_records(tmp_path)
     assert record["task"] == "memory" and record["data"]["source"] == "generated"
+
+
+def test_a_killed_occupancy_actor_costs_no_finished_run(ray_executor, archive, tmp_path, capfd):
+    """The actor that counts runs per node dies mid-grid (ray.kill): every run that finishes
+    still gets its record (counted by its node's registry of live runs), the driver says so once,
+    and a resumed grid repeats none of them."""
+    import ray
+    from ray.exceptions import RayActorError
+
+    config = apply_overrides(profile_config("smoke"),
+                             {"train.epochs": 1, "measure.infer_memory": False})
+    specs = plan_grid(["bag_of_embeddings", "rnn"], 2, profile="smoke", config=config,
+                      device="cpu", threads=1, data_path=str(archive))
+    write_manifest(tmp_path, {"profile": "smoke"})
+    killed = []
+
+    def log(line):
+        if line.startswith("    ") and not killed:  # the first run's result is in: kill the actor
+            (name,) = [n for n in ray.util.list_named_actors()
+                       if n.startswith(ray_executor.OCCUPANCY_ACTOR_PREFIX)]
+            actor = ray.get_actor(name)
+            ray.kill(actor, no_restart=True)
+            for _ in range(200):  # until it is dead for certain, so the next run finds it gone
+                try:
+                    ray.get(actor.finish.remote("probe"), timeout=30)
+                except RayActorError:
+                    break
+            else:
+                pytest.fail("the killed occupancy actor still answers")
+            killed.append(name)
+
+    outcome = ray_executor.run_grid_ray(specs, tmp_path, num_cpus=2, log=log)
+    err = capfd.readouterr().err
+    assert killed and not outcome.interrupted and not outcome.failed
+    assert sorted(outcome.ran) == sorted(s.run_id for s in specs)
+    saved = {r["run_id"]: r for r in records.load_records(tmp_path)}
+    assert saved.keys() == {s.run_id for s in specs}
+    assert all(r["status"] == "ok" and 1 <= r["concurrent_runs"] <= 2 for r in saved.values())
+    assert err.count("the actor that counts this grid's runs per node is gone") == 1, err
+    # Each task registered on its node (this machine, this test's cache folder), and ended there.
+    entries = live.read_entries().values()
+    assert len(entries) == len(specs) and all(e.end is not None for e in entries)
+    again = ray_executor.run_grid_ray(specs, tmp_path, num_cpus=2, resume=True, log=lambda _: None)
+    assert again.ran == [] and sorted(again.skipped) == sorted(s.run_id for s in specs)
