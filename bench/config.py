@@ -17,6 +17,8 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
+
 from data_pipeline import DEFAULT_TASK, DataConfig, task_info
 from models import create_model, list_models, model_info
 
@@ -373,7 +375,10 @@ def parse_model_settings(
             key = f"{arch}.{name}"
             parsed[name] = _parse_like(key, value, defaults[name]) if isinstance(value, str) else value
         try:
-            create_model(arch, vocab_size=vocab_size, pad_index=0, **parsed)
+            # On the meta device: the check allocates nothing, so a model too large for this
+            # machine is not refused here but fails as its run's data (an ``oom`` record).
+            with torch.device("meta"):
+                create_model(arch, vocab_size=vocab_size, pad_index=0, **parsed)
         except (ValueError, TypeError) as exc:
             raise ConfigError(f"--set {arch}.*: {exc}") from None
         settings[arch] = tuple(sorted(parsed.items()))

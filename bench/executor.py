@@ -118,11 +118,17 @@ def classification_metrics(probs: np.ndarray, labels: np.ndarray) -> dict[str, f
     }
 
 
+#: What an allocation failure says where it raises a plain RuntimeError: CUDA's older message, and
+#: the CPU allocator's ("DefaultCPUAllocator: can't allocate memory: you tried to allocate ...").
+_OOM_TEXTS = ("out of memory", "can't allocate memory")
+
+
 def error_of(exc: BaseException) -> dict[str, str]:
     """The record's ``error`` for an exception: its type (nan_loss, oom, crash) and message."""
     if isinstance(exc, DivergedError):
         kind = exc.kind
-    elif isinstance(exc, torch.cuda.OutOfMemoryError | MemoryError) or "out of memory" in str(exc):
+    elif isinstance(exc, torch.cuda.OutOfMemoryError | MemoryError) or any(
+            text in str(exc) for text in _OOM_TEXTS):
         kind = "oom"
     else:
         kind = "crash"
@@ -222,6 +228,8 @@ def _run(
             fit = trainer.fit(data.train, data.val, seed=spec.seed, desc=f"{spec.arch} s{spec.seed} ")
     record["history"] = fit.history
     record["selected_hyperparams"] = fit.extra
+    if trainer.timing_notes:
+        record["timing_notes"] = list(trainer.timing_notes)
     # Checked before anything is measured or written, so a failed run leaves no artifacts behind.
     if fit.train_samples_per_s is None:
         raise RuntimeError("no steady-state training batches were timed; is the train split empty?")

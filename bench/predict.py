@@ -52,11 +52,15 @@ def load_trained_run(run_dir: Path) -> TrainedRun:
             "of a run that kept its artifacts (not --records-only)"
         )
     try:
-        spec = RunSpec.from_dict(json.loads((run_dir / CONFIG_NAME).read_text()))
+        payload = json.loads((run_dir / CONFIG_NAME).read_text(encoding="utf-8"))
+        if not isinstance(payload, dict):
+            raise TypeError(f"expected a JSON object, got {type(payload).__name__}")
+        spec = RunSpec.from_dict(payload)
     except UnknownTaskError as exc:  # a KeyError, so caught before the others
         raise PredictError(f"{run_dir} is a run of a task this installation does not "
                            f"register ({exc})") from None
-    except (json.JSONDecodeError, KeyError, TypeError, ConfigError) as exc:
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError,
+            ConfigError) as exc:  # JSONDecodeError is a ValueError
         raise PredictError(f"{run_dir / CONFIG_NAME} is not a valid run config: {exc}") from None
     try:
         vocab = Vocab.load(run_dir / VOCAB_NAME)

@@ -367,7 +367,9 @@ def write_manifest(out_dir: Path, payload: dict[str, Any]) -> None:
 
 
 def _previous_outcome(run_dir: Path) -> str | None:
-    """``ok``, the error type of a failed record, ``unreadable``, or None when there is none."""
+    """``ok``, the error type of a failed record, ``unreadable``, ``test predictions missing``
+    (a successful record whose test probabilities or labels, which the report's paired tests
+    read, are gone), or None when there is none."""
     path = run_dir / records.RECORD_NAME
     if not path.is_file():
         return None
@@ -375,7 +377,13 @@ def _previous_outcome(run_dir: Path) -> str | None:
         record = records.read_record(path)
     except records.RecordError:
         return "unreadable"
-    return "ok" if record["status"] == "ok" else record["error"]["type"]
+    if record["status"] != "ok":
+        return record["error"]["type"]
+    artifacts = record.get("artifacts") or {}
+    named = [artifacts.get(key) for key in ("test_probs", "test_labels")]
+    if any(isinstance(name, str) and not (run_dir / name).is_file() for name in named):
+        return "test predictions missing"
+    return "ok"
 
 
 def pending_specs(specs: Sequence[RunSpec], out_dir: Path, *, resume: bool, log=print,

@@ -120,6 +120,8 @@ class Trainer:
         self.pad_index = pad_index
         self.progress = progress
         self.log_epochs = log_epochs  # one line per epoch even without progress bars
+        #: What a user must know about the timings (a split too small to warm up), said once each.
+        self.timing_notes: list[str] = []
         self.clock = clock
         self.loss_fn = nn.BCEWithLogitsLoss(reduction="sum")
         params = [p for p in self.model.parameters() if p.requires_grad]
@@ -223,6 +225,7 @@ class Trainer:
         correct_sum = torch.zeros((), device=self.device, dtype=torch.long)
         seen = 0
         warmup = min(self.measure.warmup_batches, max(len(batches) - 1, 0))
+        self._note_cold("training", len(batches), self.measure.warmup_batches, cfg.batch_size)
         window_start: float | None = None
         window_samples = window_tokens = 0
         bar = tqdm(
@@ -299,6 +302,18 @@ class Trainer:
                 f"acc {entry['val_accuracy']:.2%} ({entry['epoch_time_s']:.0f} s)",
                 file=sys.stderr,
             )
+
+    def _note_cold(self, what: str, n_batches: int, warmup: int, batch_size: int) -> None:
+        """Say once (stderr and :attr:`timing_notes`) when a split has too few batches to leave
+        ``warmup`` of them out of the timing: its throughput then includes cold batches."""
+        if n_batches > warmup or not n_batches:
+            return
+        note = (f"{what} throughput includes cold batches: the split makes {n_batches} batch(es) "
+                f"of {batch_size}, not more than the {warmup} warm-up batch(es) left out of the "
+                "timing; lower the batch size for a steady-state figure")
+        if note not in self.timing_notes:
+            self.timing_notes.append(note)
+            print(f"    note: {note}", file=sys.stderr)
 
     @torch.inference_mode()
     def evaluate(self, split: EncodedSplit, *, desc: str = "evaluate") -> EvalResult:

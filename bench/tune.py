@@ -152,14 +152,35 @@ def choose(trials: Sequence[dict[str, Any]]) -> dict[str, float] | None:
     return dict(min(finished, key=lambda t: t["val_loss"])["settings"])
 
 
+def _valid_trial(trial: Any) -> bool:
+    """Whether a ``tuning.json`` trial has what a resumed tuning reads of it."""
+    def number_or_null(value: Any) -> bool:
+        return value is None or (isinstance(value, int | float) and not isinstance(value, bool))
+
+    return (isinstance(trial, dict) and isinstance(trial.get("trial_id"), str)
+            and isinstance(trial.get("settings"), dict)
+            and all(number_or_null(v) for v in trial["settings"].values())
+            and number_or_null(trial.get("val_loss"))
+            and (trial.get("error") is None and trial.get("val_loss") is not None
+                 or isinstance(trial.get("error"), dict) and "type" in trial["error"]))  # fmt: skip
+
+
 def _read_trials(path: Path) -> dict[str, dict[str, Any]]:
+    """The trials a results folder's ``tuning.json`` holds, by trial id; :class:`RecordError`
+    naming the file and what to do when it cannot be read or a trial lacks what tuning reads."""
     if not path.is_file():
         return {}
+    fix = ("remove it to run the trials again (the final runs keep their records), or start the "
+           "folder again with --overwrite")
     try:
         payload = json.loads(path.read_text(encoding="utf-8"))
-        return {t["trial_id"]: t for t in payload["trials"]}
-    except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise records.RecordError(f"cannot read {path}: {exc}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise records.RecordError(f"cannot read {path} ({exc}); {fix}") from None
+    trials = payload.get("trials") if isinstance(payload, dict) else None
+    if not isinstance(trials, list) or not all(_valid_trial(t) for t in trials):
+        raise records.RecordError(f"{path} is damaged (it needs a list of trials, each with "
+                                  f"trial_id, settings, val_loss and error); {fix}")
+    return {t["trial_id"]: t for t in trials}
 
 
 def _trial_in_child(spec: RunSpec, settings: dict[str, float], progress: bool, *,

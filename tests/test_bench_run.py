@@ -239,3 +239,12 @@ def test_cpu_inference_memory_is_measured_in_its_own_process_with_the_weights_on
     peak = cpu_inference_peak_mb(spec, hyperparams, test, vocab_size, 1, model.state_dict())
     # The weights are in it, once (not the initial values plus the loaded copy).
     assert weights_mb <= peak < 1.6 * weights_mb, (peak, weights_mb)
+
+
+def test_the_cpu_allocator_s_failure_is_an_oom_not_a_crash():
+    from bench.executor import error_of
+
+    exc = RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't "
+                       "allocate memory: you tried to allocate 40000000000000000 bytes.")
+    assert error_of(exc)["type"] == "oom"
+    assert error_of(RuntimeError("shape mismatch"))["type"] == "crash"

@@ -72,3 +72,16 @@ def test_file_dash_reads_standard_input(run_dir):
 def test_a_missing_file_gives_one_line(capsys, tmp_path, run_dir):
     code, _, err = _predict(capsys, run_dir, "--file", tmp_path / "nope.txt")
     assert code == 2 and err.count("\n") == 1 and "cannot read --file" in err
+
+
+@pytest.mark.parametrize("content", [b"\xff\xfe{}", b"[1, 2]", b'"a string"', b'{"arch": 3}'])
+def test_a_config_that_is_not_utf8_or_not_a_spec_gives_one_line(capsys, tmp_path, run_dir, content):
+    # python -m bench.predict RUN_DIR "text" with runs/<id>/config.json damaged
+    damaged = tmp_path / "run"
+    damaged.mkdir()
+    for item in run_dir.iterdir():
+        (damaged / item.name).write_bytes(item.read_bytes())
+    (damaged / "config.json").write_bytes(content)
+    code, out, err = _predict(capsys, damaged, "a fine film")
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert err.count("\n") == 1 and "config.json is not a valid run config" in err

@@ -536,3 +536,40 @@ def test_an_empty_data_path_is_refused_not_taken_as_absent(capfd, tmp_path):
     code, _, err = run_cli(capfd, "--profile", "smoke", "--data", "", "--out", tmp_path / "o")
     assert code == 2 and err.count("\n") == 1 and "--data is empty" in err
     assert not (tmp_path / "o").exists()
+
+
+def test_resume_runs_again_a_run_whose_test_predictions_are_missing(capfd, archive, results):
+    run_id = sorted(r["run_id"] for r in records.load_records(results))[0]
+    (results / "runs" / run_id / records.TEST_PROBS_NAME).unlink()
+    code, _, err = run_cli(capfd, *grid(archive, results, "--archs", "rnn,bag_of_embeddings",
+                                        "--resume"))
+    assert code == 0, err
+    assert f"retrying {run_id} (test predictions missing)" in err
+    assert (results / "runs" / run_id / records.TEST_PROBS_NAME).is_file()
+
+
+def test_a_huge_model_is_an_oom_record_and_a_batch_above_the_split_says_its_timing_is_cold(capfd, archive, tmp_path):
+    out = tmp_path / "o"
+    code, _, err = run_cli(capfd, *grid(archive, out, "--archs", "rnn", "--set",
+                                        "rnn.hidden_dim=100000000"))
+    assert code == 1 and "Traceback" not in err and "(oom)" in err, err
+    assert [r["error"]["type"] for r in records.load_folder(out).records] == ["oom"]
+    code, _, err = run_cli(capfd, *grid(archive, tmp_path / "b", "--archs", "bag_of_embeddings",
+                                        "--set", "train.batch_size=100000", "--epochs", "1"))
+    assert code == 0, err
+    assert "training throughput includes cold batches" in err
+    [record] = records.load_records(tmp_path / "b")
+    assert "training throughput includes cold batches" in record["timing_notes"][0]
+
+
+def test_tune_resume_over_a_damaged_tuning_file_gives_one_line(capfd, archive, tmp_path):
+    from tests.factories import make_manifest
+
+    results = tmp_path / "tuned"
+    results.mkdir()
+    manifest = make_manifest(["rnn"], [0], protocol="tuned")
+    (results / records.MANIFEST_NAME).write_text(json.dumps(manifest))
+    (results / "tuning.json").write_text('{"trials": [')
+    code, _, err = run_cli(capfd, *grid(archive, results, "--archs", "rnn", "--tune", "--resume"))
+    assert code == 2 and err.count("run_all.py: error:") == 1 and "Traceback" not in err, err
+    assert "tuning.json" in err and "remove it to run the trials again" in err

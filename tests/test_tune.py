@@ -162,3 +162,29 @@ def test_two_jobs_run_the_trials_of_one_and_choose_the_same(archive, tmp_path):
     assert {t["concurrent_runs"] for t in saved[1]["trials"]} == {1}
     # The first two start together; a later one shares the machine unless both others had ended.
     assert [t["concurrent_runs"] for t in saved[2]["trials"][:2]] == [2, 2]
+
+
+@pytest.mark.parametrize("content", [
+    b'{"trials": [', b"not json", b"\xff\xfe{}", b"[]", b'{"trials": {}}', b'{"trials": [1]}',
+    b'{"trials": [{"trial_id": "x", "settings": {"train.lr": 0.01}}]}',
+    b'{"trials": [{"trial_id": "x", "settings": {}, "val_loss": "low", "error": null}]}',
+])
+def test_a_damaged_tuning_file_is_named_with_what_to_do(tmp_path, content):
+    from bench import records
+    from bench.tune import TUNING_NAME, _read_trials
+
+    (tmp_path / TUNING_NAME).write_bytes(content)
+    with pytest.raises(records.RecordError, match=f"{TUNING_NAME}.*remove it to run the trials again"):
+        _read_trials(tmp_path / TUNING_NAME)
+
+
+def test_a_tuning_file_as_tuning_writes_it_is_read(tmp_path):
+    import json
+
+    from bench.tune import TUNING_NAME, _read_trials
+
+    trials = [{"trial_id": "a", "settings": {"train.lr": 0.01}, "val_loss": 0.5, "error": None},
+              {"trial_id": "b", "settings": {"train.lr": 0.03}, "val_loss": None,
+               "error": {"type": "diverged", "message": "m"}}]
+    (tmp_path / TUNING_NAME).write_text(json.dumps({"trials": trials}))
+    assert _read_trials(tmp_path / TUNING_NAME) == {"a": trials[0], "b": trials[1]}
