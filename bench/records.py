@@ -272,12 +272,12 @@ def load_records(results_dir: Path) -> list[dict[str, Any]]:
     return folder.records
 
 
-#: The manifest's fields and their types. The first four are what makes a ``manifest.json`` an
+#: The manifest's fields and their types. The first two are what makes a ``manifest.json`` an
 #: rnnbench manifest (every version has written them); the others are optional (older manifests
 #: lack some) but must have their type when present, since the report and ``--resume`` read them.
-_MANIFEST_REQUIRED = {"schema_version": int, "profile": str, "device": str, "argv": list}
+_MANIFEST_REQUIRED = {"schema_version": int, "profile": str}
 _MANIFEST_OPTIONAL: dict[str, type | tuple[type, ...]] = {
-    "threads": int, "jobs": (int, str), "executor": str, "archs": list, "tasks": list,
+    "device": str, "argv": list, "threads": int, "jobs": (int, str), "executor": str, "archs": list, "tasks": list,
     "seeds": int, "protocol": str, "tuning": dict, "memory_suite": dict, "settings": dict,
     "task_settings": dict, "commits": list, "started_utc": str, "finished_utc": (str, type(None)),
     "wall_time_s": (int, float), "interrupted": bool,
