@@ -379,7 +379,9 @@ def parse_model_settings(
             # machine is not refused here but fails as its run's data (an ``oom`` record).
             with torch.device("meta"):
                 create_model(arch, vocab_size=vocab_size, pad_index=0, **parsed)
-        except (ValueError, TypeError) as exc:
+        # RuntimeError: torch refusing a shape ("negative dimension"); on the meta device
+        # nothing is allocated, so it never means memory ran out.
+        except (ValueError, TypeError, RuntimeError) as exc:
             raise ConfigError(f"--set {arch}.*: {exc}") from None
         settings[arch] = tuple(sorted(parsed.items()))
     return settings

@@ -228,8 +228,6 @@ def _run(
             fit = trainer.fit(data.train, data.val, seed=spec.seed, desc=f"{spec.arch} s{spec.seed} ")
     record["history"] = fit.history
     record["selected_hyperparams"] = fit.extra
-    if trainer.timing_notes:
-        record["timing_notes"] = list(trainer.timing_notes)
     # Checked before anything is measured or written, so a failed run leaves no artifacts behind.
     if fit.train_samples_per_s is None:
         raise RuntimeError("no steady-state training batches were timed; is the train split empty?")
@@ -237,7 +235,9 @@ def _run(
     metrics["param_count"] = trainable_params(model)  # a one-go model sizes itself when fitting
 
     with PeakMemory(device) as infer_mem:
-        test = trainer.evaluate(data.test, desc="test")
+        test = trainer.evaluate(data.test, desc="test", measured=True)
+    if trainer.timing_notes:  # training's and this pass's (a split too small to warm up)
+        record["timing_notes"] = list(trainer.timing_notes)
     # On CPU the test pass above reuses memory training freed, so its growth read anything from
     # 0.3 to 312 MiB between models and seeds of one run; it is measured again in a process of
     # its own, where it means something.

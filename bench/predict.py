@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import pickle
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,11 @@ class TrainedRun:
     model: nn.Module
 
 
+def _first_line(exc: BaseException) -> str:
+    """The first non-blank line of ``exc``'s message: torch's load errors run to many lines."""
+    return next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+
+
 def load_trained_run(run_dir: Path) -> TrainedRun:
     """Load the run in ``run_dir`` (``config.json``, ``vocab.txt``, ``model.pt``), whatever its
     task; raise :class:`PredictError` with one line saying what is missing or damaged."""
@@ -51,6 +57,7 @@ def load_trained_run(run_dir: Path) -> TrainedRun:
             f"{run_dir} has no {', '.join(missing)}: give a run folder (results/<...>/runs/<run_id>) "
             "of a run that kept its artifacts (not --records-only)"
         )
+    rerun = f"the run folder is damaged: re-run it (run_all.py --run-id {run_dir.name})"
     try:
         payload = json.loads((run_dir / CONFIG_NAME).read_text(encoding="utf-8"))
         if not isinstance(payload, dict):
@@ -61,18 +68,31 @@ def load_trained_run(run_dir: Path) -> TrainedRun:
                            f"register ({exc})") from None
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError,
             ConfigError) as exc:  # JSONDecodeError is a ValueError
-        raise PredictError(f"{run_dir / CONFIG_NAME} is not a valid run config: {exc}") from None
+        # A KeyError's text is the bare key: say it is a missing field.
+        reason = f"it has no field {exc}" if type(exc) is KeyError else _first_line(exc)
+        raise PredictError(f"{run_dir / CONFIG_NAME} is not a valid run config ({reason}); "
+                           f"{rerun}") from None
     try:
         vocab = Vocab.load(run_dir / VOCAB_NAME)
     except DataError as exc:
-        raise PredictError(f"{exc}; the run folder is damaged: re-run it (run_all.py "
-                            f"--run-id {run_dir.name})") from None
-    model = build_model(spec, len(vocab), vocab.pad_index)
+        raise PredictError(f"{exc}; {rerun}") from None
+    try:
+        model = build_model(spec, len(vocab), vocab.pad_index)
+    except (RuntimeError, MemoryError, ValueError, TypeError) as exc:  # e.g. too large to allocate
+        raise PredictError(f"cannot build the model {run_dir / CONFIG_NAME} describes "
+                           f"({_first_line(exc)}): classify on a machine with the memory it "
+                           "was trained with, or re-run it if the config is damaged") from None
     try:
         state = torch.load(run_dir / CHECKPOINT_NAME, map_location="cpu", weights_only=True)
         model.load_state_dict(state)
-    except (RuntimeError, OSError, EOFError) as exc:
-        raise PredictError(f"cannot load checkpoint {run_dir / CHECKPOINT_NAME}: {exc}") from None
+    # A damaged file raises any of these (not a zip: RuntimeError; truncated: EOFError; not a
+    # pickle: UnpicklingError), another model's weights a RuntimeError, a non-dict a TypeError.
+    except (RuntimeError, OSError, EOFError, pickle.UnpicklingError, TypeError) as exc:
+        # torch's UnpicklingError text advises weights_only=False: not advice to pass on.
+        reason = ("not a file of saved weights" if isinstance(exc, pickle.UnpicklingError)
+                  else _first_line(exc) or f"{type(exc).__name__}: the file is truncated")
+        raise PredictError(f"cannot load checkpoint {run_dir / CHECKPOINT_NAME} ({reason}); "
+                           f"{rerun}") from None
     model.eval()
     return TrainedRun(spec, vocab, model)
 

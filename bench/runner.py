@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from bench import live, records
 from bench.config import ModelSettings, RunConfig, RunSpec
 from bench.executor import base_record, execute_run, model_hyperparams, resolve_device
@@ -368,8 +370,8 @@ def write_manifest(out_dir: Path, payload: dict[str, Any]) -> None:
 
 def _previous_outcome(run_dir: Path) -> str | None:
     """``ok``, the error type of a failed record, ``unreadable``, ``test predictions missing``
-    (a successful record whose test probabilities or labels, which the report's paired tests
-    read, are gone), or None when there is none."""
+    or ``test predictions unreadable`` (a successful record whose test probabilities or labels,
+    which the report's paired tests read, are gone or damaged), or None when there is none."""
     path = run_dir / records.RECORD_NAME
     if not path.is_file():
         return None
@@ -383,6 +385,13 @@ def _previous_outcome(run_dir: Path) -> str | None:
     named = [artifacts.get(key) for key in ("test_probs", "test_labels")]
     if any(isinstance(name, str) and not (run_dir / name).is_file() for name in named):
         return "test predictions missing"
+    try:  # mapped, not read: only the header is parsed, and a truncated file raises here
+        shapes = {np.load(run_dir / name, mmap_mode="r", allow_pickle=False).shape
+                  for name in named if isinstance(name, str)}
+    except (OSError, ValueError, EOFError):  # EOFError: an empty file
+        return "test predictions unreadable"
+    if len(shapes) > 1:
+        return "test predictions unreadable"  # probabilities and labels of different lengths
     return "ok"
 
 

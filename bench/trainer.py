@@ -225,7 +225,8 @@ class Trainer:
         correct_sum = torch.zeros((), device=self.device, dtype=torch.long)
         seen = 0
         warmup = min(self.measure.warmup_batches, max(len(batches) - 1, 0))
-        self._note_cold("training", len(batches), self.measure.warmup_batches, cfg.batch_size)
+        self._note_cold("training", train.name, len(batches), self.measure.warmup_batches,
+                        cfg.batch_size, "train.batch_size")
         window_start: float | None = None
         window_samples = window_tokens = 0
         bar = tqdm(
@@ -303,23 +304,37 @@ class Trainer:
                 file=sys.stderr,
             )
 
-    def _note_cold(self, what: str, n_batches: int, warmup: int, batch_size: int) -> None:
-        """Say once (stderr and :attr:`timing_notes`) when a split has too few batches to leave
-        ``warmup`` of them out of the timing: its throughput then includes cold batches."""
+    def _note_cold(self, what: str, split: str, n_batches: int, warmup: int, batch_size: int,
+                   setting: str) -> None:
+        """Say once (stderr and :attr:`timing_notes`) when ``split`` makes too few batches to leave
+        the configured ``warmup`` batches out of its timing (one is always timed): its
+        throughput then includes the cold first batch, or comes after a shorter warm-up."""
         if n_batches > warmup or not n_batches:
             return
-        note = (f"{what} throughput includes cold batches: the split makes {n_batches} batch(es) "
-                f"of {batch_size}, not more than the {warmup} warm-up batch(es) left out of the "
-                "timing; lower the batch size for a steady-state figure")
+        made = f"the {split} split makes {n_batches} batch(es) of {batch_size} samples"
+        if n_batches == 1:
+            note = (f"{what} throughput includes the cold first batch: {made}, so none of the "
+                    f"{warmup} warm-up batch(es) could be left out of the timing")
+        else:
+            note = (f"{what} throughput is timed after {n_batches - 1} warm-up batch(es), not "
+                    f"the {warmup} configured: {made}")
+        note += f"; lower {setting} for a steady-state figure"
         if note not in self.timing_notes:
             self.timing_notes.append(note)
             print(f"    note: {note}", file=sys.stderr)
 
     @torch.inference_mode()
-    def evaluate(self, split: EncodedSplit, *, desc: str = "evaluate") -> EvalResult:
-        """One evaluation-mode pass in deterministic order; probabilities come back in split order."""
+    def evaluate(self, split: EncodedSplit, *, desc: str = "evaluate", measured: bool = False) -> EvalResult:
+        """One evaluation-mode pass in deterministic order; probabilities come back in split order.
+
+        ``measured``: this pass's throughput is the one a record reports (the test pass), so a
+        split too small to warm up is noted (:attr:`timing_notes`).
+        """
         self.model.eval()
         batches = make_batches(split, self.cfg.eval_batch_size, pad_index=self.pad_index, shuffle=False)
+        if measured:
+            self._note_cold("inference", split.name, len(batches), self.measure.infer_warmup_batches,
+                            self.cfg.eval_batch_size, "train.eval_batch_size")
         loss_sum = torch.zeros((), device=self.device)
         probs_parts: list[torch.Tensor] = []
         warmup = min(self.measure.infer_warmup_batches, max(len(batches) - 1, 0))

@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -152,17 +153,26 @@ def choose(trials: Sequence[dict[str, Any]]) -> dict[str, float] | None:
     return dict(min(finished, key=lambda t: t["val_loss"])["settings"])
 
 
+#: What to do about a damaged ``tuning.json``.
+_DAMAGED_FIX = ("remove it to run the trials again (the final runs keep their records), or start "
+                "the folder again with --overwrite")
+
+
 def _valid_trial(trial: Any) -> bool:
     """Whether a ``tuning.json`` trial has what a resumed tuning reads of it."""
-    def number_or_null(value: Any) -> bool:
-        return value is None or (isinstance(value, int | float) and not isinstance(value, bool))
+    def number(value: Any) -> bool:  # json reads NaN and Infinity, which tuning never writes
+        return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
-    return (isinstance(trial, dict) and isinstance(trial.get("trial_id"), str)
+    if not (isinstance(trial, dict) and isinstance(trial.get("trial_id"), str)
             and isinstance(trial.get("settings"), dict)
-            and all(number_or_null(v) for v in trial["settings"].values())
-            and number_or_null(trial.get("val_loss"))
-            and (trial.get("error") is None and trial.get("val_loss") is not None
-                 or isinstance(trial.get("error"), dict) and "type" in trial["error"]))  # fmt: skip
+            and all(number(v) for v in trial["settings"].values())):  # fmt: skip
+        return False
+    # A finished trial has a validation loss (choose() ranks it); a failed one has none and an
+    # error type (logged).
+    error, val_loss = trial.get("error", ...), trial.get("val_loss", ...)
+    if error is None:
+        return number(val_loss)
+    return val_loss is None and isinstance(error, dict) and isinstance(error.get("type"), str)
 
 
 def _read_trials(path: Path) -> dict[str, dict[str, Any]]:
@@ -170,16 +180,20 @@ def _read_trials(path: Path) -> dict[str, dict[str, Any]]:
     naming the file and what to do when it cannot be read or a trial lacks what tuning reads."""
     if not path.is_file():
         return {}
-    fix = ("remove it to run the trials again (the final runs keep their records), or start the "
-           "folder again with --overwrite")
+    fix = _DAMAGED_FIX
     try:
         payload = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise records.RecordError(f"cannot read {path} ({exc}); {fix}") from None
     trials = payload.get("trials") if isinstance(payload, dict) else None
-    if not isinstance(trials, list) or not all(_valid_trial(t) for t in trials):
-        raise records.RecordError(f"{path} is damaged (it needs a list of trials, each with "
-                                  f"trial_id, settings, val_loss and error); {fix}")
+    if not isinstance(trials, list):
+        raise records.RecordError(f"{path} is damaged (it needs an object with a list of "
+                                  f"\"trials\"); {fix}")
+    bad = next((n for n, t in enumerate(trials, start=1) if not _valid_trial(t)), None)
+    if bad is not None:
+        raise records.RecordError(f"{path} is damaged (trial {bad} of {len(trials)} lacks a "
+                                  "trial_id, numeric settings, or a finite val_loss with error "
+                                  "null, or error.type with val_loss null); " + fix)
     return {t["trial_id"]: t for t in trials}
 
 
@@ -242,6 +256,13 @@ def tune_grid(
         _write(path, tune, base_specs[spec.arch].config, _in_grid_order(grids, results), chosen)
 
     queue = [(spec, settings) for grid in grids.values() for spec, settings in grid]
+    # Checked before any is reused: reusing one rewrites the file.
+    for spec, settings in queue:
+        if spec.run_id in done and done[spec.run_id]["settings"] != settings:  # the id hashes them
+            raise records.RecordError(
+                f"{path} is damaged (trial {spec.run_id} has settings "
+                f"{done[spec.run_id]['settings']}, not the {settings} its id stands for); "
+                + _DAMAGED_FIX)
     for spec, settings in list(queue):
         if spec.run_id in done:  # a resumed grid reuses the trials it finds
             queue.remove((spec, settings))

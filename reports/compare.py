@@ -54,7 +54,7 @@ def load_predictions(results_dir: Path, record: dict[str, Any]) -> Predictions |
     try:
         probs = np.load(run_dir / probs_name, allow_pickle=False)
         labels = np.load(run_dir / labels_name, allow_pickle=False)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, EOFError) as exc:  # EOFError: an empty file
         return f"predictions unreadable ({type(exc).__name__})"
     probs, labels = np.ravel(probs), np.ravel(labels).astype(np.int64)
     if probs.shape != labels.shape or probs.size == 0:

@@ -15,6 +15,7 @@ from bench.config import (
     config_to_dict,
     profile_config,
 )
+from models import list_models
 
 
 def test_full_profile_is_the_notebook_configuration():
@@ -151,3 +152,21 @@ def test_the_long_profile_runs_the_pooled_readouts_beside_the_last_state_models(
     # the command line offers every profile (it lists them itself, so --help needs no torch)
     (profile_option,) = [a for a in run_all.build_parser()._actions if "--profile" in a.option_strings]
     assert tuple(profile_option.choices) == PROFILES
+
+
+@pytest.mark.parametrize("arch", list_models())
+def test_a_model_setting_is_checked_without_allocating_the_model(arch):
+    # run_all.py --set lstm.hidden_dim=100000000: the check builds on the meta device, so a
+    # model far larger than memory passes it (its run then fails as an oom record), and every
+    # registered model must build there.
+    from bench.config import parse_model_settings
+    from models import model_info
+
+    sizes = [k for k in ("hidden_dim", "embedding_dim") if k in model_info(arch).hyperparams]
+    huge = {k: 100_000_000 for k in sizes}
+    assert parse_model_settings({arch: huge}, [arch], 10_000) == {arch: tuple(sorted(huge.items()))}
+    # A value the builder rejects is still refused in one line (torch's shape check raises a
+    # RuntimeError, as lstm_scratch's and bag_of_embeddings' builders do).
+    if "embedding_dim" in sizes:
+        with pytest.raises(ConfigError, match=rf"--set {arch}\.\*: "):
+            parse_model_settings({arch: {"embedding_dim": -1}}, [arch], 10_000)

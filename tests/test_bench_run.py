@@ -248,3 +248,36 @@ def test_the_cpu_allocator_s_failure_is_an_oom_not_a_crash():
                        "allocate memory: you tried to allocate 40000000000000000 bytes.")
     assert error_of(exc)["type"] == "oom"
     assert error_of(RuntimeError("shape mismatch"))["type"] == "crash"
+
+
+def test_a_split_too_small_to_warm_up_says_so_once(archive, capsys):
+    # run_all.py --set train.batch_size=100000: one training batch, the cold first, is timed
+    trainer, data, _ = small_trainer(archive, **{"train.batch_size": 100000, "train.epochs": 2,
+                                                 "train.eval_batch_size": 100000})
+    trainer.fit(data.train, data.val, seed=0)
+    trainer.evaluate(data.test)  # not the pass a record reports: says nothing
+    [note] = trainer.timing_notes
+    assert note == ("training throughput includes the cold first batch: the train split makes "
+                    "1 batch(es) of 100000 samples, so none of the 2 warm-up batch(es) could be "
+                    "left out of the timing; lower train.batch_size for a steady-state figure")
+    trainer.evaluate(data.test, measured=True)
+    assert trainer.timing_notes[1].startswith("inference throughput includes the cold first "
+                                              "batch: the test split makes 1 batch(es)")
+    assert "lower train.eval_batch_size" in trainer.timing_notes[1]
+    err = capsys.readouterr().err
+    assert err.count(note) == 1 and err.count("note: ") == 2  # once, not once per epoch
+
+
+def test_a_warm_up_longer_than_the_split_is_shortened_and_said(archive):
+    import re
+
+    trainer, data, _ = small_trainer(archive, **{"measure.warmup_batches": 1000, "train.epochs": 1})
+    trainer.fit(data.train, data.val, seed=0)
+    [note] = trainer.timing_notes
+    found = re.match(r"training throughput is timed after (\d+) warm-up batch\(es\), not the 1000 "
+                     r"configured: the train split makes (\d+) batch\(es\) of 64 samples", note)
+    assert found and int(found[1]) == int(found[2]) - 1 >= 1, note
+    # The default warm-up fits in the same split: nothing to say.
+    trainer, data, _ = small_trainer(archive, **{"train.epochs": 1})
+    trainer.fit(data.train, data.val, seed=0)
+    assert trainer.timing_notes == []

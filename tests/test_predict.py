@@ -1,10 +1,12 @@
 """``python -m bench.predict``: bad input and damaged run folders give one line and exit 2."""
 
+import io
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from bench.config import RunSpec, profile_config
 from bench.executor import VOCAB_NAME, execute_run
@@ -85,3 +87,48 @@ def test_a_config_that_is_not_utf8_or_not_a_spec_gives_one_line(capsys, tmp_path
     code, out, err = _predict(capsys, damaged, "a fine film")
     assert code == 2 and out == "" and "Traceback" not in err
     assert err.count("\n") == 1 and "config.json is not a valid run config" in err
+
+
+def _damaged_copy(tmp_path, run_dir, name, content):
+    damaged = tmp_path / "run"
+    damaged.mkdir()
+    for item in run_dir.iterdir():
+        (damaged / item.name).write_bytes(item.read_bytes())
+    (damaged / name).write_bytes(content)
+    return damaged
+
+
+def test_a_config_without_a_field_names_it_and_says_to_re_run(capsys, tmp_path, run_dir):
+    damaged = _damaged_copy(tmp_path, run_dir, "config.json", b'{"arch": "rnn"}')
+    code, out, err = _predict(capsys, damaged, "a fine film")
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert "has no field 'seed'" in err and "re-run it (run_all.py --run-id run)" in err
+
+
+def test_a_vocabulary_that_is_not_utf8_gives_one_line(capsys, tmp_path, run_dir):
+    damaged = _damaged_copy(tmp_path, run_dir, VOCAB_NAME, b"\xff\xfe<unk>\n")
+    code, out, err = _predict(capsys, damaged, "a fine film")
+    assert code == 2 and out == "" and err.count("\n") == 1 and "Traceback" not in err
+    assert "cannot read vocabulary file" in err and "utf-8" in err and "re-run it" in err
+
+
+def _saved(obj) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(("content", "reason"), [
+    (b"garbage", "not a file of saved weights"),  # torch: UnpicklingError
+    (b"", "EOFError: the file is truncated"),
+    (b"PK\x03\x04junk", "PytorchStreamReader failed reading zip archive"),  # RuntimeError
+    (_saved([1, 2]), "Expected state_dict to be dict-like"),  # TypeError
+    (_saved({"embedding.weight": torch.zeros(2, 2)}), "Error(s) in loading state_dict"),
+])
+def test_a_damaged_checkpoint_gives_one_line(capsys, tmp_path, run_dir, content, reason):
+    # python -m bench.predict RUN_DIR "text" with runs/<id>/model.pt damaged or another model's
+    damaged = _damaged_copy(tmp_path, run_dir, "model.pt", content)
+    code, out, err = _predict(capsys, damaged, "a fine film")
+    assert code == 2 and out == "" and err.count("\n") == 1 and "Traceback" not in err, err
+    assert err.startswith("predict: error: cannot load checkpoint") and reason in err, err
+    assert "re-run it" in err

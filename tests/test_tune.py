@@ -168,6 +168,12 @@ def test_two_jobs_run_the_trials_of_one_and_choose_the_same(archive, tmp_path):
     b'{"trials": [', b"not json", b"\xff\xfe{}", b"[]", b'{"trials": {}}', b'{"trials": [1]}',
     b'{"trials": [{"trial_id": "x", "settings": {"train.lr": 0.01}}]}',
     b'{"trials": [{"trial_id": "x", "settings": {}, "val_loss": "low", "error": null}]}',
+    # a failed trial with a loss (choose() would rank it), an error without a type, NaN
+    b'{"trials": [{"trial_id": "x", "settings": {}, "val_loss": 0.5, "error": {"type": "oom"}}]}',
+    b'{"trials": [{"trial_id": "x", "settings": {}, "val_loss": null, "error": {"type": 3}}]}',
+    b'{"trials": [{"trial_id": "x", "settings": {}, "val_loss": NaN, "error": null}]}',
+    b'{"trials": [{"trial_id": "x", "settings": {"train.lr": true}, "val_loss": 1, "error": null}]}',
+    b'{"trials": [{"trial_id": "x", "settings": {}, "val_loss": 0.5}]}',
 ])
 def test_a_damaged_tuning_file_is_named_with_what_to_do(tmp_path, content):
     from bench import records
@@ -188,3 +194,28 @@ def test_a_tuning_file_as_tuning_writes_it_is_read(tmp_path):
                "error": {"type": "diverged", "message": "m"}}]
     (tmp_path / TUNING_NAME).write_text(json.dumps({"trials": trials}))
     assert _read_trials(tmp_path / TUNING_NAME) == {"a": trials[0], "b": trials[1]}
+
+
+def test_a_damaged_trial_is_named_by_its_place_in_the_file(tmp_path):
+    good = {"trial_id": "a", "settings": {"train.lr": 0.01}, "val_loss": 0.5, "error": None}
+    bad = {**good, "trial_id": "b", "val_loss": None}  # neither finished nor failed
+    (tmp_path / TUNING_NAME).write_text(json.dumps({"trials": [good, bad]}))
+    with pytest.raises(records.RecordError, match="damaged \\(trial 2 of 2 lacks"):
+        bench_tune._read_trials(tmp_path / TUNING_NAME)
+
+
+def test_a_trial_whose_settings_are_not_those_of_its_id_stops_tuning_and_the_file_is_kept(
+        archive, tmp_path, monkeypatch):
+    specs = specs_for(["bag_of_embeddings"], archive)
+    grid = TuneConfig(lr_factors=(1.0, 5.0), dropout_factors=(1.0,), epochs=1)
+    trials = [{"trial_id": bench_tune.trial_spec(specs[0], settings, grid).run_id,
+               "settings": settings, "val_loss": 0.5, "error": None}
+              for settings in candidate_settings(specs[0].config, grid, tuned_keys(specs[0]))]
+    trials[1]["settings"] = dict(trials[0]["settings"])  # edited by hand: its id says otherwise
+    text = json.dumps({"trials": trials})
+    (tmp_path / TUNING_NAME).write_text(text)
+    monkeypatch.setattr(bench_tune, "run_trial", lambda *a, **k: pytest.fail("trial re-run"))
+    with pytest.raises(records.RecordError, match=f"{TUNING_NAME} is damaged .* its id stands for"
+                                                  ".*remove it to run the trials again"):
+        tune_grid(specs, None, tmp_path, grid, progress=False, log=lambda _: None)
+    assert (tmp_path / TUNING_NAME).read_text() == text  # the first trial was not rewritten alone
