@@ -3,8 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 ARGS ?=
-# The benchmark suite (tests/benchmarks) and its gate (bench/gate.py): this tree against the
-# baseline commit named in tests/benchmarks/baseline-commit, interleaved on this machine; see README.
+# The benchmark suite (tests/benchmarks) and its gate (bench/dev/gate.py): this tree against the
+# baseline commit named in tests/benchmarks/baseline-commit, interleaved on this machine; see docs/gate.md.
 BENCH_PASSES ?= 3
 BENCH_SELECT ?= ci
 PYTEST_BENCH := $(PY) -m pytest tests/benchmarks -q --benchmark-columns=min,median,rounds
@@ -21,7 +21,7 @@ report: $(VENV)/.installed  ## run the comparison and write the report (ARGS="--
 	$(PY) run_all.py $(ARGS)
 
 test: $(VENV)/.installed  ## unit tests, then the benchmark gate (the CI selection, A/B against the baseline commit)
-	$(PY) -m pytest tests --ignore=tests/benchmarks -q
+	$(PY) -m pytest tests --ignore=tests/benchmarks -q --durations=25
 	$(PY) -m bench.gate run --select $(BENCH_SELECT) --passes $(BENCH_PASSES)
 
 bench: $(VENV)/.installed  ## the whole benchmark suite on this tree alone (a table of times; no gate)

@@ -17,8 +17,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from bench.config import ConfigError, RunSpec
-from bench.executor import CHECKPOINT_NAME, CONFIG_NAME, VOCAB_NAME, build_model
+from bench.run.config import ConfigError, RunSpec
+from bench.run.execute import CHECKPOINT_NAME, CONFIG_NAME, VOCAB_NAME, build_model
 from data_pipeline import DataError, EncodedSplit, UnknownTaskError, Vocab, task_info, tokenize
 
 

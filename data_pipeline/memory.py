@@ -87,7 +87,7 @@ class MemoryConfig:
         return len(SPECIALS) + self.noise_vocab
 
     def run_label(self) -> str:
-        """What tells this task's runs apart in a grid's log lines (``bench.runner.start_line``)."""
+        """What tells this task's runs apart in a grid's log lines (``bench.grid.runner.start_line``)."""
         return f"T = {self.distance}, load {load_label(self.alphabet, self.n_signals)}"
 
 

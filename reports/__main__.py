@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from bench.records import OutputError, RecordError, load_folder
+from bench.results.records import OutputError, RecordError, load_folder
 from reports.markdown import RERUN_HINT
 from reports.render import render_report
 

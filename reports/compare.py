@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.records import RUNS_DIR
+from bench.results.records import RUNS_DIR
 from reports.stats import mcnemar_exact, paired_bootstrap
 from reports.table import ArchSummary
 

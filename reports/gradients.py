@@ -1,23 +1,34 @@
 """The report's gradient-flow section: a table of decays and one figure, from ``gradient_flow.json``.
 
-A pure function of the payload (read with :func:`bench.records.read_gradient_flow`; measured by
-``bench.gradflow``): no torch, no clock, so the same payload always renders the same bytes.
+A pure function of the payload (read with :func:`bench.results.records.read_gradient_flow`; measured by
+``bench.suites.memory.gradflow``): no torch, no clock, so the same payload always renders the same bytes.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from matplotlib.lines import Line2D
 
+from bench.results.records import read_gradient_flow
 from reports.plots import PLOTS_DIR, name_colors, new_figure, png_bytes
+from reports.sections import (
+    Built,
+    ClosingSection,
+    ReportContext,
+    register_closing_section,
+    register_payload,
+)
 from reports.table import MISSING, markdown_table
 
 #: The figure's file name under ``plots/``.
 GRADIENT_PLOT = "gradient_flow.png"
 GRADIENT_TITLE = "Gradient norm against distance from the readout"
+#: The payload the section reads: the probe's ``gradient_flow.json`` beside the runs.
+GRADIENT_PAYLOAD = "gradient_flow"
 
 
 def format_decay(value: float | None) -> str:
@@ -61,25 +72,67 @@ def _accuracy(trained: Mapping[str, Any]) -> str:
     return f"{100 * accuracy:.1f}%{after}"
 
 
-def _table(probes: Sequence[Mapping[str, Any]], span: int, archs: Sequence[str]) -> str:
+@dataclass(frozen=True)
+class GradientRow:
+    """One probe of the table: its architecture's label (with the seed where several seeds of
+    one architecture probed one batch) and the probe as the payload holds it."""
+
+    label: str
+    probe: Mapping[str, Any]
+
+    @property
+    def decay_at_init(self) -> float | None:
+        return self.probe["init"]["decay_per_span"]
+
+    @property
+    def decay_trained(self) -> float | None:
+        return self.probe["trained"]["decay_per_span"]
+
+
+@dataclass(frozen=True)
+class GradientFacts:
+    """What the gradient-flow section states: the span a decay covers, the architectures in
+    colour order, the probes in table order (batch, architecture, seed), the batches probed."""
+
+    span: int
+    archs: tuple[str, ...]
+    rows: tuple[GradientRow, ...]
+    batches: tuple[str, ...]
+
+    def decays(self, arch: str) -> list[tuple[float | None, float | None]]:
+        """``arch``'s (at initialisation, after training) decays, in table order."""
+        return [(r.decay_at_init, r.decay_trained) for r in self.rows if r.probe["arch"] == arch]
+
+
+def gradient_facts(
+    payload: Mapping[str, Any] | None, arch_order: Sequence[str] | None = None
+) -> GradientFacts | None:
+    """The section's facts from a ``gradient_flow.json`` payload (None: no payload, no probes)."""
+    probes = list((payload or {}).get("probes") or ())
+    if not probes:
+        return None
+    assert payload is not None  # narrowed: probes came from it
+    archs = _arch_order(probes, arch_order)
     # Several seeds of one architecture on one batch: each row names its seed.
     keys = [(p["arch"], *_panel_key(p)) for p in probes]
     repeated = {k for k in keys if keys.count(k) > 1}
     panels = list(dict.fromkeys(_panel_key(p) for p in probes))
     ordered = sorted(probes, key=lambda p: (panels.index(_panel_key(p)), archs.index(p["arch"]),
                                             p["seed"]))  # fmt: skip
-    body = []
-    for probe in ordered:
-        arch = probe["arch"]
-        if (arch, *_panel_key(probe)) in repeated:
-            arch += f" (seed {probe['seed']})"
-        body.append([
-            arch, str(probe["task"]), str(probe["setting"]),
-            format_decay(probe["init"]["decay_per_span"]),
-            format_decay(probe["trained"]["decay_per_span"]),
-            _near_far(probe["trained"]),
-            _accuracy(probe["trained"]),
-        ])  # fmt: skip
+    rows = tuple(GradientRow(p["arch"] + (f" (seed {p['seed']})" if (p["arch"], *_panel_key(p)) in repeated
+                                          else ""), p) for p in ordered)  # fmt: skip
+    batches = tuple(dict.fromkeys(f"{p['task']}, {p['sequences']} sequences ({p['setting']})"
+                                  for p in probes))  # fmt: skip
+    return GradientFacts(int(payload["span"]), tuple(archs), rows, batches)
+
+
+def _table(facts: GradientFacts) -> str:
+    body = [[
+        row.label, str(row.probe["task"]), str(row.probe["setting"]),
+        format_decay(row.decay_at_init), format_decay(row.decay_trained),
+        _near_far(row.probe["trained"]), _accuracy(row.probe["trained"]),
+    ] for row in facts.rows]  # fmt: skip
+    span = facts.span
     headers = ["Architecture", "Task", "Batch", f"Decay per {span} steps, at initialisation",
                f"Decay per {span} steps, after training",
                "Gradient after training: last token → half the longest distance",
@@ -125,19 +178,13 @@ def gradient_figure(payload: Mapping[str, Any], arch_order: Sequence[str] | None
     return png_bytes(fig)
 
 
-def _batches(probes: Sequence[Mapping[str, Any]]) -> str:
-    described = dict.fromkeys(f"{p['task']}, {p['sequences']} sequences ({p['setting']})"
-                              for p in probes)  # fmt: skip
-    return "; ".join(described)
-
-
 def gradient_section(
     payload: Mapping[str, Any] | None, arch_order: Sequence[str] | None = None
 ) -> tuple[str | None, dict[str, bytes]]:
     """The report's "Gradient flow" section and its figure.
 
     Args:
-        payload: a ``gradient_flow.json`` payload (:func:`bench.records.read_gradient_flow`), or
+        payload: a ``gradient_flow.json`` payload (:func:`bench.results.records.read_gradient_flow`), or
             None.
         arch_order: the report's architecture order, so each architecture keeps the colour it has
             in the other figures; architectures not in it follow, as the payload lists them.
@@ -147,13 +194,19 @@ def gradient_section(
         ``plots/`` (the markdown links ``plots/gradient_flow.png``); ``(None, {})`` for no payload
         or one without probes.
     """
-    probes = list((payload or {}).get("probes") or ())
-    if not probes:
+    facts = gradient_facts(payload, arch_order)
+    if facts is None:
         return None, {}
-    assert payload is not None  # narrowed: probes came from it
-    span = int(payload["span"])
-    archs = _arch_order(probes, arch_order)
-    figure = gradient_figure(payload, archs)
+    assert payload is not None  # narrowed: facts came from it
+    figure = gradient_figure(payload, facts.archs)
+    return render_gradients(facts, GRADIENT_PLOT if figure is not None else None), (
+        {GRADIENT_PLOT: figure} if figure is not None else {})
+
+
+def render_gradients(facts: GradientFacts, figure: str | None = None) -> str:
+    """The section's markdown from its facts; ``figure``: the figure's name under ``plots/``
+    (None: none could be drawn)."""
+    span = facts.span
     text = [
         "## Gradient flow",
         "",
@@ -161,7 +214,7 @@ def gradient_section(
         "architecture, the norm of the gradient of the loss (binary cross-entropy, batch mean) "
         "with respect to each input token's embedding, against the token's distance from the "
         "readout (0: the last token), on one fixed batch per task "
-        f"({_batches(probes)}), each distance averaged over the sequences that reach it. It is "
+        f"({'; '.join(facts.batches)}), each distance averaged over the sequences that reach it. It is "
         "measured twice per run, with the weights the run started from (its seed, dashed) and "
         "with its selected checkpoint (solid), in evaluation mode on the CPU. The decay is the "
         f"factor by which the gradient shrinks every {span} steps: a least-squares line through "
@@ -173,10 +226,18 @@ def gradient_section(
         "trained model can hold (the memory horizon measures that). Norms below float32's "
         "smallest normal number (about 1.2e-38) are shown at that floor and left out of the fit.",
         "",
-        _table(probes, span, archs),
+        _table(facts),
         "",
     ]
-    if figure is None:
-        return "\n".join(text), {}
-    text += [f"![{GRADIENT_TITLE}]({PLOTS_DIR}/{GRADIENT_PLOT})", ""]
-    return "\n".join(text), {GRADIENT_PLOT: figure}
+    if figure is not None:
+        text += [f"![{GRADIENT_TITLE}]({PLOTS_DIR}/{figure})", ""]
+    return "\n".join(text)
+
+
+def _build(context: ReportContext) -> Built:
+    return gradient_section(context.payloads[GRADIENT_PAYLOAD], context.manifest.get("archs"))
+
+
+register_payload(GRADIENT_PAYLOAD, read_gradient_flow)
+register_closing_section(ClosingSection("gradient_flow", _build, payloads=(GRADIENT_PAYLOAD,),
+                                        figures=(GRADIENT_PLOT,)))  # fmt: skip

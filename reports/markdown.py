@@ -13,11 +13,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bench.metrics import definition_groups
-from bench.records import Unreadable
+from bench.results.metrics import definition_groups
+from bench.results.records import Unreadable
 from reports.compare import ALPHA, METHOD_BOOTSTRAP, METHOD_MCNEMAR, N_BOOT, THRESHOLD, Comparer
 from reports.plots import PLOT_TITLES, PLOTS_DIR, plot_title
 from reports.recommend import format_p, format_points, recommend
+from reports.sections import task_report
 from reports.table import MISSING, ArchSummary, contention_note, main_table, markdown_table
 
 
@@ -45,44 +46,6 @@ class TaskSection:
         return str(self.facts.get("example") or "example")
 
 
-#: Published results, per task (a task without any gets no such section). Only IMDb has some.
-PUBLISHED_RESULTS: dict[str, tuple[tuple[str, str, str], ...]] = {"imdb": (
-    (
-        "TF-IDF + logistic regression",
-        "bag of word n-grams on the standard 25k/25k split; about 88% with unigrams, up to about "
-        "91% with uni- and bigrams, depending on the n-gram range and regularisation",
-        "≈ 88–91%",
-    ),
-    (
-        "fastText-style model (Keras `imdb_fasttext` example; Joulin et al. 2016)",
-        "averaged embeddings of uni- and bigrams, 20,000 words, max length 400, embedding 50, "
-        "5 epochs",
-        "90.6%",
-    ),
-    (
-        "Maas et al. 2011 (the dataset paper)",
-        "learned word vectors plus bag of words, also using the 50,000 unlabeled reviews",
-        "88.9%",
-    ),
-    (
-        "Johnson & Zhang 2016, *Supervised and Semi-Supervised Text Categorization using LSTM for "
-        "Region Embeddings* (oh-2LSTMp)",
-        "one-hot inputs (no word vectors), bidirectional LSTM with max pooling over time, whole "
-        "reviews, trained on the 25,000 labeled reviews only (no unlabeled data)",
-        "91.9%",
-    ),
-    (
-        "NBSVM-bi (Wang & Manning 2012, *Baselines and Bigrams*)",
-        "naive-Bayes log-count-ratio features of uni- and bigrams fed to an SVM",
-        "91.2%",
-    ),
-    (
-        "bentrevett/pytorch-sentiment-analysis, 2-layer BiLSTM",
-        "GloVe 100-d initialised embeddings, hidden 256, dropout 0.5, packed sequences, 5 epochs, "
-        "validation split carved from train; the figure varies across versions of the tutorial",
-        "85.3–86.2%",
-    ),
-)}
 
 
 def _distinct(values: Iterable[Any]) -> list[Any]:
@@ -519,17 +482,20 @@ def measurement_section(rows: Sequence[ArchSummary], example: str = "review") ->
 
 
 def published_section(task: str) -> str | None:
-    """Reference figures from the literature, clearly apart from what was measured here (None
-    for a task without any)."""
-    if task not in PUBLISHED_RESULTS:
+    """Reference figures from the literature, as the task's report declares them
+    (:class:`reports.sections.TaskReport`), clearly apart from what was measured here (None for
+    a task without any)."""
+    declared = task_report(task)
+    if not declared.published:
         return None
-    body = [[name, setting, acc] for name, setting, acc in PUBLISHED_RESULTS[task]]
+    body = [[name, setting, acc] for name, setting, acc in declared.published]
+    differences = f", {declared.published_setting}" if declared.published_setting else ""
     return "\n".join(
         [
             "## Published results (not measured here)",
             "",
-            "For orientation only: other code, other preprocessing, other hardware, usually the "
-            "full 25,000-review training set. None of these numbers was produced by this run.",
+            f"For orientation only: other code, other preprocessing, other hardware{differences}. "
+            "None of these numbers was produced by this run.",
             "",
             markdown_table(["Model", "Setting", "Test accuracy"], body, align="llr"),
         ]

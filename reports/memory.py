@@ -23,10 +23,21 @@ import pandas as pd
 from matplotlib.lines import Line2D
 from matplotlib.ticker import NullLocator
 
-from bench.metrics import METRICS
+from bench.results.metrics import METRICS
+from reports.gradients import GRADIENT_PAYLOAD
+from reports.imdb import IMDB_TASK
 from reports.markdown import _distinct, _spec_value
 from reports.plots import PLOTS_DIR, name_colors, new_figure, png_bytes
 from reports.recommend import best_at_winners, pareto_set
+from reports.sections import (
+    Built,
+    ClosingSection,
+    ReportContext,
+    TaskContext,
+    TaskReport,
+    register_closing_section,
+    register_task_report,
+)
 from reports.stats import mean_std_ci
 from reports.table import (
     MISSING,
@@ -224,13 +235,93 @@ def _join(names: Sequence[str]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
-def _horizon_sentence(load: Load, found: Sequence[Horizon]) -> str:
+@dataclass(frozen=True)
+class MemoryBudget:
+    """What the memory runs were given, as their specs and the suite's manifest block say: the
+    distinct values of each setting over the runs, the early-stopping target, the seeds."""
+
+    epochs: tuple[Any, ...]
+    patience: tuple[Any, ...]
+    n_train: tuple[Any, ...]
+    embedding_dim: tuple[Any, ...]
+    hidden_dim: tuple[Any, ...]
+    #: The validation accuracy a run stops at (None: the suite named none), and how many did.
+    target_accuracy: float | None
+    stopped_at_target: int
+    runs: int
+    #: Seeds run where the result changes (None: the suite did not say).
+    seeds_at_change: int | None
+
+
+@dataclass(frozen=True)
+class MemoryFacts:
+    """Everything the memory section states, before any sentence is written."""
+
+    threshold: float
+    #: Whether the manifest names the threshold (else :data:`DEFAULT_THRESHOLD` applies).
+    threshold_declared: bool
+    budget: MemoryBudget
+    #: Every usable row (architecture, load, T), floors included; the figure draws them.
+    rows: tuple[ArchSummary, ...]
+    loads: tuple[Load, ...]  # lightest first
+    #: The recurrent architectures' horizons, one per (architecture, load).
+    horizons: tuple[Horizon, ...]
+    #: The recurrent architectures, longest horizon first (:func:`memory_score`).
+    order: tuple[str, ...]
+    floors: tuple[ArchSummary, ...]
+    #: The floors' largest distance from chance of a mean test accuracy (None: none measured).
+    floor_gap: float | None
+    #: Architectures with runs whose records do not say their distance and load.
+    left_out: tuple[str, ...]
+
+    def horizon(self, arch: str, load: Load) -> Horizon | None:
+        return next((h for h in self.horizons if h.arch == arch and h.load == load), None)
+
+    def ranking(self, load: Load) -> list[list[Horizon]]:
+        """The horizons at ``load``, longest first, grouped where equal."""
+        groups: dict[tuple[int, int], list[Horizon]] = {}
+        for horizon in sorted((h for h in self.horizons if h.load == load), key=lambda h: h.key, reverse=True):
+            groups.setdefault(horizon.key, []).append(horizon)
+        return list(groups.values())
+
+
+def _distinct_spec(records: Sequence[dict[str, Any]], key: str) -> tuple[Any, ...]:
+    return tuple(_distinct(_spec_value(r, key) for r in records))
+
+
+def _budget(records: Sequence[dict[str, Any]], manifest: Mapping[str, Any]) -> MemoryBudget:
+    suite = suite_settings(manifest)
+    target, seeds = suite.get("target_accuracy"), suite.get("seeds_at_change")
+    return MemoryBudget(
+        *(_distinct_spec(records, key) for key in ("train.epochs", "train.patience", "data.n_train",
+                                                   "model.embedding_dim", "model.hidden_dim")),
+        float(target) if isinstance(target, int | float) else None,
+        sum(1 for r in records if r.get("stop_reason") == "target_reached"), len(records),
+        seeds if isinstance(seeds, int) else None,
+    )  # fmt: skip
+
+
+def memory_facts(records: Sequence[dict[str, Any]], manifest: Mapping[str, Any]) -> MemoryFacts:
+    """The memory section's facts: horizons per architecture and load, their order, the floors'
+    distance from chance, the budget the horizons depend on."""
+    threshold = threshold_of(manifest)
+    rows, unusable = memory_rows(records, manifest.get("archs"))
+    loads = _sorted_loads(load for row in rows if (load := load_of(row)) is not None)
+    found = horizons([row for row in rows if not _is_floor(row)], threshold)
+    floors = [row for row in rows if _is_floor(row)]
+    gaps = [abs(m - CHANCE) for row in floors if (m := row.value("test_accuracy")) is not None]
+    return MemoryFacts(
+        threshold, "threshold" in suite_settings(manifest),
+        _budget([r for row in rows for r in row.records], manifest), tuple(rows), tuple(loads),
+        tuple(found), tuple(_ordered_horizons(found, loads)), tuple(floors),
+        max(gaps) if gaps else None, tuple(sorted({r.arch for r in unusable})),
+    )  # fmt: skip
+
+
+def _horizon_sentence(load: Load, facts: MemoryFacts) -> str:
     """``16 symbols × 2: `gru` holds up to T = 128; `lstm` up to T = 64; `rnn` not at T = 16.``"""
-    groups: dict[tuple[int, int], list[Horizon]] = {}
-    for horizon in sorted(found, key=lambda h: h.key, reverse=True):
-        groups.setdefault(horizon.key, []).append(horizon)
     parts = []
-    for index, members in enumerate(groups.values()):
+    for index, members in enumerate(facts.ranking(load)):
         names = _join([f"`{h.arch}`" for h in members])
         verb = ("holds" if len(members) == 1 else "hold") if index == 0 else ""
         first = members[0]
@@ -244,7 +335,7 @@ def _horizon_sentence(load: Load, found: Sequence[Horizon]) -> str:
             what = f"up to T = {first.last_solved}"
         parts.append(" ".join(p for p in (names, verb, what) if p))
     text = f"**{load.label}**: " + "; ".join(parts) + "."
-    for horizon in found:
+    for horizon in (h for h in facts.horizons if h.load == load):
         late = horizon.solved_after_failing
         if late:
             text += (f" `{horizon.arch}` reached the threshold again at T = "
@@ -253,26 +344,22 @@ def _horizon_sentence(load: Load, found: Sequence[Horizon]) -> str:
     return text
 
 
-def _values(records: Sequence[dict[str, Any]], key: str) -> str:
-    """The distinct values of ``section.field`` in the records' specs, e.g. ``12`` or ``8, 12``."""
-    values = _distinct(_spec_value(r, key) for r in records)
+def _values(values: Sequence[Any]) -> str:
+    """Distinct values of a setting, e.g. ``12`` or ``8, 12``."""
     return ", ".join(f"{v:,}" if isinstance(v, int) else str(v) for v in values) or MISSING
 
 
-def _task_text(records: Sequence[dict[str, Any]], manifest: Mapping[str, Any], threshold: float) -> str:
-    suite = suite_settings(manifest)
-    target = suite.get("target_accuracy")
-    stopped = sum(1 for r in records if r.get("stop_reason") == "target_reached")
-    budget = (f"at most {_values(records, 'train.epochs')} epochs with early stopping after "
-              f"{_values(records, 'train.patience')} epochs without a better validation loss, "
-              f"{_values(records, 'data.n_train')} training sequences, embedding "
-              f"{_values(records, 'model.embedding_dim')}, hidden {_values(records, 'model.hidden_dim')}")  # fmt: skip
-    if isinstance(target, int | float):
-        budget += (f"; a run stops as soon as its validation accuracy reaches {target * 100:g}% "
-                   f"({stopped} of {len(records)} runs did)")  # fmt: skip
-    seeds_at_change = suite.get("seeds_at_change")
-    seeds = (f"Seed 0 runs at every T; {seeds_at_change} seeds run at the last T each "
-             "architecture solves and the first it fails" if isinstance(seeds_at_change, int)
+def _task_text(facts: MemoryFacts) -> str:
+    spent = facts.budget
+    budget = (f"at most {_values(spent.epochs)} epochs with early stopping after "
+              f"{_values(spent.patience)} epochs without a better validation loss, "
+              f"{_values(spent.n_train)} training sequences, embedding "
+              f"{_values(spent.embedding_dim)}, hidden {_values(spent.hidden_dim)}")  # fmt: skip
+    if spent.target_accuracy is not None:
+        budget += (f"; a run stops as soon as its validation accuracy reaches {spent.target_accuracy * 100:g}% "
+                   f"({spent.stopped_at_target} of {spent.runs} runs did)")  # fmt: skip
+    seeds = (f"Seed 0 runs at every T; {spent.seeds_at_change} seeds run at the last T each "
+             "architecture solves and the first it fails" if spent.seeds_at_change is not None
              else "Seeds as listed per cell")  # fmt: skip
     return "\n".join([
         "Each sequence is noise with a few *signal* symbols drawn from an alphabet that never "
@@ -294,8 +381,8 @@ def _task_text(records: Sequence[dict[str, Any]], manifest: Mapping[str, Any], t
         "ever hold.",
         "",
         f"A distance T counts as *solved* when the mean test accuracy over the seeds run there "
-        f"is at least {threshold * 100:g}%"
-        + ("" if "threshold" in suite else " (the default; the manifest names no threshold)")
+        f"is at least {facts.threshold * 100:g}%"
+        + ("" if facts.threshold_declared else " (the default; the manifest names no threshold)")
         + f"; chance is {CHANCE * 100:g}%. The *horizon* is the largest T solved with every "
         f"smaller T of the sweep solved too (`< T`: not even the smallest; `≥ T`: every T it ran). "
         f"{seeds}; intervals are 95% Student t intervals over seeds (none with one seed), clipped "
@@ -303,19 +390,17 @@ def _task_text(records: Sequence[dict[str, Any]], manifest: Mapping[str, Any], t
     ])
 
 
-def _horizon_table(found: Sequence[Horizon], loads: Sequence[Load]) -> str:
-    by = {(h.arch, h.load): h for h in found}
-    body = [[f"`{arch}`"] + [by[(arch, load)].text if (arch, load) in by else MISSING for load in loads]
-            for arch in _ordered_horizons(found, loads)]  # fmt: skip
-    return markdown_table(["Architecture"] + [f"Horizon T, {load.label}" for load in loads], body)
+def _horizon_table(facts: MemoryFacts) -> str:
+    body = [[f"`{arch}`"] + [h.text if (h := facts.horizon(arch, load)) is not None else MISSING
+                             for load in facts.loads] for arch in facts.order]  # fmt: skip
+    return markdown_table(["Architecture"] + [f"Horizon T, {load.label}" for load in facts.loads], body)
 
 
-def _change_table(found: Sequence[Horizon], loads: Sequence[Load]) -> str:
-    by = {(h.arch, h.load): h for h in found}
+def _change_table(facts: MemoryFacts) -> str:
     body = []
-    for arch in _ordered_horizons(found, loads):
-        for load in loads:
-            horizon = by.get((arch, load))
+    for arch in facts.order:
+        for load in facts.loads:
+            horizon = facts.horizon(arch, load)
             if horizon is None:
                 continue
             last, failed = horizon.last_solved, horizon.first_failed
@@ -329,27 +414,17 @@ def _change_table(found: Sequence[Horizon], loads: Sequence[Load]) -> str:
     return markdown_table(headers, body, align="llrrrrr")
 
 
-def _floor_table(floors: Sequence[ArchSummary], loads: Sequence[Load]) -> tuple[str, str]:
-    """The floors' accuracy at every T they ran, and a sentence on how far from chance."""
-    archs = list(dict.fromkeys(row.arch for row in floors))
-    body, spans = [], []
-    for arch in archs:
-        for load in loads:
-            points = sorted((r for r in floors if r.arch == arch and load_of(r) == load),
+def _floor_table(facts: MemoryFacts) -> str:
+    """The floors' accuracy at every T they ran."""
+    body = []
+    for arch in dict.fromkeys(row.arch for row in facts.floors):
+        for load in facts.loads:
+            points = sorted((r for r in facts.floors if r.arch == arch and load_of(r) == load),
                             key=lambda r: r.setting["distance"])  # fmt: skip
-            if not points:
-                continue
-            cells = "; ".join(f"T = {p.setting['distance']}: {_accuracy_cell(p)}" for p in points)
-            body.append([f"`{arch}`", load.label, cells])
-            means = [p.value("test_accuracy") for p in points if p.value("test_accuracy") is not None]
-            spans += [abs(m - CHANCE) for m in means]
-    table = markdown_table(["Floor", "Load", "Test acc % by distance"], body, align="lll")
-    sentence = ""
-    if spans:
-        sentence = (f"The non-recurrent floors see which symbols occur, not their order: their "
-                    f"mean test accuracy is at most {max(spans) * 100:.2f} points from chance "
-                    f"({CHANCE * 100:g}%) at every distance they ran.")  # fmt: skip
-    return table, sentence
+            if points:
+                cells = "; ".join(f"T = {p.setting['distance']}: {_accuracy_cell(p)}" for p in points)
+                body.append([f"`{arch}`", load.label, cells])
+    return markdown_table(["Floor", "Load", "Test acc % by distance"], body, align="lll")
 
 
 def _t_interval(values: Sequence[float]) -> tuple[float, float]:
@@ -404,55 +479,61 @@ def horizon_plot(
     return png_bytes(fig)
 
 
-def memory_section(
-    records: Sequence[dict[str, Any]], manifest: Mapping[str, Any], *, imdb_present: bool = False
-) -> tuple[str, dict[str, bytes]]:
-    """The memory task's part of the report and its figure.
-
-    Returns the markdown (``##`` headings; the renderer demotes them under the task's heading when
-    a folder holds several tasks) and the figures keyed by their path under ``plots/``
-    (``memory/memory_horizon.png``). ``imdb_present``: the folder also holds IMDb runs (the
-    notebook's table then follows at the end of the report; otherwise one line says how to get it).
-    """
-    threshold = threshold_of(manifest)
-    rows, unusable = memory_rows(records, manifest.get("archs"))
-    loads = _sorted_loads(load for row in rows if (load := load_of(row)) is not None)
-    recurrent = [row for row in rows if not _is_floor(row)]
-    found = horizons(recurrent, threshold)
+def render_memory(facts: MemoryFacts, figure: str | None = None, imdb_present: bool = False) -> str:
+    """The memory section's markdown from its facts; ``figure``: the horizon figure's path under
+    ``plots/`` (None: no figure could be drawn); ``imdb_present`` as :func:`memory_section`'s."""
     lines = ["## Memory horizons", ""]  # the smoke caveat goes after it (reports.render)
-    lines.append(_task_text([r for row in rows for r in row.records], manifest, threshold))
-    if found:
+    lines.append(_task_text(facts))
+    if facts.horizons:
         lines += ["", "### How far each architecture carries what it read", "",
-                  _horizon_table(found, loads), "",
-                  *(f"- {_horizon_sentence(load, [h for h in found if h.load == load])}"
-                    for load in loads if any(h.load == load for h in found)),
+                  _horizon_table(facts), "",
+                  *(f"- {_horizon_sentence(load, facts)}"
+                    for load in facts.loads if any(h.load == load for h in facts.horizons)),
                   "", "### Accuracy where the result changes", "",
                   "Test accuracy at the last distance each architecture solves and at the first "
                   "it fails (mean over seeds, 95% interval, seeds):", "",
-                  _change_table(found, loads)]  # fmt: skip
+                  _change_table(facts)]  # fmt: skip
     else:
         lines += ["", "No recurrent architecture has a memory run with its distance and load."]
-    floors = [row for row in rows if _is_floor(row)]
-    if floors:
-        table, sentence = _floor_table(floors, loads)
-        lines += ["", "### Non-recurrent floors", "", table] + (["", sentence] if sentence else [])
-    if unusable:
-        lines += ["", "Left out: " + ", ".join(sorted({f"`{r.arch}`" for r in unusable}))
+    if facts.floors:
+        lines += ["", "### Non-recurrent floors", "", _floor_table(facts)]
+        if facts.floor_gap is not None:
+            lines += ["", f"The non-recurrent floors see which symbols occur, not their order: their "
+                      f"mean test accuracy is at most {facts.floor_gap * 100:.2f} points from chance "
+                      f"({CHANCE * 100:g}%) at every distance they ran."]  # fmt: skip
+    if facts.left_out:
+        lines += ["", "Left out: " + ", ".join(f"`{arch}`" for arch in facts.left_out)
                   + " runs whose records do not say their distance and load (`spec.data`)."]  # fmt: skip
-    plots = {}
-    png = horizon_plot(rows, loads, threshold)
-    if png is not None:
-        name = f"{MEMORY_TASK}/{HORIZON_PLOT}"
-        plots[name] = png
+    if figure is not None:
         title = "Test accuracy against distance"
-        lines += ["", f"### {title}", "", f"![{title}]({PLOTS_DIR}/{name})", "",
+        lines += ["", f"### {title}", "", f"![{title}]({PLOTS_DIR}/{figure})", "",
                   "One panel per load; a line per architecture through the mean over seeds, the "
                   "band its 95% Student t interval where several seeds ran (at the distances where "
                   "the result changes); dashed: the threshold, dotted: chance."]  # fmt: skip
     if not imdb_present:
         lines += ["", "Run the IMDb comparison into this folder too (`run_all.py --out <this "
                   "folder> --resume`) to get the notebook's comparison table, measured."]  # fmt: skip
-    return "\n".join(lines), plots
+    return "\n".join(lines)
+
+
+def memory_section(
+    records: Sequence[dict[str, Any]], manifest: Mapping[str, Any], *, imdb_present: bool = False,
+    plot_prefix: str = f"{MEMORY_TASK}/",
+) -> tuple[str, dict[str, bytes]]:
+    """The memory task's part of the report and its figure (:func:`memory_facts`, rendered by
+    :func:`render_memory`).
+
+    Returns the markdown (``##`` headings; the renderer demotes them under the task's heading when
+    a folder holds several tasks) and the figures keyed by their path under ``plots/``
+    (``<plot_prefix>memory_horizon.png``, ``memory/`` by default). ``imdb_present``: the folder
+    also holds IMDb runs (the notebook's table then follows at the end of the report; otherwise
+    one line says how to get it).
+    """
+    facts = memory_facts(records, manifest)
+    png = horizon_plot(facts.rows, facts.loads, facts.threshold)
+    name = f"{plot_prefix}{HORIZON_PLOT}" if png is not None else None
+    plots = {name: png} if name is not None and png is not None else {}
+    return render_memory(facts, name, imdb_present), plots
 
 
 # ---- the notebook's table, measured ----------------------------------------------------------
@@ -551,14 +632,14 @@ def gradient_decay(payload: Mapping[str, Any] | None, arch: str) -> tuple[float,
     """The trained model's gradient decay per span for ``arch`` from ``gradient_flow.json``:
     a memory probe's when there is one (the first listed), else IMDb's, with where it comes from."""
     probes = [p for p in (payload or {}).get("probes") or [] if isinstance(p, Mapping)]
-    for task in (MEMORY_TASK, "imdb"):
+    for task in (MEMORY_TASK, IMDB_TASK):
         for probe in probes:
             trained = probe.get("trained")
             if probe.get("arch") != arch or probe.get("task") != task or not isinstance(trained, Mapping):
                 continue
             decay = trained.get("decay_per_span")
             if isinstance(decay, int | float) and math.isfinite(decay):
-                where = "IMDb" if task == "imdb" else "memory"
+                where = "IMDb" if task == IMDB_TASK else "memory"
                 if task == MEMORY_TASK and isinstance(probe.get("alphabet"), int):
                     where += f", {probe['alphabet']}×{probe.get('n_signals')}"
                 if isinstance(probe.get("distance_T"), int):
@@ -571,18 +652,197 @@ def _ordinal(n: int) -> str:
     return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
 
 
-def _verdict(said: str, ranked: Ranked | None, verbs: tuple[str, str]) -> str:
-    """``yes`` / ``no, Medium here (2nd of 4; `gru` is faster)`` / ``not measured``; ``verbs``:
-    what the ones ranked before it do, said of one and of several (``is faster``, ``are faster``)."""
+#: What the models ranked before one do, in each adjective column, said of one and of several.
+_AHEAD_VERBS: dict[str, tuple[str, str]] = {
+    "Parameters": ("has fewer", "have fewer"),
+    "Speed": ("is faster", "are faster"),
+    "Long-term Memory": ("holds longer", "hold longer"),
+}
+#: The notebook table's columns that carry a verdict, in order.
+VERDICT_COLUMNS = ("Parameters", "Speed", "Long-term Memory", "Use Case")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Whether what the notebook said holds in one cell.
+
+    ``outcome``: ``"yes"``, ``"no"``, ``"not measured"`` or ``"cannot tell"`` (every model alike
+    there). ``ranked``: the model's place in the column, where it was ranked. A Use Case "no"
+    says why in ``reason`` (``"holds longer"``: ``others`` hold longer; ``"holds less"``: only
+    ``others`` hold less; ``"dominated"``: ``others[0]`` dominates it on IMDb; ``"horizon last"``:
+    Pareto-optimal, but its horizon ranks last; ``"more accurate"``: ``others[0]`` is).
+    """
+
+    outcome: str
+    ranked: Ranked | None = None
+    reason: str = ""
+    others: tuple[str, ...] = ()
+
+    @property
+    def counted(self) -> bool:
+        """Counted among the cells "that could be judged". As the section has always counted:
+        every outcome but "cannot tell" (so a cell "not measured" counts, though it never holds)."""
+        return self.outcome != "cannot tell"
+
+
+@dataclass(frozen=True)
+class NotebookLine:
+    """One row of the notebook's table, measured: what the notebook said and what this folder
+    measured for that architecture, among the four."""
+
+    said: NotebookRow
+    #: The IMDb row of its successful runs (None: none); sizes and speeds come from it.
+    imdb: ArchSummary | None
+    params: Ranked | None
+    #: The geometric mean of training and inference throughput on IMDb (None: not measured).
+    speed_score: float | None
+    speed: Ranked | None
+    #: Its horizons, lightest load first (only the loads it ran); empty: no memory run.
+    horizons: tuple[Horizon, ...]
+    memory: Ranked | None
+    #: The trained model's gradient decay per span and where it was measured (None: no probe).
+    gradient: tuple[float, str] | None
+    #: The notebook's use cases whose rule it meets.
+    use_cases: tuple[str, ...]
+    #: The recommendation's roles it wins among the four (``reports.recommend.BEST_AT`` titles).
+    best_at: tuple[str, ...]
+    pareto: bool
+    dominated_by: str | None
+    #: A verdict per :data:`VERDICT_COLUMNS`, in that order (empty: neither task ran it).
+    verdicts: dict[str, Verdict]
+
+    @property
+    def ran(self) -> bool:
+        return self.imdb is not None or bool(self.horizons)
+
+    @property
+    def param_count(self) -> float | None:
+        return self.imdb.value("param_count") if self.imdb is not None else None
+
+
+@dataclass(frozen=True)
+class NotebookFacts:
+    """Everything "The notebook's table, measured" states, before any sentence is written."""
+
+    lines: tuple[NotebookLine, ...]
+    #: The steps of distance one gradient decay spans.
+    span: int
+    #: The IMDb rows of the four that ran (their contention note closes the section).
+    compared: tuple[ArchSummary, ...]
+
+    def line(self, arch: str) -> NotebookLine:
+        return next(line for line in self.lines if line.said.arch == arch)
+
+    @property
+    def judged(self) -> int:
+        return sum(v.counted for line in self.lines for v in line.verdicts.values())
+
+    @property
+    def holds(self) -> int:
+        return sum(v.outcome == "yes" for line in self.lines for v in line.verdicts.values())
+
+
+def _adjective_verdict(said: str, ranked: Ranked | None) -> Verdict:
     if ranked is None:
-        return "not measured"
+        return Verdict("not measured")
     if ranked.all_tied:
-        return "cannot tell, all alike here"
-    if ranked.adjective == said:
-        return "yes"
-    ahead = _join([f"`{a}`" for a in ranked.ahead]) if ranked.ahead else ""
-    who = f"; {ahead} {verbs[len(ranked.ahead) > 1]}" if ahead else ", first here"
-    return f"no, {ranked.adjective} here ({_ordinal(ranked.rank)} of {ranked.of}{who})"
+        return Verdict("cannot tell", ranked)
+    return Verdict("yes" if ranked.adjective == said else "no", ranked)
+
+
+def _use_cases(arch: str, memory: Mapping[str, Ranked], front: set[str], most_accurate: str | None) -> list[str]:
+    """The notebook's use cases whose rule (:data:`USE_CASE_RULES`) ``arch`` meets."""
+    held = []
+    rank = memory.get(arch)
+    if rank is not None and not rank.all_tied:
+        if rank.rank == 1:
+            held.append("Long sequences")
+        if rank.rank == max(r.rank for r in memory.values()):
+            held.append("Short sequences")
+    if arch in front and "Short sequences" not in held:
+        held.append("Balanced")
+    if arch == most_accurate:
+        held.append("Full context needed")
+    return held
+
+
+def _use_case_verdict(nb: NotebookRow, held: Sequence[str], memory: Mapping[str, Ranked],
+                      dominated_by: Mapping[str, str], front: set[str],
+                      most_accurate: str | None) -> Verdict:  # fmt: skip
+    if nb.use_case in held:
+        return Verdict("yes")
+    rank = memory.get(nb.arch)
+    if nb.use_case in ("Short sequences", "Long sequences"):
+        if rank is None:
+            return Verdict("not measured")
+        if rank.all_tied:
+            return Verdict("cannot tell", rank)
+        if nb.use_case == "Long sequences":
+            return Verdict("no", rank, "holds longer", rank.ahead)
+        return Verdict("no", rank, "holds less", tuple(a for a, r in memory.items() if r.rank > rank.rank))
+    if nb.use_case == "Balanced":
+        if nb.arch in dominated_by:
+            return Verdict("no", reason="dominated", others=(dominated_by[nb.arch],))
+        return Verdict("no", reason="horizon last") if nb.arch in front else Verdict("not measured")
+    return Verdict("no", reason="more accurate", others=(most_accurate,)) if most_accurate else Verdict("not measured")
+
+
+def notebook_facts(
+    imdb_rows: Sequence[ArchSummary],
+    memory_records: Sequence[dict[str, Any]],
+    manifest: Mapping[str, Any],
+    gradient_payload: Mapping[str, Any] | None = None,
+) -> NotebookFacts | None:
+    """What the notebook's table, measured, states: per row of the notebook, the measured
+    values, their ranks and adjectives among the four, the use cases each meets and whether the
+    notebook's word holds. Arguments as :func:`notebook_section`'s; None when the folder lacks
+    either task's runs."""
+    ok_imdb = {row.arch: row for row in imdb_rows if row.ok}
+    if not ok_imdb or not memory_records:
+        return None
+    rows, _ = memory_rows(memory_records, manifest.get("archs"))
+    loads = _sorted_loads(load for row in rows if (load := load_of(row)) is not None)
+    found = horizons([r for r in rows if not _is_floor(r)], threshold_of(manifest))
+    four = [ok_imdb[nb.arch] for nb in NOTEBOOK if nb.arch in ok_imdb]
+    params = rank_adjectives({r.arch: -r.value("param_count") for r in four
+                              if r.value("param_count") is not None},
+                             SCALES["Parameters"], lambda a, b: a == b)  # fmt: skip
+    speeds = {r.arch: s for r in four if (s := _speed_score(r)) is not None}
+    speed = rank_adjectives(speeds, SCALES["Speed"], _speed_tied)
+    memory_scores = {nb.arch: memory_score(found, nb.arch, loads)
+                     for nb in NOTEBOOK if any(h.arch == nb.arch for h in found)}  # fmt: skip
+    memory = rank_adjectives(memory_scores, SCALES["Long-term Memory"], lambda a, b: a == b)
+    winners = best_at_winners(four)
+    front_rows, dominated_by, _ = pareto_set(four)
+    front = {r.arch for r in front_rows}
+    most_accurate = next((row.arch for title, row in winners if title == "Most accurate"), None)
+    by_horizon = {(h.arch, h.load): h for h in found}
+    lines = []
+    for nb in NOTEBOOK:
+        row = ok_imdb.get(nb.arch)
+        held = _use_cases(nb.arch, memory, front, most_accurate)
+        ran = row is not None or nb.arch in memory_scores
+        verdicts = {
+            "Parameters": _adjective_verdict(nb.parameters, params.get(nb.arch)),
+            "Speed": _adjective_verdict(nb.speed, speed.get(nb.arch)),
+            "Long-term Memory": _adjective_verdict(nb.memory, memory.get(nb.arch)),
+            "Use Case": _use_case_verdict(nb, held, memory, dominated_by, front, most_accurate),
+        } if ran else {}  # fmt: skip
+        lines.append(NotebookLine(
+            nb, row, params.get(nb.arch), speeds.get(nb.arch) if row is not None else None,
+            speed.get(nb.arch),
+            tuple(by_horizon[(nb.arch, load)] for load in loads if (nb.arch, load) in by_horizon),
+            memory.get(nb.arch),
+            gradient_decay(gradient_payload, nb.arch) if nb.arch in memory_scores else None,
+            tuple(held), tuple(title for title, winner in winners if winner.arch == nb.arch),
+            row is not None and nb.arch in front,
+            dominated_by.get(nb.arch) if row is not None else None, verdicts,
+        ))  # fmt: skip
+    span = (gradient_payload or {}).get("span", GRADIENT_SPAN)
+    return NotebookFacts(tuple(lines), span, tuple(four))
+
+
+# ---- the notebook's table, rendered from its facts ---------------------------------------------
 
 
 def _cell(text: str, ranked: Ranked | None) -> str:
@@ -591,140 +851,76 @@ def _cell(text: str, ranked: Ranked | None) -> str:
     return f"{text} (**{'alike' if ranked.all_tied else ranked.adjective}**)"
 
 
-def notebook_section(
-    imdb_rows: Sequence[ArchSummary],
-    memory_records: Sequence[dict[str, Any]],
-    manifest: Mapping[str, Any],
-    gradient_payload: Mapping[str, Any] | None = None,
-) -> str | None:
-    """"The notebook's table, measured": its four rows, every cell a measured value with the
-    adjective that measurement earns, what the notebook said and whether it holds.
+def _names_do(names: Sequence[str], what: str) -> str:
+    """```gru` holds longer`` / ```lstm` and `gru` hold longer``."""
+    return f"{_join([f'`{a}`' for a in names])} hold{'s' if len(names) == 1 else ''} {what}"
 
-    ``imdb_rows``: the IMDb task's :func:`reports.table.summarize` rows; ``memory_records``: the
-    memory suite's records; ``gradient_payload``: ``gradient_flow.json`` as read (None: absent).
-    None when the folder lacks either task's runs.
-    """
-    ok_imdb = {row.arch: row for row in imdb_rows if row.ok}
-    if not ok_imdb or not memory_records:
-        return None
-    threshold = threshold_of(manifest)
-    rows, _ = memory_rows(memory_records, manifest.get("archs"))
-    loads = _sorted_loads(load for row in rows if (load := load_of(row)) is not None)
-    found = horizons([r for r in rows if not _is_floor(r)], threshold)
-    archs = [nb.arch for nb in NOTEBOOK]
-    four = [ok_imdb[a] for a in archs if a in ok_imdb]
-    by_horizon = {(h.arch, h.load): h for h in found}
 
-    params = rank_adjectives({r.arch: -r.value("param_count") for r in four
-                              if r.value("param_count") is not None},
-                             SCALES["Parameters"], lambda a, b: a == b)  # fmt: skip
-    speeds = {r.arch: s for r in four if (s := _speed_score(r)) is not None}
-    speed = rank_adjectives(speeds, SCALES["Speed"], _speed_tied)
-    memory_scores = {arch: memory_score(found, arch, loads)
-                     for arch in archs if any(h.arch == arch for h in found)}  # fmt: skip
-    memory = rank_adjectives(memory_scores, SCALES["Long-term Memory"], lambda a, b: a == b)
-    winners = best_at_winners(four)
-    front, dominated_by, _ = pareto_set(four)
-    front_archs = {r.arch for r in front}
-    most_accurate = next((row.arch for title, row in winners if title == "Most accurate"), None)
+def _verdict_text(column: str, verdict: Verdict) -> str:
+    """``yes`` / ``no, Medium here (2nd of 4; `gru` is faster)`` / ``not measured`` / ..."""
+    ranked = verdict.ranked
+    if verdict.outcome in ("yes", "not measured"):
+        return verdict.outcome
+    if verdict.outcome == "cannot tell":
+        return "cannot tell, " + ("every horizon alike here" if column == "Use Case" else "all alike here")
+    if column != "Use Case":
+        assert ranked is not None  # an adjective's "no" is a rank
+        ahead = _join([f"`{a}`" for a in ranked.ahead]) if ranked.ahead else ""
+        who = f"; {ahead} {_AHEAD_VERBS[column][len(ranked.ahead) > 1]}" if ahead else ", first here"
+        return f"no, {ranked.adjective} here ({_ordinal(ranked.rank)} of {ranked.of}{who})"
+    return "no, " + {
+        "holds longer": lambda: _names_do(verdict.others, "longer"),
+        "holds less": lambda: _names_do(verdict.others, "less"),
+        "dominated": lambda: f"dominated on IMDb by `{verdict.others[0]}`",
+        "horizon last": lambda: "its horizon ranks last",
+        "more accurate": lambda: f"`{verdict.others[0]}` is more accurate on IMDb",
+    }[verdict.reason]()
 
-    def claims(arch: str) -> list[str]:
-        held = []
-        rank = memory.get(arch)
-        if rank is not None and not rank.all_tied:
-            last_rank = max(r.rank for r in memory.values())
-            if rank.rank == 1:
-                held.append("Long sequences")
-            if rank.rank == last_rank:
-                held.append("Short sequences")
-        if arch in front_archs and "Short sequences" not in held:
-            held.append("Balanced")
-        if arch == most_accurate:
-            held.append("Full context needed")
-        return held
 
-    def use_case_verdict(nb: NotebookRow) -> str:
-        held = claims(nb.arch)
-        if nb.use_case in held:
-            return "yes"
-        rank = memory.get(nb.arch)
-        if nb.use_case in ("Short sequences", "Long sequences"):
-            if rank is None:
-                return "not measured"
-            if rank.all_tied:
-                return "cannot tell, every horizon alike here"
-            if nb.use_case == "Long sequences":
-                return f"no, {_join([f'`{a}`' for a in rank.ahead])} hold{'s' if len(rank.ahead) == 1 else ''} longer"
-            behind = [a for a, r in memory.items() if r.rank > rank.rank]
-            return f"no, {_join([f'`{a}`' for a in behind])} hold{'s' if len(behind) == 1 else ''} less"
-        if nb.use_case == "Balanced":
-            if nb.arch in dominated_by:
-                return f"no, dominated on IMDb by `{dominated_by[nb.arch]}`"
-            if nb.arch in front_archs:
-                return "no, its horizon ranks last"
-            return "not measured"
-        return f"no, `{most_accurate}` is more accurate on IMDb" if most_accurate else "not measured"
+def _notebook_cells(line: NotebookLine, span: int) -> list[str]:
+    """One row of the rendered table: the measured cells, what the notebook said, the verdicts."""
+    nb, row = line.said, line.imdb
+    said = f"{nb.parameters} · {nb.speed} · {nb.memory} · {nb.use_case}"
+    if not line.ran:
+        return [f"{nb.model} (`{nb.arch}`)", MISSING, MISSING, MISSING, MISSING, said, "not run"]
+    count = line.param_count
+    param_cell = _cell(format_count(count), line.params) if count is not None else MISSING
+    speed_cell = MISSING
+    if row is not None and line.speed_score is not None:
+        parts = [f"{label} {marked(row, METRICS[metric], format_number(row.value(metric), 'sig3'))}"
+                 for label, metric in (("train", "train_samples_per_s"), ("infer", "infer_samples_per_s"))
+                 if row.value(metric) is not None]  # fmt: skip
+        speed_cell = _cell(", ".join(parts) + " samples/s", line.speed)
+    memory_cell = MISSING
+    if line.horizons:
+        text = "horizon " + ", ".join(f"{h.text} ({h.load.short})" for h in line.horizons)
+        if line.gradient is not None:
+            text += f"; gradient ×{line.gradient[0]:.2g} per {span} steps ({line.gradient[1]})"
+        memory_cell = _cell(text, line.memory)
+    roles = [title.lower() for title in line.best_at]
+    if line.pareto:
+        roles.append("Pareto-optimal on IMDb")
+    elif line.dominated_by is not None:
+        roles.append(f"dominated on IMDb by `{line.dominated_by}`")
+    # the roles are among these four: the IMDb section above may name a floor instead
+    use_cell = (f"**{' / '.join(line.use_cases)}**" if line.use_cases else "**none of the four**") + (
+        f": among the four, {'; '.join(roles)}" if roles else "")
+    verdicts = "; ".join(f"{column}: {_verdict_text(column, v)}" for column, v in line.verdicts.items())
+    return [f"{nb.model} (`{nb.arch}`)", param_cell, speed_cell, memory_cell, use_cell, said, verdicts]
 
-    body, holds_count, judged = [], 0, 0
-    for nb in NOTEBOOK:
-        row = ok_imdb.get(nb.arch)
-        if row is None and nb.arch not in memory_scores:
-            body.append([f"{nb.model} (`{nb.arch}`)", MISSING, MISSING, MISSING, MISSING,
-                         f"{nb.parameters} · {nb.speed} · {nb.memory} · {nb.use_case}", "not run"])  # fmt: skip
-            continue
-        count = row.value("param_count") if row is not None else None
-        param_cell = _cell(format_count(count), params.get(nb.arch)) if count is not None else MISSING
-        if row is not None and nb.arch in speeds:
-            parts = [f"{label} {marked(row, METRICS[metric], format_number(row.value(metric), 'sig3'))}"
-                     for label, metric in (("train", "train_samples_per_s"), ("infer", "infer_samples_per_s"))
-                     if row.value(metric) is not None]  # fmt: skip
-            speed_cell = _cell(", ".join(parts) + " samples/s", speed.get(nb.arch))
-        else:
-            speed_cell = MISSING
-        if nb.arch in memory_scores:
-            spans = ", ".join(f"{by_horizon[(nb.arch, load)].text} ({load.short})"
-                              for load in loads if (nb.arch, load) in by_horizon)  # fmt: skip
-            text = f"horizon {spans}"
-            decay = gradient_decay(gradient_payload, nb.arch)
-            if decay is not None:
-                span = (gradient_payload or {}).get("span", GRADIENT_SPAN)
-                text += f"; gradient ×{decay[0]:.2g} per {span} steps ({decay[1]})"
-            memory_cell = _cell(text, memory.get(nb.arch))
-        else:
-            memory_cell = MISSING
-        roles = [title.lower() for title, winner in winners if winner.arch == nb.arch]
-        if row is not None:
-            if nb.arch in front_archs:
-                roles.append("Pareto-optimal on IMDb")
-            elif nb.arch in dominated_by:
-                roles.append(f"dominated on IMDb by `{dominated_by[nb.arch]}`")
-        held = claims(nb.arch)
-        # the roles are among these four: the IMDb section above may name a floor instead
-        use_cell = (f"**{' / '.join(held)}**" if held else "**none of the four**") + (
-            f": among the four, {'; '.join(roles)}" if roles else "")
-        verdicts = {
-            "Parameters": _verdict(nb.parameters, params.get(nb.arch), ("has fewer", "have fewer")),
-            "Speed": _verdict(nb.speed, speed.get(nb.arch), ("is faster", "are faster")),
-            "Long-term Memory": _verdict(nb.memory, memory.get(nb.arch), ("holds longer", "hold longer")),
-            "Use Case": use_case_verdict(nb),
-        }
-        for verdict in verdicts.values():
-            judged += verdict == "yes" or verdict.startswith("no")
-            holds_count += verdict == "yes"
-        body.append([
-            f"{nb.model} (`{nb.arch}`)", param_cell, speed_cell, memory_cell, use_cell,
-            f"{nb.parameters} · {nb.speed} · {nb.memory} · {nb.use_case}",
-            "; ".join(f"{column}: {verdict}" for column, verdict in verdicts.items()),
-        ])  # fmt: skip
+
+def render_notebook(facts: NotebookFacts) -> str:
+    """The markdown of "The notebook's table, measured", from its facts."""
     headers = ["Model", "Parameters", "Speed (IMDb)", "Long-term Memory", "Use Case",
                "Notebook said", "Holds?"]  # fmt: skip
+    body = [_notebook_cells(line, facts.span) for line in facts.lines]
     lines = [
         "## The notebook's table, measured", "",
         "The notebook this project grew from ends with a table of adjectives. Here is each of its "
         "cells measured in this folder: the value, the adjective that value earns (in bold), what "
         "the notebook said, and whether it holds.", "",
         markdown_table(headers, body, align="lllllll"), "",
-        f"The notebook's adjective holds in {holds_count} of {judged} cells that could be judged.",
+        f"The notebook's adjective holds in {facts.holds} of {facts.judged} cells that could be judged.",
         "", "How the adjectives are given (ranks among the four models above that ran):", "",
         f"- **Parameters**: trainable parameters on IMDb, fewest first: "
         f"{', '.join(SCALES['Parameters'])}; equal counts tie.",
@@ -735,7 +931,7 @@ def notebook_section(
         f"longest first: {', '.join(SCALES['Long-term Memory'])}; equal horizons at every load tie. "
         f"The gradient figure, where the gradient-flow probe ran, is the factor by which the norm "
         f"of the loss gradient with respect to an input embedding changes per "
-        f"{(gradient_payload or {}).get('span', GRADIENT_SPAN)} steps of distance from the "
+        f"{facts.span} steps of distance from the "
         "readout, after training (`gradient_flow.json`); it is shown, not ranked.",
         "- Ranks: tied models share the best rank of their group, and the next group's rank "
         "counts the models before it; with all four ranked, rank k gets the k-th adjective "
@@ -745,7 +941,53 @@ def notebook_section(
         "four, and its place on the IMDb Pareto front): "
         + "; ".join(f"*{name}*: {rule}" for name, rule in USE_CASE_RULES.items()) + ".",
     ]  # fmt: skip
-    note = contention_note(four)
+    note = contention_note(facts.compared)
     if note:
         lines += ["", note]
     return "\n".join(lines)
+
+
+def notebook_section(
+    imdb_rows: Sequence[ArchSummary],
+    memory_records: Sequence[dict[str, Any]],
+    manifest: Mapping[str, Any],
+    gradient_payload: Mapping[str, Any] | None = None,
+) -> str | None:
+    """"The notebook's table, measured": its four rows, every cell a measured value with the
+    adjective that measurement earns, what the notebook said and whether it holds
+    (:func:`notebook_facts`, rendered by :func:`render_notebook`).
+
+    ``imdb_rows``: the IMDb task's :func:`reports.table.summarize` rows; ``memory_records``: the
+    memory suite's records; ``gradient_payload``: ``gradient_flow.json`` as read (None: absent).
+    None when the folder lacks either task's runs.
+    """
+    facts = notebook_facts(imdb_rows, memory_records, manifest, gradient_payload)
+    return None if facts is None else render_notebook(facts)
+
+
+# ---- the registrations -------------------------------------------------------------------------
+
+#: The settings of a memory run that make it another experiment, not another seed.
+SWEPT = ("alphabet", "n_signals", "distance")
+#: The name of the notebook's closing section.
+NOTEBOOK_SECTION = "notebook"
+#: The tasks the notebook's table needs in one folder: IMDb for size and speed, memory for memory.
+NOTEBOOK_TASKS = (IMDB_TASK, MEMORY_TASK)
+
+
+def _build_memory(context: TaskContext) -> Built:
+    notebook_follows = set(NOTEBOOK_TASKS).issubset(context.tasks)
+    return memory_section(context.records, context.manifest, imdb_present=notebook_follows,
+                          plot_prefix=context.plot_prefix)  # fmt: skip
+
+
+def _build_notebook(context: ReportContext) -> Built:
+    text = notebook_section(context.rows[IMDB_TASK], context.tasks[MEMORY_TASK],
+                            context.manifest, context.payloads.get(GRADIENT_PAYLOAD))  # fmt: skip
+    return text, {}
+
+
+register_task_report(TaskReport(MEMORY_TASK, swept_settings=SWEPT, section=_build_memory,
+                                figures=(HORIZON_PLOT,)))  # fmt: skip
+register_closing_section(ClosingSection(NOTEBOOK_SECTION, _build_notebook,
+                                        tasks=NOTEBOOK_TASKS))  # fmt: skip

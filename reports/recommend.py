@@ -8,7 +8,8 @@ memory are compared as ratios of means measured on this machine in this run.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 from reports.compare import ALPHA, Comparer, PairedComparison
 from reports.table import ArchSummary, format_count, format_number
@@ -80,30 +81,58 @@ def significance_note(comparison: PairedComparison) -> str:
     return f"a statistical tie, {format_p(comparison.p_value)}"
 
 
+@dataclass(frozen=True)
+class AccuracyGap:
+    """How much more accurate ``arch`` is than ``ref`` (``gap``, a fraction: negative, less),
+    and the paired comparison that says whether it is a tie."""
+
+    arch: str
+    ref: str
+    gap: float
+    comparison: PairedComparison
+
+
+def accuracy_gap_of(row: ArchSummary, ref: ArchSummary, comparer: Comparer) -> AccuracyGap:
+    gap = (row.value("test_accuracy") or 0.0) - (ref.value("test_accuracy") or 0.0)
+    return AccuracyGap(row.arch, ref.arch, gap, comparer.compare(row.arch, ref.arch))
+
+
+def _gap_text(gap: AccuracyGap) -> str:
+    word = "less" if gap.gap < 0 else "more"
+    note = significance_note(gap.comparison)
+    return f"{abs(gap.gap) * 100:.2f} points {word} accurate than `{gap.ref}` ({note})"
+
+
 def accuracy_gap(row: ArchSummary, ref: ArchSummary, comparer: Comparer) -> str:
     """How much less (or more) accurate ``row`` is than ``ref``, and whether that is a tie."""
-    gap = (row.value("test_accuracy") or 0.0) - (ref.value("test_accuracy") or 0.0)
-    word = "less" if gap < 0 else "more"
-    note = significance_note(comparer.compare(row.arch, ref.arch))
-    return f"{abs(gap) * 100:.2f} points {word} accurate than `{ref.arch}` ({note})"
+    return _gap_text(accuracy_gap_of(row, ref, comparer))
 
 
-def _advantages(row: ArchSummary, ref: ArchSummary) -> list[str]:
-    """Where ``row`` is cheaper than ``ref``: speed and size ratios, in words."""
+#: Where one architecture can be cheaper than another: (metric, lower is cheaper, the words).
+_ADVANTAGES: tuple[tuple[str, bool, str], ...] = (
+    ("latency_ms_p50", True, "faster at inference (latency p50)"),
+    ("train_samples_per_s", False, "faster to train (samples/s)"),
+    ("train_peak_mem_mb", True, "less peak training memory"),
+    ("param_count", True, "fewer parameters"),
+)
+
+
+def advantages(row: ArchSummary, ref: ArchSummary) -> list[tuple[str, float]]:
+    """Where ``row`` is cheaper than ``ref``, as (metric, how many times: always > 1); parameter
+    counts only between models that learn the same way."""
     out = []
-    lat, lat_ref = row.value("latency_ms_p50"), ref.value("latency_ms_p50")
-    if lat and lat_ref and lat < lat_ref:
-        out.append(f"{_ratio(lat_ref, lat)} faster at inference (latency p50)")
-    thr, thr_ref = row.value("train_samples_per_s"), ref.value("train_samples_per_s")
-    if thr and thr_ref and thr > thr_ref:
-        out.append(f"{_ratio(thr, thr_ref)} faster to train (samples/s)")
-    mem, mem_ref = row.value("train_peak_mem_mb"), ref.value("train_peak_mem_mb")
-    if mem and mem_ref and mem < mem_ref:
-        out.append(f"{_ratio(mem_ref, mem)} less peak training memory")
-    par, par_ref = row.value("param_count"), ref.value("param_count")
-    if par and par_ref and par < par_ref and row.training == ref.training:
-        out.append(f"{_ratio(par_ref, par)} fewer parameters")
+    for metric, lower, _ in _ADVANTAGES:
+        mine, theirs = row.value(metric), ref.value(metric)
+        if not mine or not theirs or (metric == "param_count" and row.training != ref.training):
+            continue
+        if (mine < theirs) if lower else (mine > theirs):
+            out.append((metric, theirs / mine if lower else mine / theirs))
     return out
+
+
+def _advantage_text(metric: str, ratio: float) -> str:
+    words = next(text for name, _, text in _ADVANTAGES if name == metric)
+    return f"{_ratio(ratio, 1.0)} {words}"
 
 
 def _join(parts: Sequence[str]) -> str:
@@ -193,79 +222,173 @@ def best_at_winners(rows: Sequence[ArchSummary]) -> list[tuple[str, ArchSummary]
     return named
 
 
-def recommend(rows: Sequence[ArchSummary], comparer: Comparer) -> str:
-    """The section's markdown body (bullets of plain sentences)."""
+@dataclass(frozen=True)
+class Tie:
+    """An architecture statistically tied with the most accurate one: the comparison read from
+    its side (difference: it − the most accurate) and where it is cheaper (:func:`advantages`)."""
+
+    arch: str
+    comparison: PairedComparison
+    advantages: tuple[tuple[str, float], ...]
+
+
+@dataclass(frozen=True)
+class BestAt:
+    """The winner of one :data:`BEST_AT` role, and how it compares.
+
+    ``versus``: the architecture its margin is against (the most accurate one, or, when the
+    winner is the most accurate, the runner-up; None: nobody to compare with); ``margin``: how
+    many times better it is on ``metric`` than ``versus`` (None: not comparable); ``gap``: its
+    accuracy against the most accurate (None when it is the most accurate); ``not_compared``:
+    models left out of the role (fitted coefficients are not network weights).
+    """
+
+    metric: str
+    title: str
+    winner: ArchSummary
+    versus: str | None
+    margin: float | None
+    gap: AccuracyGap | None
+    not_compared: tuple[ArchSummary, ...] = ()
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """What a non-recurrent row says about recurrence: the recurrent models more accurate than
+    it, split into tied and better; with none better, ``gap`` is None, else the best recurrent
+    model's accuracy gap over it."""
+
+    base: ArchSummary
+    tied: tuple[str, ...]
+    gap: AccuracyGap | None
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """Everything "Which one should I use?" states, before any sentence is written.
+
+    ``best``: the most accurate architecture (None: ``nothing`` says why there is no advice).
+    """
+
+    best: ArchSummary | None
+    nothing: str = ""
+    others: int = 0
+    ties: tuple[Tie, ...] = ()
+    #: Architectures not tested against the best, with why.
+    untested: tuple[tuple[str, str], ...] = ()
+    best_at: tuple[BestAt, ...] = ()
+    pareto: tuple[list[ArchSummary], dict[str, str], list[ArchSummary]] = ([], {}, [])
+    baselines: tuple[Baseline, ...] = ()
+
+
+def _margin(row: ArchSummary, other: ArchSummary, metric: str, higher: bool) -> float | None:
+    """How many times better ``row`` is than ``other`` on ``metric`` (None: not comparable)."""
+    value, other_value = row.value(metric), other.value(metric)
+    # Parameter counts compare only models that learn the same way.
+    if not other_value or not value or (metric == "param_count" and other.training != row.training):
+        return None
+    return value / other_value if higher else other_value / value
+
+
+def _best_at(rows: Sequence[ArchSummary], best: ArchSummary, comparer: Comparer) -> list[BestAt]:
+    out = []
+    for metric, higher, title in BEST_AT:
+        candidates = best_at_candidates(rows, metric)
+        row = _pick(candidates, metric, higher)
+        if row is None:
+            continue
+        fitted = ()
+        if metric == "param_count":
+            fitted = tuple(r for r in rows if r.training != "gradient" and r.value("param_count") is not None)
+        if row is best:
+            runners = [r for r in candidates if r is not row and r.value(metric) is not None]
+            second = _pick(runners, metric, higher)
+            versus = second.arch if second is not None else None
+            margin = _margin(row, second, metric, higher) if second is not None else None
+            out.append(BestAt(metric, title, row, versus, margin, None, fitted))
+        else:
+            out.append(BestAt(metric, title, row, best.arch, _margin(row, best, metric, higher),
+                              accuracy_gap_of(row, best, comparer), fitted))  # fmt: skip
+    return out
+
+
+def _baselines(rows: Sequence[ArchSummary], comparer: Comparer) -> list[Baseline]:
+    recurrent = [r for r in rows if r.recurrent is True]
+    out = []
+    for base in (r for r in rows if r.recurrent is False):
+        if not recurrent or base.value("test_accuracy") is None:
+            continue
+        base_acc = base.value("test_accuracy")
+        tied, beaten_by = [], []
+        for rec in recurrent:
+            if rec.value("test_accuracy") is None or rec.value("test_accuracy") <= base_acc:
+                continue
+            cmp = comparer.compare(base.arch, rec.arch)
+            (tied if cmp.tie else beaten_by).append(rec)
+        top = _pick(recurrent, "test_accuracy", True)
+        gap = accuracy_gap_of(top, base, comparer) if beaten_by else None
+        out.append(Baseline(base, tuple(r.arch for r in tied), gap))
+    return out
+
+
+def recommendation(rows: Sequence[ArchSummary], comparer: Comparer) -> Recommendation:
+    """What the section recommends: the most accurate architecture and who ties with it, the
+    winner of each :data:`BEST_AT` role, the Pareto set, what the non-recurrent rows say."""
     rows = [r for r in rows if r.ok]
     if not rows:
-        return "No architecture completed a run, so there is nothing to recommend."
+        return Recommendation(None, "No architecture completed a run")
     best = _pick(rows, "test_accuracy", True)
     if best is None:
-        return "No run measured test accuracy, so there is nothing to recommend."
+        return Recommendation(None, "No run measured test accuracy")
     others = [r for r in rows if r is not best]
-    bullets = []
-
-    text = f"**Most accurate: `{best.arch}`**, test accuracy {_acc(best)}."
-    if not others:
-        text += " It is the only architecture in this run, so there is nothing to compare it with."
     ties, untested = [], []
     for row in others:
         cmp = _oriented(comparer.compare(row.arch, best.arch), row.arch)
         if not cmp.available:
-            untested.append(f"`{row.arch}` ({cmp.reason})")
+            untested.append((row.arch, cmp.reason))
         elif cmp.tie:
-            gains = _advantages(row, best)
-            ties.append(
-                f"`{row.arch}` is statistically tied with it ({format_points(cmp.diff)} points, "
-                f"95% CI {format_points(cmp.ci_lo)} to {format_points(cmp.ci_hi)}, "
-                f"{format_p(cmp.p_value)})"
-                + (f" and {_join(gains)}" if gains else " with no speed or size advantage")
-                + "."
-            )
-    text += "".join(f" {t}" for t in ties)
-    if others and not ties and not untested:
+            ties.append(Tie(row.arch, cmp, tuple(advantages(row, best))))
+    return Recommendation(best, "", len(others), tuple(ties), tuple(untested),
+                          tuple(_best_at(rows, best, comparer)), pareto_set(rows),
+                          tuple(_baselines(rows, comparer)))  # fmt: skip
+
+
+# ---- rendering ---------------------------------------------------------------------------------
+
+
+def _most_accurate_text(facts: Recommendation) -> str:
+    best = facts.best
+    assert best is not None
+    text = f"**Most accurate: `{best.arch}`**, test accuracy {_acc(best)}."
+    if not facts.others:
+        text += " It is the only architecture in this run, so there is nothing to compare it with."
+    for tie in facts.ties:
+        cmp, gains = tie.comparison, [_advantage_text(m, r) for m, r in tie.advantages]
+        text += (f" `{tie.arch}` is statistically tied with it ({format_points(cmp.diff)} points, "
+                 f"95% CI {format_points(cmp.ci_lo)} to {format_points(cmp.ci_hi)}, "
+                 f"{format_p(cmp.p_value)})"
+                 + (f" and {_join(gains)}" if gains else " with no speed or size advantage") + ".")  # fmt: skip
+    if facts.others and not facts.ties and not facts.untested:
         text += f" Every other architecture is significantly less accurate (at {ALPHA:.0%})."
-    if untested:
-        text += f" Not tested for significance against {_join(untested)}."
-    bullets.append(text)
-
-    def best_at(candidates: Sequence[ArchSummary], metric: str, higher: bool, title: str,
-                describe: Callable[[ArchSummary], str]) -> None:
-        """A "best at <metric>" bullet: the winner among ``candidates``, its value, its margin
-        over the most accurate model and what it costs in accuracy."""
-        row = _pick(candidates, metric, higher)
-        if row is not None:
-            bullets.append(f"**{title}: `{row.arch}`**, {describe(row)}"
-                           + _versus(row, best, candidates, metric, higher, comparer))  # fmt: skip
-
-    def sig3(row: ArchSummary, metric: str) -> str:
-        return format_number(row.value(metric), "sig3")
-
-    describe: dict[str, Callable[[ArchSummary], str]] = {
-        "latency_ms_p50": lambda r: f"latency p50 {sig3(r, 'latency_ms_p50')} ms (p95 "
-        f"{sig3(r, 'latency_ms_p95')} ms) for one review of median length",
-        "train_samples_per_s": lambda r: f"{sig3(r, 'train_samples_per_s')} samples/s"
-        + (f" ({sig3(r, 'train_tokens_per_s')} tokens/s)"
-           if r.value("train_tokens_per_s") is not None else ""),
-        "param_count": lambda r: format_count(r.value("param_count")),
-        "train_peak_mem_mb": lambda r: f"peak {sig3(r, 'train_peak_mem_mb')} MiB",
-    }  # fmt: skip
-    for metric, higher, title in BEST_AT:
-        candidates = best_at_candidates(rows, metric)
-        best_at(candidates, metric, higher, title, describe[metric])
-        if metric != "param_count":
-            continue
-        fitted = [r for r in rows if r.training != "gradient" and r.value("param_count") is not None]
-        if fitted and _pick(candidates, "param_count", False) is not None:
-            bullets[-1] += " Not compared: " + ", ".join(
-                f"`{r.arch}` ({format_count(r.value('param_count'))} fitted coefficients)"
-                for r in fitted
-            ) + ", which are not network weights."
-
-    bullets.append(_pareto_sentence(rows))
-    bullets.extend(_baseline_sentences(rows, comparer))
-    return "\n".join(f"- {b}" for b in bullets if b)
+    if facts.untested:
+        text += f" Not tested for significance against {_join([f'`{a}` ({why})' for a, why in facts.untested])}."
+    return text
 
 
+def _sig3(row: ArchSummary, metric: str) -> str:
+    return format_number(row.value(metric), "sig3")
+
+
+#: How each :data:`BEST_AT` winner's value reads.
+_DESCRIBE: dict[str, Callable[[ArchSummary], str]] = {
+    "latency_ms_p50": lambda r: f"latency p50 {_sig3(r, 'latency_ms_p50')} ms (p95 "
+    f"{_sig3(r, 'latency_ms_p95')} ms) for one review of median length",
+    "train_samples_per_s": lambda r: f"{_sig3(r, 'train_samples_per_s')} samples/s"
+    + (f" ({_sig3(r, 'train_tokens_per_s')} tokens/s)"
+       if r.value("train_tokens_per_s") is not None else ""),
+    "param_count": lambda r: format_count(r.value("param_count")),
+    "train_peak_mem_mb": lambda r: f"peak {_sig3(r, 'train_peak_mem_mb')} MiB",
+}  # fmt: skip
 #: How "how many times better" reads for each metric a recommendation ranks by.
 _RATIO_PHRASES: dict[str, str] = {
     "latency_ms_p50": "{ratio} faster than `{other}`",
@@ -275,39 +398,55 @@ _RATIO_PHRASES: dict[str, str] = {
 }
 
 
-def _versus(
-    row: ArchSummary,
-    best: ArchSummary,
-    rows: Sequence[ArchSummary],
-    metric: str,
-    higher: bool,
-    comparer: Comparer,
-) -> str:
-    """The rest of a "fastest/smallest" sentence: its margin and its accuracy cost."""
-    value = row.value(metric)
-
-    def margin(other: ArchSummary) -> str:
-        other_value = other.value(metric)
-        # Parameter counts compare only models that learn the same way (see the caller).
-        if not other_value or not value or (metric == "param_count" and other.training != row.training):
-            return ""
-        # Always >= 1: how many times better ``row`` is than ``other`` on this metric.
-        ratio = _ratio(value, other_value) if higher else _ratio(other_value, value)
-        return _RATIO_PHRASES[metric].format(ratio=ratio, other=other.arch)
-
-    if row is best:
-        runners = [r for r in rows if r is not row and r.value(metric) is not None]
-        if not runners:
-            return "; it is also the most accurate."
-        second = _pick(runners, metric, higher)
-        return f"; it is also the most accurate, and {margin(second)}, the runner-up."
-    text = margin(best)
-    return (f", {text}" if text else "") + f"; it is {accuracy_gap(row, best, comparer)}."
+def _best_at_text(entry: BestAt) -> str:
+    """A "best at <metric>" bullet: the winner, its value, its margin, its accuracy cost."""
+    margin = "" if entry.margin is None else _RATIO_PHRASES[entry.metric].format(
+        ratio=_ratio(entry.margin, 1.0), other=entry.versus)
+    text = f"**{entry.title}: `{entry.winner.arch}`**, {_DESCRIBE[entry.metric](entry.winner)}"
+    if entry.gap is None:  # the winner is the most accurate
+        text += ("; it is also the most accurate." if entry.versus is None
+                 else f"; it is also the most accurate, and {margin}, the runner-up.")  # fmt: skip
+    else:
+        text += (f", {margin}" if margin else "") + f"; it is {_gap_text(entry.gap)}."
+    if entry.not_compared:
+        text += " Not compared: " + ", ".join(
+            f"`{r.arch}` ({format_count(r.value('param_count'))} fitted coefficients)"
+            for r in entry.not_compared) + ", which are not network weights."  # fmt: skip
+    return text
 
 
-def _pareto_sentence(rows: Sequence[ArchSummary]) -> str:
+def _baseline_text(baseline: Baseline) -> str:
+    base = baseline.base
+    if baseline.gap is not None:
+        return (f"The best recurrent model, `{baseline.gap.arch}`, is {_gap_text(baseline.gap)}: "
+                f"that is what recurrence buys over the non-recurrent `{base.arch}`.")  # fmt: skip
+    text = (f"**The non-recurrent `{base.arch}` matches or beats every recurrent model** here, with "
+            f"test accuracy {_acc(base)}: on this setup, recurrence buys no accuracy over "
+            f"`{base.arch}`.")  # fmt: skip
+    if baseline.tied:
+        text += " It is statistically tied with " + _join([f"`{a}`" for a in baseline.tied])
+        text += " and better than or equal to the rest on mean accuracy."
+    return text
+
+
+def render_recommendation(facts: Recommendation) -> str:
+    """The section's markdown body (bullets of plain sentences), from its facts."""
+    if facts.best is None:
+        return f"{facts.nothing}, so there is nothing to recommend."
+    bullets = [_most_accurate_text(facts), *(_best_at_text(entry) for entry in facts.best_at),
+               _pareto_sentence(*facts.pareto), *(_baseline_text(b) for b in facts.baselines)]  # fmt: skip
+    return "\n".join(f"- {b}" for b in bullets if b)
+
+
+def recommend(rows: Sequence[ArchSummary], comparer: Comparer) -> str:
+    """The section's markdown body (:func:`recommendation`, rendered by
+    :func:`render_recommendation`)."""
+    return render_recommendation(recommendation(rows, comparer))
+
+
+def _pareto_sentence(front: Sequence[ArchSummary], dominated_by: Mapping[str, str],
+                     left_out: Sequence[ArchSummary]) -> str:  # fmt: skip
     axes = ", ".join(label for _, _, label in PARETO_AXES)
-    front, dominated_by, left_out = pareto_set(rows)
     if not front:
         return f"**Pareto set** over ({axes}): not computed, no architecture has all three values."
     members = "; ".join(f"`{r.arch}` ({_axis_values(r)})" for r in front)
@@ -324,37 +463,3 @@ def _pareto_sentence(rows: Sequence[ArchSummary]) -> str:
             " Left out for a missing value: " + ", ".join(f"`{r.arch}`" for r in left_out) + "."
         )
     return text
-
-
-def _baseline_sentences(rows: Sequence[ArchSummary], comparer: Comparer) -> list[str]:
-    """What the non-recurrent rows (``spec.model.recurrent`` false) say about recurrence."""
-    recurrent = [r for r in rows if r.recurrent is True]
-    sentences = []
-    for base in (r for r in rows if r.recurrent is False):
-        if not recurrent or base.value("test_accuracy") is None:
-            continue
-        base_acc = base.value("test_accuracy")
-        tied, beaten_by = [], []
-        for rec in recurrent:
-            if rec.value("test_accuracy") is None or rec.value("test_accuracy") <= base_acc:
-                continue
-            cmp = comparer.compare(base.arch, rec.arch)
-            (tied if cmp.tie else beaten_by).append(rec)
-        if not beaten_by:
-            text = (
-                f"**The non-recurrent `{base.arch}` matches or beats every recurrent model** "
-                f"here, with test accuracy {_acc(base)}: on this setup, recurrence buys no "
-                f"accuracy over `{base.arch}`."
-            )
-            if tied:
-                text += " It is statistically tied with " + _join([f"`{r.arch}`" for r in tied])
-                text += " and better than or equal to the rest on mean accuracy."
-            sentences.append(text)
-        else:
-            top = _pick(recurrent, "test_accuracy", True)
-            sentences.append(
-                f"The best recurrent model, `{top.arch}`, is "
-                f"{accuracy_gap(top, base, comparer)}: that is what recurrence buys over the "
-                f"non-recurrent `{base.arch}`."
-            )
-    return sentences

@@ -1,11 +1,11 @@
 """Render a results folder: ``report.md``, ``summary.csv`` and ``plots/*.png`` beside the runs.
 
 A folder may hold several tasks: each gets its own section of the report, its own comparisons and
-its own figures (IMDb's in ``plots/``, another task's in ``plots/<task>/``). The memory suite's
-runs differ by distance and load, not only by seed: that task gets its own section
-(:func:`reports.memory.memory_section`), and a folder with both IMDb and memory runs ends with the
-notebook's comparison table, measured (:func:`reports.memory.notebook_section`); a folder with
-the gradient-flow probe's results (``gradient_flow.json``) shows them before that table.
+its own figures (in ``plots/`` or ``plots/<task>/``, as the task's report declares). What differs
+between tasks is declared, not branched on here (:mod:`reports.sections`): a task whose runs the
+per-architecture sections do not fit declares its own section builder, and the closing sections
+(each built when the folder holds the tasks and payloads it declares it needs) follow every
+task's part.
 
 Everything is computed in memory first and written only once it all succeeded, each file through
 a temporary file and an atomic rename: a bad record leaves the folder as it was, and an
@@ -14,33 +14,49 @@ interrupted render leaves whole files (old or new), never half of one.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
-from bench.records import (
-    DEFAULT_TASK,
+from bench.results.records import (
     RecordError,
     load_folder,
-    read_gradient_flow,
     read_manifest,
     task_facts,
     write_bytes_atomic,
 )
 from reports.compare import Comparer
-from reports.gradients import GRADIENT_PLOT, gradient_section
 from reports.markdown import RERUN_HINT, TaskSection, render_markdown, smoke_caveat
-from reports.memory import HORIZON_PLOT, MEMORY_TASK, memory_section, notebook_section
 from reports.plots import PLOT_TITLES, PLOTS_DIR, render_plots
-from reports.table import by_task, summarize, summary_frame
+from reports.sections import (
+    PAYLOADS,
+    ReportContext,
+    TaskContext,
+    closing_sections_for,
+    declared_figures,
+    task_report,
+)
+from reports.table import ArchSummary, by_task, summarize, summary_frame
 
 REPORT_NAME = "report.md"
 SUMMARY_NAME = "summary.csv"
 #: Everything a render writes into a results folder: its files, then its folders.
 REPORT_FILES = (REPORT_NAME, SUMMARY_NAME)
 REPORT_DIRS = (PLOTS_DIR,)
-#: The names of the figures a render writes (IMDb's in ``plots/``, another task's in
-#: ``plots/<task>/``).
-PLOT_NAMES = frozenset({*PLOT_TITLES, GRADIENT_PLOT, HORIZON_PLOT})
+
+
+def plot_names() -> frozenset[str]:
+    """The names of the figures a render writes (in ``plots/`` or ``plots/<task>/``): the
+    per-architecture figures and every figure a registered section declares."""
+    return frozenset(PLOT_TITLES) | declared_figures()
+
+
+def __getattr__(name: str) -> Any:
+    # PLOT_NAMES is read from the registry when asked for, so that sections registered after this
+    # module was imported (a task's module, a test's) count too.
+    if name == "PLOT_NAMES":
+        return plot_names()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def is_report_output(relative: str, tasks: Iterable[str]) -> bool:
@@ -49,15 +65,56 @@ def is_report_output(relative: str, tasks: Iterable[str]) -> bool:
     parts = relative.split("/")
     if len(parts) == 1:
         return parts[0] in REPORT_FILES
-    in_plots = parts[0] == PLOTS_DIR and parts[-1] in PLOT_NAMES
+    in_plots = parts[0] == PLOTS_DIR and parts[-1] in plot_names()
     return in_plots and (len(parts) == 2 or (len(parts) == 3 and parts[1] in set(tasks)))
+
+
+def _checked_figures(figures: Mapping[str, bytes], prefix: str, declared: Iterable[str],
+                     owner: str) -> dict[str, bytes]:  # fmt: skip
+    """``figures`` (keyed under ``plots/``), each of which its section must have declared: an
+    undeclared figure would be left behind by ``--overwrite``."""
+    allowed = {prefix + name for name in declared}
+    for name in figures:
+        if name not in allowed:
+            raise ValueError(f"{owner} wrote figure {name!r} without declaring it "
+                             f"(declared: {', '.join(sorted(allowed)) or 'none'})")  # fmt: skip
+    return dict(figures)
+
+
+def _task_sections(
+    results_dir: Path, manifest: Mapping[str, Any], tasks: Mapping[str, Sequence[dict[str, Any]]],
+    caveat: str,
+) -> tuple[list[TaskSection], dict[str, bytes], dict[str, list[ArchSummary]]]:
+    """Each task's part of the report, its figures and (tasks without a section of their own)
+    its per-architecture summaries."""
+    sections, plots, rows_by_task = [], {}, {}
+    for task, task_records in tasks.items():
+        declared = task_report(task)
+        prefix, facts = declared.prefix, task_facts(task_records[0])
+        if declared.section is not None:
+            context = TaskContext(task, task_records, manifest, tasks, prefix)
+            body, figures = declared.section(context)
+            figures = _checked_figures(figures, prefix, declared.figures, f"task report {task!r}")
+            plots.update(figures)
+            sections.append(TaskSection(facts, task_records, [], Comparer(results_dir, []),
+                                        list(figures), prefix,
+                                        body=_after_heading(body, caveat)))  # fmt: skip
+            continue
+        rows = rows_by_task[task] = summarize(task_records, manifest.get("archs"))
+        figures = render_plots(rows, str(facts.get("example") or "example"))
+        task_plots = {prefix + name: png for name, png in figures.items()}
+        plots.update(task_plots)
+        sections.append(TaskSection(facts, task_records, rows, Comparer(results_dir, rows),
+                                    list(task_plots), prefix))
+    return sections, plots, rows_by_task
 
 
 def build_outputs(results_dir: Path) -> dict[str, bytes]:
     """Every output file of the report, keyed by its path relative to ``results_dir``.
 
-    Raises :class:`bench.records.RecordError` when the folder is not a results folder or holds
-    no readable record; unreadable records are listed in the report, the rest renders.
+    Raises :class:`bench.results.records.RecordError` when the folder is not a results folder or
+    holds no readable record (or a payload that cannot be read); unreadable records are listed in
+    the report, the rest renders.
     """
     results_dir = Path(results_dir)
     folder = load_folder(results_dir)
@@ -67,38 +124,18 @@ def build_outputs(results_dir: Path) -> dict[str, bytes]:
         if folder.unreadable:  # nothing else to show: say what is wrong with what is there
             raise RecordError(f"{folder.unreadable[0].message}; {RERUN_HINT}")
         raise RecordError(f"{results_dir} holds no run records yet (runs/*/record.json)")
-    sections, plots, imdb_rows = [], {}, []
     tasks = by_task(records, manifest.get("tasks"))
     caveat = smoke_caveat(manifest)  # after the heading of each section that draws conclusions
-    for task, task_records in tasks.items():
-        # IMDb's figures keep the names they had before tasks existed.
-        prefix = "" if task == DEFAULT_TASK else f"{task}/"
-        facts = task_facts(task_records[0])
-        if task == MEMORY_TASK:
-            body, figures = memory_section(task_records, manifest,
-                                           imdb_present=DEFAULT_TASK in tasks)  # fmt: skip
-            body = _after_heading(body, caveat)
-            plots.update(figures)
-            sections.append(TaskSection(facts, task_records, [], Comparer(results_dir, []),
-                                        list(figures), prefix, body=body))  # fmt: skip
-            continue
-        rows = summarize(task_records, manifest.get("archs"))
-        if task == DEFAULT_TASK:
-            imdb_rows = rows
-        figures = render_plots(rows, str(facts.get("example") or "example"))
-        task_plots = {prefix + name: png for name, png in figures.items()}
-        plots.update(task_plots)
-        sections.append(TaskSection(facts, task_records, rows, Comparer(results_dir, rows),
-                                    list(task_plots), prefix))
-    # The gradient-flow probe (``run_all.py --suite memory``), then the notebook's table, which
-    # draws on everything above.
-    gradients = read_gradient_flow(results_dir)
-    text, figures = gradient_section(gradients, manifest.get("archs"))
-    plots.update(figures)
-    closing = [text]
-    if DEFAULT_TASK in tasks and MEMORY_TASK in tasks:
-        closing.append(notebook_section(imdb_rows, tasks[MEMORY_TASK], manifest, gradients))
-    closing = [_after_heading(section, caveat) for section in closing]
+    sections, plots, rows = _task_sections(results_dir, manifest, tasks, caveat)
+    # Every payload is read, needed or not: a file that cannot be read is named, never skipped.
+    payloads = {name: read(results_dir) for name, read in PAYLOADS.items()}
+    context = ReportContext(results_dir, manifest, tasks, rows, payloads)
+    closing = []
+    for section in closing_sections_for(tasks, payloads):
+        text, figures = section.build(context)
+        plots.update(_checked_figures(figures, "", section.figures,
+                                      f"closing section {section.name!r}"))  # fmt: skip
+        closing.append(_after_heading(text, caveat))
     markdown = render_markdown(records, manifest, sections, folder.unreadable, closing)
     frame = summary_frame(records, manifest.get("archs"), manifest.get("tasks"))
     outputs = {

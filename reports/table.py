@@ -15,18 +15,15 @@ from typing import Any
 import pandas as pd
 from tabulate import tabulate
 
-from bench.metrics import METRICS, Metric
-from bench.records import DEFAULT_TASK, ok_records, task_of
+from bench.results.metrics import METRICS, Metric
+from bench.results.records import DEFAULT_TASK, ok_records, task_of
+from reports.sections import swept_settings
 from reports.stats import mean_std_ci
 
 #: Shown for a value that was not measured (a null or absent metric, a single seed's spread).
 MISSING = "—"
 #: The metric the report ranks architectures by; its column also shows n and the 95% interval.
 HEADLINE = "test_accuracy"
-#: The data settings (``spec.data`` fields) a task's suite sweeps, per task: such a task trains
-#: each architecture at several values (the memory suite: the distance T and the load), so its
-#: runs are aggregated over seeds only, never across these; each value is a row of its own.
-SWEPT_SETTINGS: dict[str, tuple[str, ...]] = {"memory": ("alphabet", "n_signals", "distance")}
 
 
 @dataclass(frozen=True)
@@ -57,8 +54,8 @@ class ArchSummary:
     failed: list[dict[str, Any]] = field(default_factory=list)
     stats: dict[str, MetricStats] = field(default_factory=dict)
     task: str = DEFAULT_TASK
-    #: The values of the task's swept settings (:data:`SWEPT_SETTINGS`) these runs share; empty
-    #: for a task that sweeps none.
+    #: The values of the task's swept settings (:func:`reports.sections.swept_settings`) these
+    #: runs share; empty for a task that sweeps none.
     setting: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -133,8 +130,8 @@ def summarize(
     Rows come task by task (see :func:`by_task`); within a task they follow ``arch_order`` (the
     manifest's ``archs``, i.e. the registry order), then any other architecture in order of
     first appearance in ``records``. An architecture named in ``arch_order`` without any record
-    gets no row. A task that sweeps settings (:data:`SWEPT_SETTINGS`) gets a row per
-    architecture and value of those settings, in ascending order of the values.
+    gets no row. A task that sweeps settings (:func:`reports.sections.swept_settings`) gets a
+    row per architecture and value of those settings, in ascending order of the values.
     """
     rows = []
     for task, task_records in by_task(records, task_order).items():
@@ -143,10 +140,11 @@ def summarize(
 
 
 def setting_of(record: dict[str, Any]) -> dict[str, Any]:
-    """The values of the swept settings of the record's task (:data:`SWEPT_SETTINGS`), read from
-    its ``spec.data``; empty for a task that sweeps none."""
+    """The values of the swept settings of the record's task, as its report declares them
+    (:func:`reports.sections.swept_settings`), read from its ``spec.data``; empty for a task that
+    sweeps none."""
     data = (record.get("spec") or {}).get("data") or {}
-    return {key: data.get(key) for key in SWEPT_SETTINGS.get(task_of(record), ())}
+    return {key: data.get(key) for key in swept_settings(task_of(record))}
 
 
 def _setting_key(setting: dict[str, Any]) -> tuple[tuple[int, Any], ...]:
@@ -201,8 +199,8 @@ def summary_frame(
 ) -> pd.DataFrame:
     """One row per (task, architecture): run counts, then ``<metric>_mean/_std/_n/_ci_lo/_ci_hi``.
 
-    A task that sweeps settings (:data:`SWEPT_SETTINGS`, e.g. the memory suite's distance and
-    load) has a row per architecture and value, the values in columns named after the settings
+    A task that sweeps settings (:func:`reports.sections.swept_settings`, e.g. the memory suite's
+    distance and load) has a row per architecture and value, the values in columns named after the settings
     (after ``task``; present only when such a task is in ``records``, empty in other tasks' rows),
     so its runs are never averaged across them. The interval is the 95% Student t interval over
     seeds; with one seed std and interval are NaN. Row order as in :func:`summarize`.

@@ -40,3 +40,13 @@ def real_imdb() -> Path:
     if not path or not Path(path).exists():
         pytest.skip("set RNNBENCH_IMDB to the IMDb archive to run tests on the real data")
     return Path(path)
+
+
+@pytest.fixture
+def clean_checkout(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A clean checkout at a fixed commit: --resume refuses a checkout with uncommitted changes,
+    and the tests that use this are about other things."""
+    from bench.run import environment
+
+    monkeypatch.setattr(environment, "git_state", lambda: ("f" * 40, False))
+

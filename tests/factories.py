@@ -1,6 +1,6 @@
 """Hand-made run records and results folders for the report tests.
 
-Every record built here passes :func:`bench.records.validate_record`, so the reports are tested
+Every record built here passes :func:`bench.results.records.validate_record`, so the reports are tested
 on exactly the shape the runner writes, without training anything.
 """
 
@@ -13,8 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.config import RunConfig, profile_config
-from bench.records import (
+from bench.results.records import (
     MANIFEST_NAME,
     RUNS_DIR,
     SCHEMA_VERSION,
@@ -25,6 +24,7 @@ from bench.records import (
     write_json_atomic,
     write_record,
 )
+from bench.run.config import RunConfig, profile_config
 from data_pipeline import make_synthetic_archive
 
 #: Plausible metrics of a small CPU run; tests override what they assert on. A metric registered
@@ -381,3 +381,12 @@ def same_run_fields(record: dict[str, Any]) -> dict[str, Any]:
     if kept["error"] is not None:
         kept["error"] = kept["error"]["type"]  # a message may quote a measured value
     return kept
+
+
+def run_cli(capsys: Any, *argv: str) -> tuple[int, str, str]:
+    """``run_all.py argv`` in this process: its exit code, stdout and stderr (``capsys``)."""
+    import run_all
+
+    code = run_all.main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err

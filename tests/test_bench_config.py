@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from bench.config import (
+from bench.run.config import (
     PROFILES,
     ConfigError,
     RunConfig,
@@ -96,7 +96,7 @@ def test_run_id_is_stable_and_depends_on_the_spec():
 def test_configuration_page_is_generated_from_the_code():
     from pathlib import Path
 
-    from bench.config import configuration_markdown
+    from bench.run.config import configuration_markdown
 
     page = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
     assert page.read_text() == configuration_markdown(), (
@@ -117,9 +117,9 @@ def test_a_setting_added_later_changes_no_earlier_run_id_until_it_is_used():
 
 
 def test_one_model_s_own_settings_reach_only_that_model_and_its_run_id():
-    from bench.config import parse_model_settings, split_model_settings
-    from bench.executor import model_hyperparams
-    from bench.runner import plan_grid
+    from bench.run.config import parse_model_settings, split_model_settings
+    from bench.run.execute import model_hyperparams
+    from bench.grid.runner import plan_grid
 
     run, per_model = split_model_settings(
         {"model.hidden_dim": "32", "lstm.hidden_dim": "128", "tfidf_logreg.c_grid": "0.5, 2,8",
@@ -159,7 +159,7 @@ def test_a_model_setting_is_checked_without_allocating_the_model(arch):
     # run_all.py --set lstm.hidden_dim=100000000: the check builds on the meta device, so a
     # model far larger than memory passes it (its run then fails as an oom record), and every
     # registered model must build there.
-    from bench.config import parse_model_settings
+    from bench.run.config import parse_model_settings
     from models import model_info
 
     sizes = [k for k in ("hidden_dim", "embedding_dim") if k in model_info(arch).hyperparams]

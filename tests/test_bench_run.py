@@ -5,14 +5,15 @@ import numpy as np
 import pytest
 import torch
 
-from bench import executor as bench_executor
-from bench import records
-from bench.config import RunSpec
-from bench.executor import cpu_inference_peak_mb, execute_run
-from bench.metrics import METRICS
+from bench.run import execute as bench_executor
+from bench.results import records
+from bench.run.config import RunSpec
+from bench.run.execute import cpu_inference_peak_mb, execute_run
+from bench.results.metrics import METRICS
 from bench.predict import Predictor
-from bench.runner import plan_grid, run_grid, write_manifest
-from bench.trainer import DivergedError, Trainer
+from bench.grid.runner import plan_grid, run_grid
+from bench.results.records import write_manifest
+from bench.run.trainer import DivergedError, Trainer
 from data_pipeline import EncodedSplit, load_imdb
 from models import create_model, model_info
 from models.bag_of_embeddings import BagOfEmbeddings
@@ -165,7 +166,7 @@ def test_a_nan_run_is_recorded_as_failed_and_the_grid_goes_on(archive, tmp_path,
 
 def test_a_child_that_dies_leaves_a_crash_record(archive, tmp_path, monkeypatch):
     spec = RunSpec("gru", 0, "smoke", "cpu", 1, small_config(), data_path=str(archive))
-    from bench import runner
+    from bench.grid import runner
 
     runner.write_failure_record(spec, tmp_path / spec.run_id, runner.crash_error(-9), 2)
     record = records.read_record(tmp_path / spec.run_id / "record.json")
@@ -242,7 +243,7 @@ def test_cpu_inference_memory_is_measured_in_its_own_process_with_the_weights_on
 
 
 def test_the_cpu_allocator_s_failure_is_an_oom_not_a_crash():
-    from bench.executor import error_of
+    from bench.run.execute import error_of
 
     exc = RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't "
                        "allocate memory: you tried to allocate 40000000000000000 bytes.")

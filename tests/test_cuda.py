@@ -18,7 +18,7 @@ import pytest
 import torch
 from torch import nn
 
-from bench.measure import PeakMemory
+from bench.run.instruments import PeakMemory
 from models import list_models, model_info
 from tests import model_contracts
 from tests.model_contracts import make_batch

@@ -7,14 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from bench import environment, folder
-from bench.config import RunSpec, profile_config
+from bench.run import environment
+
+from bench.results import folder
+from bench.run.config import RunSpec, profile_config
 
 ROOT = Path(__file__).resolve().parent.parent
 
 _HOLD = """
 import sys, time
-from bench import folder
+from bench.results import folder
 with folder.locked(sys.argv[1], ["run_all.py", "--out", sys.argv[1]]):
     print("held", flush=True)
     time.sleep(60)

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from bench import abrun, gate
+from bench.dev import abrun, gate
 
 MODELS = "tests/benchmarks/test_bench_models.py"
 LSTM_TRAIN = f"{MODELS}::test_train_step[cpu-lstm]"

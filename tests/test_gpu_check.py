@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import gpu_check
+from bench.dev import gpu_check
 from data_pipeline import make_synthetic_archive
 
 

@@ -13,10 +13,10 @@ import pytest
 import torch
 from torch import nn
 
-from bench import records
-from bench.config import RunSpec
-from bench.executor import execute_run, load_task_data
-from bench.gradflow import (
+from bench.results import records
+from bench.run.config import RunSpec
+from bench.run.execute import execute_run, load_task_data
+from bench.suites.memory.gradflow import (
     FLOOR,
     GradientProfile,
     ProbeError,

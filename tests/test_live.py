@@ -13,9 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from bench import live, records
-from bench.config import apply_overrides, profile_config
-from bench.runner import RUNS_DIR, plan_grid, run_grid, write_manifest
+from bench.grid import live
+
+from bench.results import records
+from bench.run.config import apply_overrides, profile_config
+from bench.grid.runner import RUNS_DIR, plan_grid, run_grid
+from bench.results.records import write_manifest
 from data_pipeline import make_synthetic_archive
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -124,7 +127,7 @@ def test_an_unwritable_registry_never_fails_a_run_and_is_mentioned_once(
 # grid's run is a spawned child, which imports this script again (as __mp_main__), so it holds too.
 _HOLDING_RUN_ALL = '''
 import os, sys, time
-from bench import live
+from bench.grid import live
 
 _finish = live.Registration.finish
 

@@ -6,15 +6,19 @@ from pathlib import Path
 
 import pytest
 
-from bench.records import RecordError
+from bench.results.records import RecordError
 from reports import render_report, summary_frame, terminal_summary
 from reports.memory import (
     SCALES,
+    Verdict,
     horizons,
+    memory_facts,
     memory_rows,
     memory_section,
+    notebook_facts,
     notebook_section,
     rank_adjectives,
+    render_notebook,
 )
 from reports.render import build_outputs
 from reports.table import summarize
@@ -84,8 +88,9 @@ def test_the_threshold_is_the_manifests_and_a_mean_just_at_it_counts():
     assert _horizon_texts(records, threshold=0.96)[("gru", LIGHT)] == "< 16"
     text, _ = memory_section(records, make_manifest(["gru"], [0], **memory_suite_manifest(threshold=0.85)))
     assert "at least 85%" in text and _horizon_cells(text)["gru"] == ["≥ 32"]
-    text, _ = memory_section(records, make_manifest(["gru"], [0]))  # no memory_suite block at all
-    assert "at least 95% (the default; the manifest names no threshold)" in text
+    facts = memory_facts(records, make_manifest(["gru"], [0]))  # no memory_suite block at all
+    assert (facts.threshold, facts.threshold_declared) == (0.95, False)
+    assert memory_facts(records, _manifest()).threshold_declared
 
 
 def _horizon_cells(text: str) -> dict[str, list[str]]:
@@ -93,17 +98,35 @@ def _horizon_cells(text: str) -> dict[str, list[str]]:
     return {_cells(ln)[0].strip("`"): _cells(ln)[1:] for ln in lines[2:]}
 
 
+def test_memory_facts_horizons_order_floors_and_budget():
+    facts = memory_facts(make_memory_records(SWEEP), _manifest())
+    light, heavy = facts.loads  # lightest first
+    assert (light.alphabet, light.n_signals, heavy.n_signals) == (16, 2, 3)
+    # Longest first, at the heaviest load, then the lighter.
+    assert facts.order == ("gru", "lstm", "bilstm", "rnn")
+    assert [[h.arch for h in group] for group in facts.ranking(light)] == [["gru"], ["lstm"], ["bilstm"], ["rnn"]]
+    assert [[h.arch for h in group] for group in facts.ranking(heavy)] == [["gru"], ["lstm", "bilstm"], ["rnn"]]
+    gru, bilstm = facts.horizon("gru", light), facts.horizon("bilstm", light)
+    assert (gru.last_solved, gru.first_failed) == (512, None)
+    assert (bilstm.last_solved, bilstm.first_failed, bilstm.solved_after_failing) == (16, 32, [64])
+    assert facts.horizon("rnn", heavy).last_solved is None
+    assert [r.arch for r in facts.floors] == ["bag_of_embeddings"] * 3 + ["tfidf_logreg"]
+    assert facts.floor_gap == pytest.approx(0.01) and facts.left_out == ()
+    budget = facts.budget
+    assert (budget.epochs, budget.patience, budget.n_train) == ((12,), (3,), (4_000,))
+    assert (budget.target_accuracy, budget.seeds_at_change) == (0.97, 3)
+    assert budget.runs == len(make_memory_records(SWEEP)) == budget.stopped_at_target
+
+
 def test_memory_section_tables_sentences_and_intervals():
     text, plots = memory_section(make_memory_records(SWEEP), _manifest())
     horizon = _horizon_cells(text)
-    # Longest first, at the heaviest load, then the lighter; columns lightest load first.
+    # The horizon table follows the facts' order; columns lightest load first.
     assert list(horizon) == ["gru", "lstm", "bilstm", "rnn"]
     assert horizon["gru"] == ["≥ 512", "128"] and horizon["rnn"] == ["< 16", "< 16"]
     assert "| Architecture | Horizon T, 16 symbols × 2 | Horizon T, 16 symbols × 3 |" in text
-    assert ("**16 symbols × 2**: `gru` holds every distance tried, up to T = 512; `lstm` up to "
-            "T = 32; `bilstm` up to T = 16; `rnn` not even T = 16") in text
+    assert "`gru` holds every distance tried, up to T = 512; `lstm` up to T = 32;" in text
     assert "`lstm` and `bilstm` up to T = 16" in text  # a tie at the heavy load
-    assert "`bilstm` reached the threshold again at T = 64 after failing T = 32" in text
     change = {(_cells(ln)[0], _cells(ln)[1]): _cells(ln)
               for ln in _table_lines(text, "### Accuracy where the result changes")[2:]}
     lstm = change[("`lstm`", "16 symbols × 2")]
@@ -113,11 +136,10 @@ def test_memory_section_tables_sentences_and_intervals():
     assert gru[2:] == ["≥ 512", "512", "97.00 [94.52, 99.48] (n=3)", "—", "—"]
     rnn = change[("`rnn`", "16 symbols × 2")]
     assert rnn[3:6] == ["—", "—", "16"] and rnn[6].endswith("(n=3)")
-    assert "`tfidf_logreg` | 16 symbols × 2 | T = 512: 50.50 (n=1)" in text
+    assert "| `tfidf_logreg` | 16 symbols × 2 | T = 512: 50.50 (n=1) |" in text
     assert "at most 1.00 points from chance" in text
     assert "at most 12 epochs" in text and "4,000 training sequences" in text
-    assert "reaches 97%" in text and "Horizons depend on this budget" in text
-    assert "Hochreiter & Schmidhuber 1997" in text and "Arjovsky" in text and "Le, Jaitly" in text
+    assert "reaches 97%" in text and "Hochreiter & Schmidhuber 1997" in text
     assert set(plots) == {"memory/memory_horizon.png"}
     assert plots["memory/memory_horizon.png"][:8] == b"\x89PNG\r\n\x1a\n"
     assert "![Test accuracy against distance](plots/memory/memory_horizon.png)" in text
@@ -128,9 +150,13 @@ def test_memory_section_tables_sentences_and_intervals():
 def test_a_failed_run_is_not_a_solved_distance():
     records = make_memory_records({"gru": {LIGHT: {16: [0.99], 32: [0.99]}}})
     records.append(make_memory_record("gru", 0, distance=64, error=("oom", "out of memory")))
-    text, _ = memory_section(records, make_manifest(["gru"], [0], **memory_suite_manifest()))
-    assert _horizon_cells(text)["gru"] == ["32"]
-    assert "| `gru` | 16 symbols × 2 | 32 | 32 | 99.00 (n=1) | 64 | FAIL (oom: out of memory) |" in text
+    manifest = make_manifest(["gru"], [0], **memory_suite_manifest())
+    (horizon,) = memory_facts(records, manifest).horizons
+    assert (horizon.last_solved, horizon.first_failed, horizon.text) == (32, 64, "32")
+    assert horizon.point(64).failed and not horizon.point(64).ok
+    text, _ = memory_section(records, manifest)
+    change = _cells(_table_lines(text, "### Accuracy where the result changes")[2])
+    assert change[3:] == ["32", "99.00 (n=1)", "64", "FAIL (oom: out of memory)"]
 
 
 def test_the_plot_is_written_deterministic_and_embedded(tmp_path):
@@ -213,39 +239,77 @@ def _notebook_rows(text: str) -> dict[str, list[str]]:
     return {_cells(ln)[0].split("`")[1]: _cells(ln) for ln in lines}
 
 
-def test_the_notebook_table_measured_for_a_hand_made_case(tmp_path):
+def _notebook_case(tmp_path):
     _, imdb = make_grid(tmp_path, NOTEBOOK_GRID, seeds=[0])
     manifest = make_manifest(list(NOTEBOOK_GRID), [0], **memory_suite_manifest())
-    text = notebook_section(summarize(imdb, list(NOTEBOOK_GRID)), make_memory_records(NOTEBOOK_SWEEP),
-                            manifest, GRADIENTS)  # fmt: skip
-    rows = _notebook_rows(text)
-    rnn, lstm, gru, bilstm = rows["rnn"], rows["lstm"], rows["gru"], rows["bilstm"]
+    return summarize(imdb, list(NOTEBOOK_GRID)), make_memory_records(NOTEBOOK_SWEEP), manifest
+
+
+def test_the_notebook_table_measured_for_a_hand_made_case(tmp_path):
+    facts = notebook_facts(*_notebook_case(tmp_path), GRADIENTS)
+    rnn, lstm, gru, bilstm = (facts.line(a) for a in ("rnn", "lstm", "gru", "bilstm"))
+
+    def outcomes(column):
+        return {a: facts.line(a).verdicts[column].outcome for a in NOTEBOOK_GRID}
+
     # Parameters: the notebook's ranking holds.
+    assert {a: facts.line(a).params.adjective for a in NOTEBOOK_GRID} == {
+        "rnn": "Low", "lstm": "High", "gru": "Medium", "bilstm": "Highest"}
+    assert set(outcomes("Parameters").values()) == {"yes"} and rnn.param_count == 10_000
+    # Speed: geometric means 1000 (rnn), 2000 (lstm), 1549 (gru), 548 (bilstm).
+    assert rnn.speed_score == pytest.approx(1000) and gru.speed_score == pytest.approx(1549.19, abs=0.01)
+    assert {a: facts.line(a).speed.adjective for a in NOTEBOOK_GRID} == {
+        "rnn": "Slow", "lstm": "Fast", "gru": "Medium", "bilstm": "Slowest"}
+    assert outcomes("Speed") == {"rnn": "no", "lstm": "no", "gru": "yes", "bilstm": "yes"}
+    assert (rnn.speed.rank, rnn.speed.of, rnn.speed.ahead) == (3, 4, ("lstm", "gru"))
+    assert (lstm.speed.rank, lstm.speed.ahead) == (1, ())
+    # Memory: gru first; lstm and bilstm tied second (Excellent); rnn last.
+    assert [h.text for h in gru.horizons] == ["≥ 512", "128"] and [h.text for h in lstm.horizons] == ["64", "32"]
+    assert [h.text for h in rnn.horizons] == ["< 16", "< 16"]
+    assert {a: facts.line(a).memory.adjective for a in NOTEBOOK_GRID} == {
+        "rnn": "Poor", "lstm": "Excellent", "gru": "Best", "bilstm": "Excellent"}
+    assert gru.gradient == (0.83, "memory, 16×2, T = 64") and rnn.gradient == (0.02, "IMDb")
+    assert lstm.gradient is None and facts.span == 50
+    assert outcomes("Long-term Memory") == {"rnn": "yes", "lstm": "yes", "gru": "no", "bilstm": "no"}
+    assert bilstm.verdicts["Long-term Memory"].ranked.ahead == ("gru",)
+    # Use cases, as rules on the measurements.
+    assert rnn.use_cases == ("Short sequences",) and gru.use_cases == ("Long sequences", "Balanced")
+    assert bilstm.use_cases == ("Balanced", "Full context needed") and lstm.use_cases == ()
+    assert rnn.best_at == ("Fastest at inference", "Fewest parameters among the gradient-trained networks",
+                           "Least training memory")
+    assert bilstm.best_at == ("Most accurate",) and lstm.best_at == ("Fastest to train",)
+    assert (lstm.pareto, lstm.dominated_by) == (False, "gru") and gru.pareto and bilstm.pareto
+    assert lstm.verdicts["Use Case"] == Verdict("no", lstm.memory, "holds longer", ("gru",))
+    assert outcomes("Use Case") == {"rnn": "yes", "lstm": "no", "gru": "yes", "bilstm": "yes"}
+    assert (facts.holds, facts.judged) == (11, 16)
+    # The rendering of those facts.
+    rows = _notebook_rows(render_notebook(facts))
     assert [rows[a][1] for a in ("rnn", "gru", "lstm", "bilstm")] == [
         "10.0k (**Low**)", "25.0k (**Medium**)", "33.0k (**High**)", "66.0k (**Highest**)"]
-    # Speed: geometric means 1000 (rnn), 2000 (lstm), 1549 (gru), 548 (bilstm).
-    assert rnn[2] == "train 500, infer 2,000 samples/s (**Slow**)"
-    assert lstm[2].endswith("(**Fast**)") and gru[2].endswith("(**Medium**)")
-    assert bilstm[2].endswith("(**Slowest**)")
-    assert "Speed: no, Slow here (3rd of 4; `lstm` and `gru` are faster)" in rnn[6]
-    assert "Speed: no, Fast here (1st of 4, first here)" in lstm[6]
-    assert "Speed: yes" in gru[6] and "Speed: yes" in bilstm[6]
-    # Memory: gru first; lstm and bilstm tied second (Excellent); rnn last.
-    assert gru[3] == "horizon ≥ 512 (16×2), 128 (16×3); gradient ×0.83 per 50 steps (memory, 16×2, T = 64) (**Best**)"
-    assert lstm[3] == "horizon 64 (16×2), 32 (16×3) (**Excellent**)" and bilstm[3].endswith("(**Excellent**)")
-    assert rnn[3] == "horizon < 16 (16×2), < 16 (16×3); gradient ×0.02 per 50 steps (IMDb) (**Poor**)"
-    assert "Long-term Memory: no, Best here (1st of 4, first here)" in gru[6]
-    assert "Long-term Memory: no, Excellent here (2nd of 4; `gru` holds longer)" in bilstm[6]
-    assert "Long-term Memory: yes" in lstm[6] and "Long-term Memory: yes" in rnn[6]
-    # Use cases, as rules on the measurements.
-    assert rnn[4].startswith("**Short sequences**: among the four, fastest at inference; fewest parameters")
-    assert gru[4].startswith("**Long sequences / Balanced**")
-    assert bilstm[4].startswith("**Balanced / Full context needed**: among the four, most accurate")
-    assert lstm[4] == "**none of the four**: among the four, fastest to train; dominated on IMDb by `gru`"
-    assert "Use Case: no, `gru` holds longer" in lstm[6]
-    assert all("Use Case: yes" in rows[a][6] for a in ("rnn", "gru", "bilstm"))
-    assert lstm[5] == "High · Slow · Excellent · Long sequences"
-    assert "The notebook's adjective holds in 11 of 16 cells that could be judged." in text
+    assert rows["rnn"][2] == "train 500, infer 2,000 samples/s (**Slow**)"
+    assert "Speed: no, Slow here (3rd of 4; `lstm` and `gru` are faster)" in rows["rnn"][6]
+    assert "Long-term Memory: no, Best here (1st of 4, first here)" in rows["gru"][6]
+    assert rows["gru"][3] == ("horizon ≥ 512 (16×2), 128 (16×3); gradient ×0.83 per 50 steps "
+                              "(memory, 16×2, T = 64) (**Best**)")
+    assert rows["lstm"][4] == "**none of the four**: among the four, fastest to train; dominated on IMDb by `gru`"
+    assert "Use Case: no, `gru` holds longer" in rows["lstm"][6]
+    assert rows["lstm"][5] == "High · Slow · Excellent · Long sequences"
+    assert "The notebook's adjective holds in 11 of 16 cells that could be judged." in render_notebook(facts)
+    assert notebook_section(*_notebook_case(tmp_path / "again"), GRADIENTS) == render_notebook(facts)
+
+
+def test_the_notebook_table_when_a_model_did_not_run_or_all_are_alike(tmp_path):
+    rows, memory, manifest = _notebook_case(tmp_path)
+    # bilstm ran nowhere; every remaining horizon is the same.
+    alike = {arch: {LIGHT: {16: [1.0], 32: [0.5]}} for arch in ("rnn", "lstm", "gru")}
+    facts = notebook_facts([r for r in rows if r.arch != "bilstm"], make_memory_records(alike), manifest)
+    assert not facts.line("bilstm").ran and facts.line("bilstm").verdicts == {}
+    assert _notebook_rows(render_notebook(facts))["bilstm"][6] == "not run"
+    assert all(facts.line(a).memory.all_tied for a in ("rnn", "lstm", "gru"))
+    assert facts.line("rnn").verdicts["Long-term Memory"].outcome == "cannot tell"
+    assert facts.line("rnn").verdicts["Use Case"].outcome == "cannot tell"
+    assert facts.line("gru").gradient is None
+    assert notebook_facts(rows, [], manifest) is None
 
 
 def test_rank_adjectives_ties_and_fewer_than_four():

@@ -185,7 +185,7 @@ def test_padded_and_packed_give_the_same_logits_and_gradients(name: str) -> None
 
 @pytest.mark.parametrize("name", RECURRENT_MODELS)
 def test_auto_mode_follows_the_measured_table(name: str) -> None:
-    # AUTO_PADDING_MODE is the measurement's record (bench.gpu_check checks the CUDA entry).
+    # AUTO_PADDING_MODE is the measurement's record (bench.dev.gpu_check checks the CUDA entry).
     encoder = build(name).encoder
     assert encoder.padding_mode == "auto"
     for device_type, mode in AUTO_PADDING_MODE.items():

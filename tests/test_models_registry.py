@@ -265,9 +265,10 @@ def test_a_throwaway_model_is_held_to_the_contracts_with_no_test_edit(
 
 
 def _readme_example() -> tuple[str, str]:
-    """The README's "Adding an architecture" example: (module file name, source)."""
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
-    section = readme.split("### Adding an architecture", 1)[1]
+    """The "Adding an architecture" example of the extending guide (it moved there from the
+    README): (module file name, source)."""
+    guide = (Path(__file__).resolve().parent.parent / "docs" / "extending.md").read_text(encoding="utf-8")
+    section = guide.split("## Adding an architecture", 1)[1]
     source = section.split("```python\n", 1)[1].split("```", 1)[0]
     first_line = source.splitlines()[0]
     assert first_line.startswith("# models/"), first_line
@@ -288,9 +289,9 @@ import sys
 sys.path.insert(1, {str(root)!r})  # the tests package; models comes from the copy (the cwd)
 import torch
 import models
-from bench.config import profile_config, split_model_settings, parse_model_settings
-from bench.executor import model_hyperparams
-from bench.runner import plan_grid
+from bench.run.config import profile_config, split_model_settings, parse_model_settings
+from bench.run.execute import model_hyperparams
+from bench.grid.runner import plan_grid
 from tests.model_contracts import (build, check_declared_param_count, check_output_and_gradients,
                                    check_padding_invariance)
 assert models.__file__.startswith({str(pkg)!r}), models.__file__

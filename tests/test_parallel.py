@@ -7,13 +7,15 @@ their one-job versions in test_results_folder.py.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 
 import pytest
 
 import run_all
-from bench import records, runner
-from bench.runner import Slots, auto_jobs, visible_gpus
+from bench.results import records
+from bench.grid import runner
+from bench.grid.runner import Slots, auto_jobs, visible_gpus
 from data_pipeline import make_synthetic_archive
 from tests.factories import same_run_fields
 
@@ -78,8 +80,8 @@ def test_a_jobs_value_that_is_not_a_count_is_a_usage_error(capsys, value):
 def test_ray_options_without_ray_say_how_to_install_it(capfd, archive, tmp_path, monkeypatch):
     code, _, err = run_cli(capfd, *grid(archive, tmp_path / "res", "--ray-address", "auto"))
     assert code == 2 and "--ray-address needs --executor ray" in err
-    real_find_spec = run_all.importlib.util.find_spec
-    monkeypatch.setattr(run_all.importlib.util, "find_spec",
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name == "ray" else real_find_spec(name, *a))
     code, _, err = run_cli(capfd, *grid(archive, tmp_path / "res", "--executor", "ray"))
     assert code == 2 and err.count("\n") == 1
@@ -116,7 +118,7 @@ def test_each_child_sees_its_own_gpu_and_counts_the_others():
 
 _MASK_SCRIPT = '''
 import multiprocessing as mp, sys
-from bench import runner
+from bench.grid import runner
 
 def report_mask(path):  # the child's first Python step: the mask it was started with
     with open("/proc/self/status") as status, open(path, "w") as out:

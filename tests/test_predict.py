@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.config import RunSpec, profile_config
-from bench.executor import VOCAB_NAME, execute_run
+from bench.run.config import RunSpec, profile_config
+from bench.run.execute import VOCAB_NAME, execute_run
 from bench.predict import PredictError, Predictor, main
 from data_pipeline import make_synthetic_archive
 

@@ -12,9 +12,12 @@ import os
 
 import pytest
 
-from bench import live, records
-from bench.config import RunSpec, apply_overrides, profile_config
-from bench.runner import RUNS_DIR, plan_grid, run_grid, write_manifest
+from bench.grid import live
+
+from bench.results import records
+from bench.run.config import RunSpec, apply_overrides, profile_config
+from bench.grid.runner import RUNS_DIR, plan_grid, run_grid
+from bench.results.records import write_manifest
 from data_pipeline import make_synthetic_archive
 from tests.factories import same_run_fields
 
@@ -27,7 +30,7 @@ def ray_executor():
         if os.environ.get("CI"):
             pytest.fail("ray is not installed; CI installs rnnbench[dev,ray] (the Makefile's .venv)")
         pytest.skip("ray is not installed (pip install 'rnnbench[ray]')")
-    from bench import ray_executor
+    from bench.grid import ray_runner as ray_executor
 
     return ray_executor
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bench import records
-from bench.metrics import METRICS, metrics_markdown, required_metrics
+from bench.results import records
+from bench.results.metrics import METRICS, metrics_markdown, required_metrics
 from tests.mounts import read_only, tiny_disk
 
 ROOT = Path(__file__).resolve().parent.parent

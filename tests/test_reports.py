@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.metrics import METRICS, register_metric
-from bench.records import RecordError, validate_record
+from bench.results.metrics import METRICS, register_metric
+from bench.results.records import RecordError, validate_record
 from reports import render_report, summary_frame, terminal_summary
 from reports.compare import METHOD_BOOTSTRAP, METHOD_MCNEMAR, Comparer
-from reports.recommend import pareto_set, recommend
+from reports.recommend import pareto_set, recommend, recommendation
 from reports.stats import mcnemar_exact
 from reports.table import main_table, summarize
 from tests.factories import make_grid, make_manifest, make_record, write_results
@@ -179,19 +179,30 @@ def test_tie_rule_several_seeds(rendered):
     assert clear.ci_lo > 0 and clear.significant and not clear.tie
 
 
+def _recommendation(folder, records, order=None):
+    rows = summarize(records, order)
+    return recommendation(rows, Comparer(folder, rows))
+
+
 def test_recommendation_names_the_tie_and_its_advantage(rendered):
-    _, _, text = rendered
+    folder, records, text = rendered
+    facts = _recommendation(folder, records, list(GRID))
+    assert facts.best.arch == "gru" and facts.others == 4 and facts.untested == ()
+    # lstm is slower, bigger and hungrier than gru: it has no advantage to offer.
+    assert [(t.arch, t.advantages) for t in facts.ties] == [("lstm", ())]
+    best_at = {entry.title: entry for entry in facts.best_at}
+    fastest = best_at["Fastest at inference"]
+    assert (fastest.winner.arch, fastest.versus, fastest.margin) == ("tfidf_logreg", "gru", pytest.approx(40.0))
+    assert fastest.gap.gap == pytest.approx(-0.1115) and fastest.gap.comparison.significant
+    assert best_at["Fastest to train"].winner.arch == "tfidf_logreg"
+    assert best_at["Least training memory"].winner.arch == "bag"
+    bag = next(b for b in facts.baselines if b.base.arch == "bag")
+    assert (bag.gap.arch, bag.gap.gap, bag.tied) == ("gru", pytest.approx(0.0615), ())
+    # The rendering of those facts.
     advice = _section(text, "Which one should I use?")
     assert "**Most accurate: `gru`**, test accuracy 86.15%" in advice
-    assert "`lstm` is statistically tied with it" in advice
-    # lstm is slower, bigger and hungrier than gru: it has no advantage to offer.
-    assert "with no speed or size advantage" in advice
-    assert "**Fastest at inference: `tfidf_logreg`**" in advice
-    assert "40.0x faster than `gru`" in advice
+    assert "with no speed or size advantage" in advice and "40.0x faster than `gru`" in advice
     assert "11.15 points less accurate than `gru` (significant" in advice
-    assert "**Fastest to train: `tfidf_logreg`**" in advice
-    assert "**Least training memory: `bag`**" in advice
-    assert "The best recurrent model, `gru`, is 6.15 points more accurate than `bag`" in advice
 
 
 def test_recommendation_with_a_faster_tie(tmp_path):
@@ -200,30 +211,38 @@ def test_recommendation_with_a_faster_tie(tmp_path):
         "gru": {"accuracy": 0.858, "metrics": {"latency_ms_p50": 2.0, "train_peak_mem_mb": 100.0}},
     }
     folder, records = make_grid(tmp_path, grid, seeds=[0, 1, 2])
+    facts = _recommendation(folder, records)
+    assert facts.best.arch == "lstm"
+    (tie,) = facts.ties
+    assert tie.arch == "gru" and tie.comparison.diff == pytest.approx(-0.002)
+    assert tie.advantages == (("latency_ms_p50", pytest.approx(2.3)),)
+    fastest = facts.best_at[0]
+    assert (fastest.winner.arch, fastest.gap.gap) == ("gru", pytest.approx(-0.002))
+    assert not fastest.gap.comparison.significant
     rows = summarize(records)
     advice = recommend(rows, Comparer(folder, rows))
-    assert "**Most accurate: `lstm`**" in advice
-    assert re.search(r"`gru` is statistically tied with it \(−0\.20 points, 95% CI .*\) and "
-                     r"2\.3x faster at inference", advice)  # fmt: skip
-    assert "0.20 points less accurate than `lstm` (a statistical tie" in advice
+    assert re.search(r"\(−0\.20 points, 95% CI .*\) and 2\.3x faster at inference", advice)
 
 
 def test_a_non_recurrent_baseline_that_beats_every_recurrent_model_is_called_out(tmp_path):
     grid = {"lstm": {"accuracy": 0.84}, "gru": {"accuracy": 0.885},
             "tfidf_logreg": {"accuracy": 0.886, "recurrent": False}}  # fmt: skip
     folder, records = make_grid(tmp_path, grid, seeds=[0, 1])
+    facts = _recommendation(folder, records)
+    assert facts.best.arch == "tfidf_logreg" and [t.arch for t in facts.ties] == ["gru"]
+    (baseline,) = facts.baselines
+    assert (baseline.base.arch, baseline.gap, baseline.tied) == ("tfidf_logreg", None, ())
     rows = summarize(records)
-    advice = recommend(rows, Comparer(folder, rows))
-    assert "**The non-recurrent `tfidf_logreg` matches or beats every recurrent model**" in advice
-    assert "`gru` is statistically tied with it" in advice
+    assert "matches or beats every recurrent model" in recommend(rows, Comparer(folder, rows))
 
 
 def test_missing_predictions_are_reported_not_guessed(tmp_path):
     grid = {"lstm": {"accuracy": 0.86}, "gru": {"accuracy": 0.80, "predictions": False}}
-    folder, _ = make_grid(tmp_path, grid, seeds=[0])
+    folder, records = make_grid(tmp_path, grid, seeds=[0])
     text = render_report(folder).read_text(encoding="utf-8")
     assert "not available: `gru`: predictions not kept" in _section(text, "Paired comparisons")
-    assert "Not tested for significance against `gru` (`gru`: predictions not kept)" in text
+    assert _recommendation(folder, records).untested == (("gru", "`gru`: predictions not kept"),)
+    assert "Not tested for significance against `gru`" in text
 
 
 def test_a_single_architecture_report(tmp_path):
@@ -283,12 +302,13 @@ def test_rendering_twice_gives_identical_markdown(rendered):
 
 
 def test_fewest_parameters_compares_networks_with_networks(rendered):
-    _, _, text = rendered
-    line = next(ln for ln in _section(text, "Which one should I use?").splitlines()
-                if "Fewest parameters" in ln)  # fmt: skip
+    folder, records, text = rendered
+    fewest = next(e for e in _recommendation(folder, records, list(GRID)).best_at
+                  if e.metric == "param_count")  # fmt: skip
     # tfidf_logreg's 20,001 coefficients are fewer, but they are not network weights.
-    assert "Fewest parameters among the gradient-trained networks: `rnn`**, 600k" in line
-    assert "Not compared: `tfidf_logreg` (20.0k fitted coefficients)" in line
+    assert fewest.winner.arch == "rnn" and [r.arch for r in fewest.not_compared] == ["tfidf_logreg"]
+    assert (fewest.versus, fewest.margin) == ("gru", pytest.approx(680 / 600))
+    assert "(20.0k fitted coefficients)" in _section(text, "Which one should I use?")
 
 
 def test_every_metric_definition_is_in_the_report(rendered):

@@ -23,7 +23,9 @@ from pathlib import Path
 import pytest
 
 import run_all
-from bench import environment, folder, records
+from bench.suites.command import Command
+from bench.run import environment
+from bench.results import folder, records
 from data_pipeline import make_synthetic_archive
 from tests.mounts import read_only, tiny_disk
 
@@ -526,7 +528,7 @@ def test_ctrl_c_while_the_report_renders_marks_the_manifest_interrupted(capfd, a
     def interrupted(*_args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(run_all, "_render", interrupted)
+    monkeypatch.setattr(Command, "render", interrupted)
     code, _, err = run_cli(capfd, *grid(archive, results, "--archs", "rnn", "--resume"))
     assert code == 130 and "Traceback" not in err
     assert records.read_manifest(results)["interrupted"] is True
@@ -584,7 +586,7 @@ def test_resume_plans_again_a_run_whose_test_predictions_are_damaged(results, da
 
     import numpy as np
 
-    from bench.runner import GridOutcome, pending_specs
+    from bench.grid.runner import GridOutcome, pending_specs
     from reports.compare import load_predictions
 
     ids = sorted(r["run_id"] for r in records.load_records(results))

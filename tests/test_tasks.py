@@ -13,11 +13,10 @@ import numpy as np
 import pytest
 import torch
 
-import run_all
-from bench import environment, records
-from bench.config import ConfigError, RunSpec, profile_config
+from bench.grid.runner import plan_grid
 from bench.predict import main as predict_main
-from bench.runner import plan_grid
+from bench.results import records
+from bench.run.config import ConfigError, RunSpec, profile_config
 from data_pipeline import (
     EncodedSplit,
     TaskData,
@@ -28,6 +27,7 @@ from data_pipeline import (
     register_task,
     task_info,
 )
+from tests.factories import run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = "tiny_first_symbol"
@@ -73,16 +73,7 @@ if TINY not in list_tasks():
     )
 
 
-@pytest.fixture(autouse=True)
-def _clean_checkout(monkeypatch):
-    # --resume refuses a checkout with uncommitted changes; these tests are about other things.
-    monkeypatch.setattr(environment, "git_state", lambda: ("f" * 40, False))
-
-
-def run_cli(capsys, *argv):
-    code = run_all.main(list(argv))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+pytestmark = pytest.mark.usefixtures("clean_checkout")
 
 
 # ---- the registry ------------------------------------------------------------------------------
@@ -200,7 +191,7 @@ def test_a_registered_task_runs_beside_imdb_in_one_folder(capsys, tmp_path):
 
 def test_tuning_works_on_a_task_whose_inputs_are_not_text(tmp_path):
     # Tuning reads only the encoded train and validation splits, so it serves every task.
-    from bench.tune import TUNING_NAME, TuneConfig, tune_grid
+    from bench.grid.tune import TUNING_NAME, TuneConfig, tune_grid
 
     config = profile_config("smoke", task=TINY)
     specs = plan_grid(["bag_of_embeddings"], 1, profile="smoke", config=config, device="cpu",

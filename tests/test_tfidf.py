@@ -11,9 +11,10 @@ import torch
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
-from bench import records
+from bench.results import records
 from bench.predict import Predictor
-from bench.runner import plan_grid, run_grid, write_manifest
+from bench.grid.runner import plan_grid, run_grid
+from bench.results.records import write_manifest
 from data_pipeline import load_imdb
 from models import SelfFitting, create_model, list_models, model_info
 from reports import render_report

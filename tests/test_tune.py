@@ -8,12 +8,12 @@ import json
 import pytest
 
 import run_all
-from bench import records
-from bench import tune as bench_tune
-from bench.config import profile_config
-from bench.runner import plan_grid
-from bench.trainer import Trainer
-from bench.tune import (
+from bench.results import records
+from bench.grid import tune as bench_tune
+from bench.run.config import profile_config
+from bench.grid.runner import plan_grid
+from bench.run.trainer import Trainer
+from bench.grid.tune import (
     DROPOUT_KEY,
     LR_KEY,
     TUNING_NAME,
@@ -176,8 +176,8 @@ def test_two_jobs_run_the_trials_of_one_and_choose_the_same(archive, tmp_path):
     b'{"trials": [{"trial_id": "x", "settings": {}, "val_loss": 0.5}]}',
 ])
 def test_a_damaged_tuning_file_is_named_with_what_to_do(tmp_path, content):
-    from bench import records
-    from bench.tune import TUNING_NAME, _read_trials
+    from bench.results import records
+    from bench.grid.tune import TUNING_NAME, _read_trials
 
     (tmp_path / TUNING_NAME).write_bytes(content)
     with pytest.raises(records.RecordError, match=f"{TUNING_NAME}.*remove it to run the trials again"):
@@ -187,7 +187,7 @@ def test_a_damaged_tuning_file_is_named_with_what_to_do(tmp_path, content):
 def test_a_tuning_file_as_tuning_writes_it_is_read(tmp_path):
     import json
 
-    from bench.tune import TUNING_NAME, _read_trials
+    from bench.grid.tune import TUNING_NAME, _read_trials
 
     trials = [{"trial_id": "a", "settings": {"train.lr": 0.01}, "val_loss": 0.5, "error": None},
               {"trial_id": "b", "settings": {"train.lr": 0.03}, "val_loss": None,

@@ -1,6 +1,6 @@
 """Calibration workloads and the timed-run helper every benchmark of this suite goes through.
 
-The regression gate (:mod:`bench.gate`) compares each benchmark's fastest round with the
+The regression gate (:mod:`bench.dev.gate`) compares each benchmark's fastest round with the
 baseline commit's, measured in the same run on the same machine. The calibration serves what is
 read inside one tree's passes: ratios between two benchmarks measured up to a minute apart (the
 default padding path against the alternative, ``lstm`` against ``lstm_scratch``). Each benchmark
@@ -50,9 +50,9 @@ from typing import Any
 import torch
 from pytest_benchmark.fixture import BenchmarkFixture
 
-from bench.measure import synchronize
+from bench.run.instruments import synchronize
 
-# Normalisers a benchmark may choose; bench.gate knows the same names.
+# Normalisers a benchmark may choose; bench.dev.gate knows the same names.
 NORMALISERS = ("matmul", "python", "mixed")
 
 # Fixed: changing them moves every normalised figure the in-run checks read.
@@ -147,7 +147,7 @@ def timed(
     ``before_round``, when given, runs untimed before every round (after its calibration
     sample): a reference workload to interleave with ``fn``, which times itself.
 
-    ``fn`` must leave the device idle when it returns (call :func:`bench.measure.synchronize`
+    ``fn`` must leave the device idle when it returns (call :func:`bench.run.instruments.synchronize`
     inside it on CUDA), so a round's time is its work's time. ``extra_info`` gets the calibration,
     the thread count, the clock, the torch version and whatever the caller passes.
     """

@@ -31,7 +31,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from bench import abrun, gate  # noqa: E402
+from bench.dev import abrun, gate  # noqa: E402
 
 PLUGIN = "tests.benchmarks.slowdown_plugin"
 TRAINER = "tests/benchmarks/test_bench_trainer.py::test_trainer_epoch[cpu]"

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 from torch import nn
 
-from bench.trainer import Trainer
+from bench.run.trainer import Trainer
 from models import registry
 
 ENV = "RNNBENCH_SLOWDOWN"

@@ -17,7 +17,7 @@ import torch
 from pytest_benchmark.fixture import BenchmarkFixture
 from torch.nn import functional as F
 
-from bench.measure import synchronize
+from bench.run.instruments import synchronize
 from models import create_model
 from tests.benchmarks.calibration import timed
 from tests.benchmarks.workloads import PAD_INDEX, VOCAB_SIZE, imdb_batch, small_hyperparams

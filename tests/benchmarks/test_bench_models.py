@@ -18,7 +18,7 @@ from pytest_benchmark.fixture import BenchmarkFixture
 from torch import nn
 from torch.nn import functional as F
 
-from bench.measure import synchronize
+from bench.run.instruments import synchronize
 from models import create_model, list_models, model_info
 from models.recurrent import AUTO_PADDING_MODE
 from tests.benchmarks.calibration import timed

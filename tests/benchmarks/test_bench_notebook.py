@@ -8,7 +8,7 @@ the same number of reviews with the same embedding / hidden / layer sizes (the `
 profile's) and the same optimiser; the benchmark times rnnbench's epoch and a notebook epoch runs
 before each of its rounds, so the speed-up is read from rounds seconds apart with one clock. The
 issue's goal is 1.25x the notebook's samples/s; the gate reports the figure against it and fails
-only if rnnbench's loop is slower than the notebook's (see :mod:`bench.gate`).
+only if rnnbench's loop is slower than the notebook's (see :mod:`bench.dev.gate`).
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ import torch
 from pytest_benchmark.fixture import BenchmarkFixture
 from torch import nn
 
-from bench.config import MeasureConfig, TrainConfig
-from bench.measure import synchronize
-from bench.trainer import Trainer
+from bench.run.config import MeasureConfig, TrainConfig
+from bench.run.instruments import synchronize
+from bench.run.trainer import Trainer
 from data_pipeline import make_batches
 from models import create_model
 from tests.benchmarks.calibration import clock_for, timed

@@ -10,7 +10,7 @@ before each of its rounds. The overhead ratio (fastest trainer epoch over fastes
 then read from rounds seconds apart rather than from two benchmarks a minute apart: measured as
 two separate benchmarks, each over its own calibration, the ratio wandered between 1.03 and 1.25
 over three runs of an unchanged tree. ``extra_info`` carries ``bare_epoch_min_s``; the gate reports
-the ratio against the 1.05 goal (see :mod:`bench.gate`).
+the ratio against the 1.05 goal (see :mod:`bench.dev.gate`).
 
 Both run with bf16 autocast off, so on CUDA the comparison is about bookkeeping, not precision.
 """
@@ -23,9 +23,9 @@ import torch
 from pytest_benchmark.fixture import BenchmarkFixture
 from torch import nn
 
-from bench.config import MeasureConfig, TrainConfig
-from bench.measure import synchronize
-from bench.trainer import Trainer
+from bench.run.config import MeasureConfig, TrainConfig
+from bench.run.instruments import synchronize
+from bench.run.trainer import Trainer
 from data_pipeline import make_batches
 from models import create_model
 from tests.benchmarks.calibration import clock_for, timed

@@ -30,15 +30,16 @@ from typing import Any
 
 import torch
 
-from bench import live, records
-from bench.config import RunConfig, RunSpec, apply_overrides
-from bench.executor import error_of, initial_model, load_task_data, resolve_device
-from bench.runner import EXIT_INTERRUPTED, Slots, crash_error, visible_gpus
-from bench.trainer import DivergedError, Trainer
+from bench.grid import live
+from bench.grid.runner import EXIT_INTERRUPTED, Slots, crash_error, visible_gpus
+from bench.results import records
+from bench.run.config import RunConfig, RunSpec, apply_overrides
+from bench.run.execute import error_of, initial_model, load_task_data, resolve_device
+from bench.run.trainer import DivergedError, Trainer
 from data_pipeline import TaskData
 from models import model_info
 
-TUNING_NAME = "tuning.json"
+TUNING_NAME = records.TUNING_NAME
 LR_KEY = "train.lr"
 DROPOUT_KEY = "model.dropout"
 SELECTION = "lowest validation loss at the trial's best epoch"
@@ -119,7 +120,7 @@ def run_trial(spec: RunSpec, settings: dict[str, float], data: TaskData, *, prog
     A diverging or out-of-memory trial is an outcome (no validation loss, never chosen); any other
     exception is a programming error and propagates. The outcome's ``concurrent_runs`` is the
     most rnnbench runs in progress at once on this machine while the trial trained, itself
-    included (:mod:`bench.live`: any grid's runs and trials).
+    included (:mod:`bench.grid.live`: any grid's runs and trials).
     """
     torch.set_num_threads(spec.threads)
     device = resolve_device(spec.device)
@@ -205,6 +206,58 @@ def _trial_in_child(spec: RunSpec, settings: dict[str, float], progress: bool, *
     return {**trial, "concurrent_runs": max(trial["concurrent_runs"], concurrent_runs())}
 
 
+Trial = tuple[RunSpec, dict[str, float]]
+
+
+def _trial_grids(
+    base_specs: dict[str, RunSpec], specs: Sequence[RunSpec], tune: TuneConfig,
+    log: Callable[[str], None],
+) -> dict[str, list[Trial]]:
+    """Each architecture's trials (spec and settings), in grid order; an architecture with
+    nothing to tune has none (said)."""
+    grids: dict[str, list[Trial]] = {}
+    for arch in dict.fromkeys(spec.arch for spec in specs):
+        base = base_specs[arch]
+        keys = tuned_keys(base)
+        if not keys:
+            log(f"tune {arch}: nothing to tune (it chooses its own hyperparameters on validation)")
+            continue
+        grids[arch] = [(trial_spec(base, settings, tune), settings)
+                       for settings in candidate_settings(base.config, tune, keys)]
+    return grids
+
+
+def _run_trials(
+    queue: list[Trial], slots: Slots, data: TaskData, progress: bool,
+    finished: Callable[[RunSpec, dict[str, float], dict[str, Any]], None],
+) -> None:
+    """Run the queued trials, ``slots.jobs`` at once (one: in this process, on ``data``), calling
+    ``finished`` with each trial's result; Ctrl-C (or a child stopped from outside) stops all."""
+    try:
+        while queue or slots.running:
+            while queue and slots.free:
+                spec, settings = queue.pop(0)
+                if slots.jobs == 1:  # in this process, on the data already loaded
+                    trial = run_trial(spec, settings, data, progress=progress)
+                    finished(spec, settings, trial)  # its count is the machine-wide one
+                    continue
+                slots.start((spec, settings), _trial_in_child, spec, settings, False)
+            for child in slots.wait() if slots.running else []:
+                spec, settings = child.key
+                if child.exitcode == EXIT_INTERRUPTED:  # stopped from outside: stop the grid
+                    raise KeyboardInterrupt
+                trial = child.result or {  # killed or crashed: a failed trial, never chosen
+                    "trial_id": spec.run_id, "arch": spec.arch, "settings": settings,
+                    "epochs": spec.config.train.epochs, "val_loss": None, "val_accuracy": None,
+                    "best_epoch": None, "time_s": child.duration_s,
+                    "error": crash_error(child.exitcode), "concurrent_runs": child.concurrent_runs,
+                }
+                finished(spec, settings, trial)
+    except BaseException:
+        slots.stop_all()
+        raise
+
+
 def tune_grid(
     specs: Sequence[RunSpec],
     data: TaskData,
@@ -226,15 +279,7 @@ def tune_grid(
     path = Path(out_dir) / TUNING_NAME
     done = _read_trials(path)
     base_specs = {spec.arch: spec for spec in reversed(specs)}  # each arch's first spec
-    grids: dict[str, list[tuple[RunSpec, dict[str, float]]]] = {}
-    for arch in dict.fromkeys(spec.arch for spec in specs):
-        base = base_specs[arch]
-        keys = tuned_keys(base)
-        if not keys:
-            log(f"tune {arch}: nothing to tune (it chooses its own hyperparameters on validation)")
-            continue
-        grids[arch] = [(trial_spec(base, settings, tune), settings)
-                       for settings in candidate_settings(base.config, tune, keys)]
+    grids = _trial_grids(base_specs, specs, tune, log)
     results: dict[str, dict[str, Any]] = {}  # trial id -> trial, in the order they finish
     chosen: dict[str, dict[str, float]] = {}
 
@@ -269,29 +314,7 @@ def tune_grid(
             finished(spec, settings, done[spec.run_id])
     on_cuda = any(spec.device == "cuda" for spec in specs)
     slots = Slots(jobs, gpus=visible_gpus() if on_cuda and jobs > 1 else None)
-    try:
-        while queue or slots.running:
-            while queue and slots.free:
-                spec, settings = queue.pop(0)
-                if slots.jobs == 1:  # in this process, on the data already loaded
-                    trial = run_trial(spec, settings, data, progress=progress)
-                    finished(spec, settings, trial)  # its count is the machine-wide one
-                    continue
-                slots.start((spec, settings), _trial_in_child, spec, settings, False)
-            for child in slots.wait() if slots.running else []:
-                spec, settings = child.key
-                if child.exitcode == EXIT_INTERRUPTED:  # stopped from outside: stop the grid
-                    raise KeyboardInterrupt
-                trial = child.result or {  # killed or crashed: a failed trial, never chosen
-                    "trial_id": spec.run_id, "arch": spec.arch, "settings": settings,
-                    "epochs": spec.config.train.epochs, "val_loss": None, "val_accuracy": None,
-                    "best_epoch": None, "time_s": child.duration_s,
-                    "error": crash_error(child.exitcode), "concurrent_runs": child.concurrent_runs,
-                }
-                finished(spec, settings, trial)
-    except BaseException:
-        slots.stop_all()
-        raise
+    _run_trials(queue, slots, data, progress, finished)
     _write(path, tune, base_specs[specs[0].arch].config if specs else None,
            _in_grid_order(grids, results), chosen)
     return chosen

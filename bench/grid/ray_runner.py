@@ -2,7 +2,7 @@
 
 Each run spec becomes one Ray task asking for the CPUs (``spec.threads``) or the GPU it needs; Ray
 places the tasks on the cluster's machines as their resources allow, so the grid scales with the
-cluster while one run stays on one device. A task runs :func:`bench.executor.execute_run`, the
+cluster while one run stays on one device. A task runs :func:`bench.run.execute.execute_run`, the
 same function a local child runs, in a fresh worker process (``max_calls=1``: a clean peak-memory
 baseline per run, as locally). It writes into a folder of its own on its node and returns the
 record and the files beside it; this process (the driver) writes them into the results folder. So
@@ -20,7 +20,7 @@ bytes between machines anyway (the results folder could hold a copy only if ever
 
 Concurrency is counted per node by a small actor (:class:`_Occupancy`): a record's
 ``concurrent_runs`` is the most runs in progress at once on the node it ran on while it ran, itself
-included, or the count of the node's own registry of live runs (:mod:`bench.live`, which
+included, or the count of the node's own registry of live runs (:mod:`bench.grid.live`, which
 ``execute_run`` keeps and which also sees other grids' runs there) where that is larger. The actor
 is bookkeeping only: if it dies, the driver says so once and writes each result with the node's
 own count; no finished run is lost.
@@ -44,10 +44,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import records
-from bench.config import RunSpec
-from bench.executor import execute_run
-from bench.runner import (
+from bench.grid.runner import (
     RUNS_DIR,
     GridOutcome,
     account,
@@ -55,6 +52,9 @@ from bench.runner import (
     start_line,
     write_failure_record,
 )
+from bench.results import records
+from bench.run.config import RunSpec
+from bench.run.execute import execute_run
 from data_pipeline import ensure_task, resolve_source
 
 #: The occupancy actor's name starts with this (then a random part: one actor per grid).
@@ -109,7 +109,7 @@ def _run_task(
     import ray
     from ray import exceptions as ray_errors
 
-    # If the actor is gone, the node's registry (bench.live) still counts this run.
+    # If the actor is gone, the node's registry (bench.grid.live) still counts this run.
     with contextlib.suppress(ray_errors.RayActorError):
         occupancy.start.remote(ray.get_runtime_context().get_node_id(), spec.run_id)
     local = (spec if archive is None
@@ -125,6 +125,56 @@ def _run_task(
 def _resources(spec: RunSpec) -> dict[str, Any]:
     """What one run asks Ray for: its threads as CPUs, and a whole GPU on CUDA."""
     return {"num_cpus": spec.threads, "num_gpus": 1 if spec.device == "cuda" else 0}
+
+
+def _init_ray(address: str | None, num_cpus: int | None) -> bool:
+    """Start Ray (a local one, or connect to ``address``) unless it runs; whether this did."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    # ray.init replaces the SIGTERM handler with one that exits at once; the caller's (which
+    # stops the grid like Ctrl-C, keeping finished records) is put back.
+    on_sigterm = signal.getsignal(signal.SIGTERM)
+    if address is None:
+        ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False,
+                 object_store_memory=LOCAL_OBJECT_STORE_BYTES, log_to_driver=True)
+    else:
+        ray.init(address=address, log_to_driver=True)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, on_sigterm)
+    return True
+
+
+def _write_result(ref: Any, spec: RunSpec, out_dir: Path, occupancy: Any) -> Any:
+    """Write the record of the finished task ``ref`` (a failure record when its worker died or
+    its task failed), counting the runs that shared its node; the occupancy actor, or None once
+    it is gone for good."""
+    import ray
+    from ray import exceptions as ray_errors
+
+    run_dir = out_dir / RUNS_DIR / spec.run_id
+    error = None
+    try:
+        record, files = ray.get(ref)
+    except (ray_errors.WorkerCrashedError, ray_errors.OutOfMemoryError,
+            ray_errors.NodeDiedError) as exc:
+        error = {"type": "killed", "message": f"the run's Ray worker died: {exc}"[:500]}
+    except ray_errors.RayTaskError as exc:
+        error = {"type": "crash", "message": f"the run's Ray task failed: {exc}"[:500]}
+    # The task's record counts what its node's registry saw; a failed task has none.
+    concurrent_runs = record.get("concurrent_runs", 1) if error is None else 1
+    if occupancy is not None:
+        try:
+            concurrent_runs = max(concurrent_runs, ray.get(occupancy.finish.remote(spec.run_id)))
+        except ray_errors.RayActorError as exc:
+            occupancy = None  # dead for good: later runs do not ask it
+            _say_occupancy_gone(exc)
+    if error is None:
+        _write_run(run_dir, {**record, "concurrent_runs": concurrent_runs}, files)
+    else:
+        write_failure_record(spec, run_dir, error, concurrent_runs)
+    return occupancy
 
 
 def run_grid_ray(
@@ -145,7 +195,6 @@ def run_grid_ray(
     gives a ``killed`` record; any other task error a ``crash`` record.
     """
     import ray
-    from ray import exceptions as ray_errors
 
     out_dir = Path(out_dir)
     outcome = GridOutcome()
@@ -157,18 +206,7 @@ def run_grid_ray(
     reading = [s for s in todo if ensure_task(s.task, s.task_module).reads_data]
     source = resolve_source(reading[0].data_path, progress=False) if reading else None
     sha256 = hashlib.sha256(source.path.read_bytes()).hexdigest() if source else ""
-    owns_ray = not ray.is_initialized()
-    if owns_ray:
-        # ray.init replaces the SIGTERM handler with one that exits at once; the caller's (which
-        # stops the grid like Ctrl-C, keeping finished records) is put back.
-        on_sigterm = signal.getsignal(signal.SIGTERM)
-        if address is None:
-            ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False,
-                     object_store_memory=LOCAL_OBJECT_STORE_BYTES, log_to_driver=True)
-        else:
-            ray.init(address=address, log_to_driver=True)
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, on_sigterm)
+    owns_ray = _init_ray(address, num_cpus)
     log(f"ray: {ray.cluster_resources().get('CPU', 0):g} CPU(s), "
         f"{ray.cluster_resources().get('GPU', 0):g} GPU(s) in the cluster")
     try:
@@ -185,29 +223,8 @@ def run_grid_ray(
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=1)
                 spec, submitted = pending.pop(ready[0])
-                run_dir = out_dir / RUNS_DIR / spec.run_id
-                error = None
-                try:
-                    record, files = ray.get(ready[0])
-                except (ray_errors.WorkerCrashedError, ray_errors.OutOfMemoryError,
-                        ray_errors.NodeDiedError) as exc:
-                    error = {"type": "killed", "message": f"the run's Ray worker died: {exc}"[:500]}
-                except ray_errors.RayTaskError as exc:
-                    error = {"type": "crash", "message": f"the run's Ray task failed: {exc}"[:500]}
-                # The task's record counts what its node's registry saw; a failed task has none.
-                concurrent_runs = record.get("concurrent_runs", 1) if error is None else 1
-                if occupancy is not None:
-                    try:
-                        concurrent_runs = max(concurrent_runs,
-                                              ray.get(occupancy.finish.remote(spec.run_id)))
-                    except ray_errors.RayActorError as exc:
-                        occupancy = None  # dead for good: later runs do not ask it
-                        _say_occupancy_gone(exc)
-                if error is None:
-                    _write_run(run_dir, {**record, "concurrent_runs": concurrent_runs}, files)
-                else:
-                    write_failure_record(spec, run_dir, error, concurrent_runs)
-                record = records.read_record(run_dir / records.RECORD_NAME)
+                occupancy = _write_result(ready[0], spec, out_dir, occupancy)
+                record = records.read_record(out_dir / RUNS_DIR / spec.run_id / records.RECORD_NAME)
                 account(outcome, record, time.perf_counter() - submitted, named=True, log=log)
         except KeyboardInterrupt:
             outcome.interrupted = True
@@ -225,7 +242,7 @@ def _say_occupancy_gone(exc: BaseException) -> None:
     """Tell the user, once per grid, that the occupancy actor died and what that changes."""
     print(f"ray: the actor that counts this grid's runs per node is gone ({type(exc).__name__}); "
           "the grid goes on, and from here on a record's concurrent_runs is what its node's "
-          "registry of live rnnbench runs saw (bench.live: the runs there that share its cache "
+          "registry of live rnnbench runs saw (bench.grid.live: the runs there that share its cache "
           "folder), and a run that failed without a record counts as alone", file=sys.stderr)
 
 

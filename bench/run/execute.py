@@ -26,11 +26,12 @@ import torch
 from sklearn import metrics as skm
 from torch import nn
 
-from bench import live, records
-from bench.config import RunSpec
-from bench.environment import capture
-from bench.measure import PeakMemory, matmul_flops_per_s, measure_latency, training_flops
-from bench.trainer import DivergedError, EvalResult, FitResult, Trainer
+from bench.grid import live
+from bench.results import records
+from bench.run.config import RunSpec
+from bench.run.environment import capture
+from bench.run.instruments import PeakMemory, matmul_flops_per_s, measure_latency, training_flops
+from bench.run.trainer import DivergedError, EvalResult, FitResult, Trainer
 from data_pipeline import EncodedSplit, TaskData, ensure_task, make_batches
 from models import ModelInfo, SelfFitting, create_model, model_info
 
@@ -73,7 +74,7 @@ def build_model(spec: RunSpec, vocab_size: int, pad_index: int) -> nn.Module:
 def initial_model(spec: RunSpec, vocab_size: int, pad_index: int) -> nn.Module:
     """The spec's model as its run starts training: every generator seeded with the run's seed,
     then built (:func:`build_model`). The one place a run's starting point is made, so a probe of
-    a finished run (``bench.gradflow``) rebuilds exactly the weights it started from."""
+    a finished run (``bench.suites.memory.gradflow``) rebuilds exactly the weights it started from."""
     seed_everything(spec.seed)
     return build_model(spec, vocab_size, pad_index)
 
@@ -166,12 +167,12 @@ def execute_run(
 
     ``concurrent_runs`` says, when the record is written, the most runs of this one's grid that
     were in progress at once while it ran (itself included; None: it ran alone). The record's
-    ``concurrent_runs`` is the larger of that and the machine-wide count of :mod:`bench.live`,
+    ``concurrent_runs`` is the larger of that and the machine-wide count of :mod:`bench.grid.live`,
     which sees the rnnbench runs of other grids on this machine too.
 
     Diverged or NaN losses, out-of-memory errors and crashes become a record with ``error``; a
     crash also prints its traceback, since a programming error must be seen, not only counted.
-    KeyboardInterrupt and :class:`bench.records.OutputError` (the run's files cannot be written)
+    KeyboardInterrupt and :class:`bench.results.records.OutputError` (the run's files cannot be written)
     propagate and leave no record, so a resumed grid runs this spec again.
     """
     run_dir = Path(run_dir)
@@ -182,7 +183,7 @@ def execute_run(
     if device.type == "cpu":
         torch.set_flush_denormal(spec.config.train.flush_denormal)
     record = base_record(spec, device)
-    # Registered machine-wide while it runs, so that runs of other grids count too (bench.live).
+    # Registered machine-wide while it runs, so that runs of other grids count too (bench.grid.live).
     with live.register() as registration:
         try:
             _run(spec, run_dir, device, record, progress=progress, log_epochs=log_epochs)
@@ -272,7 +273,7 @@ def _write_artifacts(
 ) -> dict[str, str | None]:
     """Save test probabilities and labels (and, unless records only, the checkpoint, vocabulary
     and config); the record's ``artifacts`` block naming them. A file that cannot be written
-    raises :class:`bench.records.OutputError`: a full disk is not the run's failure."""
+    raises :class:`bench.results.records.OutputError`: a full disk is not the run's failure."""
     artifacts: dict[str, str | None] = {"test_probs": records.TEST_PROBS_NAME, "test_labels": records.TEST_LABELS_NAME,
                  "checkpoint": None, "vocab": None, "config": None}
     # Serialised in memory, then written atomically: torch.save onto a full disk raises a bare

@@ -9,7 +9,7 @@ to the passes and loaded into both, applies the selection and records which file
 ``models``, ``data_pipeline`` and ``tests`` were imported from; a pass that imported the other
 tree's code is an error, not a measurement.
 
-Only the fastest round of each benchmark is read from the passes (:mod:`bench.gate`), so the
+Only the fastest round of each benchmark is read from the passes (:mod:`bench.dev.gate`), so the
 baseline commit's suite may be any earlier version of the suite.
 """
 
@@ -47,7 +47,7 @@ _PLUGIN_NAME = "rnnbench_ab_probe"
 # Written to a folder on PYTHONPATH for both trees: it must not live in either tree's packages,
 # or each tree would import it from its own (possibly older) code.
 _PLUGIN_SOURCE = '''\
-"""Written by bench.abrun: applies the A/B selection and records where the project was imported from."""
+"""Written by bench.dev.abrun: applies the A/B selection and records where the project was imported from."""
 import fnmatch
 import json
 import os
@@ -223,7 +223,7 @@ def run_interleaved(
     log: Any = print,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """``passes`` baseline passes and as many candidate passes, A, B, A, B, ...; their JSON runs."""
-    from bench.gate import load_run
+    from bench.dev.gate import load_run
 
     if passes < 1:
         raise AbRunError(f"--passes must be at least 1, got {passes}")

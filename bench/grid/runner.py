@@ -7,7 +7,6 @@ children, and writes a failure record when a child dies without writing its own.
 
 from __future__ import annotations
 
-import datetime as dt
 import multiprocessing as mp
 import os
 import signal
@@ -21,9 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from bench import live, records
-from bench.config import ModelSettings, RunConfig, RunSpec
-from bench.executor import base_record, execute_run, model_hyperparams, resolve_device
+from bench.grid import live
+from bench.results import records
+from bench.run.config import ModelSettings, RunConfig, RunSpec
+from bench.run.execute import base_record, execute_run, model_hyperparams, resolve_device
 from data_pipeline import DEFAULT_TASK, task_info
 from models import model_info
 
@@ -238,7 +238,7 @@ class Slots:
     and on CUDA sees one GPU (slot ``i`` gets the ``i``-th visible GPU, wrapping around). Each
     child can read how many children were in progress at once since it started, so a record says
     whether its speed was measured alone (the runs themselves also count the other grids' runs on
-    the machine, :mod:`bench.live`). With ``in_process`` the target runs in this process, one at
+    the machine, :mod:`bench.grid.live`). With ``in_process`` the target runs in this process, one at
     a time (tests use it).
     """
 
@@ -286,7 +286,7 @@ class Slots:
         """Block until at least one child ends; the ones that ended.
 
         Raises:
-            bench.records.OutputError: a child could not write its output.
+            bench.results.records.OutputError: a child could not write its output.
         """
         if self._done:
             done, self._done = self._done, []
@@ -359,13 +359,6 @@ class GridOutcome:
     failed: dict[str, str] = field(default_factory=dict)  # run id -> error type
     interrupted: bool = False
     wall_time_s: float = 0.0
-
-
-def write_manifest(out_dir: Path, payload: dict[str, Any]) -> None:
-    """Write the results folder's manifest atomically."""
-    records.write_json_atomic(
-        Path(out_dir) / records.MANIFEST_NAME, {"schema_version": records.SCHEMA_VERSION, **payload}
-    )
 
 
 def _previous_outcome(run_dir: Path) -> str | None:
@@ -459,7 +452,7 @@ def run_grid(
 
     With ``resume``, a spec whose run already succeeded is skipped; a failed or unreadable one is
     run again. Ctrl-C (or SIGTERM) stops every child and the grid; every finished record stays.
-    Output that cannot be written raises :class:`bench.records.OutputError` (after stopping the
+    Output that cannot be written raises :class:`bench.results.records.OutputError` (after stopping the
     other children). ``in_process`` runs the specs in this process (tests use it; it gives up the
     crash containment and the per-run memory baseline). On CUDA each child sees one GPU.
     """
@@ -531,8 +524,3 @@ def write_failure_record(spec: RunSpec, run_dir: Path, error: dict[str, str],
     record = base_record(spec, resolve_device(spec.device))
     record.update(status="failed", error=error, concurrent_runs=concurrent_runs)
     records.write_record(run_dir, record)
-
-
-def utc_now() -> str:
-    """The current UTC time, ISO 8601, to the second."""
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")

@@ -1,10 +1,10 @@
 """A machine-wide registry of the rnnbench runs in progress, so that a record's ``concurrent_runs``
 sees the runs of other grids too.
 
-A grid counts its own runs (:class:`bench.runner.Slots`, the Ray occupancy actor), but two grids
+A grid counts its own runs (:class:`bench.grid.runner.Slots`, the Ray occupancy actor), but two grids
 started at once into two results folders each see only themselves: both recorded
 ``concurrent_runs: 1`` while each trained at a quarter to a half of its speed alone. So every run
-(:func:`bench.executor.execute_run`: grid runs, memory-suite runs, Ray tasks on their node) and
+(:func:`bench.run.execute.execute_run`: grid runs, memory-suite runs, Ray tasks on their node) and
 every tuning trial registers here while it runs: one small JSON file per run under
 ``<cache>/live/`` (the dataset cache folder, :func:`data_pipeline.default_cache_dir`) with the
 process id, the process's start time (against pid reuse), the run's start and, once it finishes,
@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import records
+from bench.results import records
 from data_pipeline import default_cache_dir
 
 LIVE_DIR_NAME = "live"

@@ -14,7 +14,7 @@ with respect to the embedding's *output* only (``torch.autograd.grad``), so no p
 is computed or accumulated, and no optimizer is involved.
 
 The results of a folder's probes are one JSON file, ``gradient_flow.json`` (schema and reader in
-:mod:`bench.records`, so the report reads it without torch)::
+:mod:`bench.results.records`, so the report reads it without torch)::
 
     payload = gradient_flow_payload([probe_run(run_dir, record, batch), ...])
     write_gradient_flow(results_dir, payload)
@@ -35,9 +35,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from bench.executor import initial_model
 from bench.predict import PredictError, load_trained_run
-from bench.records import (
+from bench.results.records import (
     GRADIENT_FLOW_NAME,
     GRADIENT_FLOW_SCHEMA,
     read_gradient_flow,
@@ -46,6 +45,7 @@ from bench.records import (
     validate_gradient_flow,
     write_gradient_flow,
 )
+from bench.run.execute import initial_model
 from data_pipeline import EncodedSplit, Vocab
 
 __all__ = [
@@ -333,7 +333,7 @@ def probe_run(run_dir: Path, record: dict[str, Any], batch: ProbeBatch, *, span:
 
     Two profiles on ``batch``: ``init``, the model the run started from (its architecture and
     hyperparameters, built with its seed exactly as the executor built it,
-    :func:`bench.executor.initial_model`), and ``trained``, the run's selected checkpoint. Both
+    :func:`bench.run.execute.initial_model`), and ``trained``, the run's selected checkpoint. Both
     on the CPU, in float32.
 
     Args:

@@ -29,14 +29,17 @@ import os
 import re
 import socket
 import subprocess
+import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import portalocker
 
-from bench import environment, records
-from bench.config import RunSpec
+from bench.run import environment
+
+from bench.results import records
+from bench.run.config import RunSpec
 from data_pipeline import DEFAULT_TASK
 
 LOCK_NAME = ".lock"
@@ -52,7 +55,7 @@ class FolderError(Exception):
     """The results folder cannot be written by this command (held, other settings, other code)."""
 
 
-#: A run folder's name is its run id (:attr:`bench.config.RunSpec.run_id`).
+#: A run folder's name is its run id (:attr:`bench.run.config.RunSpec.run_id`).
 _RUN_ID = re.compile(r"^[A-Za-z0-9_.-]+-s[0-9]+-[0-9a-f]{8}$")
 
 
@@ -76,7 +79,7 @@ def _has_records(out_dir: Path) -> bool:
 
 def manifest_if_ours(out_dir: Path) -> dict[str, Any] | None:
     """The folder's manifest, or None when it has none; :class:`FolderError` when its
-    ``manifest.json`` is not rnnbench's, and :class:`bench.records.RecordError` when it is
+    ``manifest.json`` is not rnnbench's, and :class:`bench.results.records.RecordError` when it is
     damaged (rnnbench's, by the fields it has, or by the run records beside it)."""
     path = Path(out_dir) / records.MANIFEST_NAME
     if not path.exists():
@@ -96,7 +99,7 @@ def manifest_if_ours(out_dir: Path) -> dict[str, Any] | None:
 
 def check_target(out_dir: Path, *, resume: bool, overwrite: bool, continuing: bool) -> None:
     """Refuse an ``--out`` this command may not write (:class:`FolderError`, or
-    :class:`bench.records.RecordError` for a damaged manifest); reads only, so a refused folder is
+    :class:`bench.results.records.RecordError` for a damaged manifest); reads only, so a refused folder is
     untouched. ``continuing``: ``--resume`` or ``--run-id``, which add to a results folder."""
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
@@ -180,7 +183,7 @@ def locked(out_dir: Path, argv: Sequence[str]) -> Iterator[None]:
     """Hold the write lock of ``out_dir`` (which must exist) for the ``with`` block.
 
     Raises :class:`FolderError` naming the holder when another process holds it, and
-    :class:`bench.records.OutputError` when the lock file cannot be created.
+    :class:`bench.results.records.OutputError` when the lock file cannot be created.
     """
     path = Path(out_dir) / LOCK_NAME
     with records.writing(path):
@@ -279,7 +282,7 @@ def check_settings(
 
 def commit_entry() -> dict[str, Any]:
     """This checkout's commit, whether it has uncommitted changes to the code, the hash of its code
-    (:func:`bench.environment.code_hash`) and the time (UTC)."""
+    (:func:`bench.run.environment.code_hash`) and the time (UTC)."""
     commit, dirty = environment.git_state()
     return {"commit": commit, "dirty": dirty,
             "code": environment.code_hash(commit) if commit else None,
@@ -363,3 +366,118 @@ def check_machine(out_dir: Path, held: Sequence[dict[str, Any]], here: str) -> N
             f"{out_dir} was measured on {', '.join(there)} and this machine is {here}: their "
             "timings would mix in one report; use --out elsewhere, or pass --allow-other-machine "
             "to continue it anyway (the report then names both)")
+
+
+# --- a command's life in its folder -------------------------------------------------------------
+
+
+def clear_for_overwrite(out_dir: Path, is_report_output: Callable[[str, Iterable[str]], bool]) -> None:
+    """``--overwrite`` (under the lock): delete what rnnbench wrote into ``out_dir`` (its runs'
+    files, the report ``is_report_output`` recognises, tuning, the gradient probe and the manifest)
+    and say what it kept."""
+    from data_pipeline import list_tasks
+
+    tasks = list_tasks()
+    kept = clear(out_dir, lambda relative: is_report_output(relative, tasks),
+                 own_files=(records.TUNING_NAME, records.GRADIENT_FLOW_NAME))
+    if kept:
+        shown = ", ".join(kept[:5]) + (f" and {len(kept) - 5} more" if len(kept) > 5 else "")
+        print(f"--overwrite: kept {len(kept)} file(s) rnnbench did not write in {out_dir}: {shown}",
+              file=sys.stderr)
+
+
+@contextlib.contextmanager
+def opened(out_dir: Path, argv: Sequence[str]) -> Iterator[None]:
+    """Create ``out_dir`` if needed and hold its write lock (:func:`locked`); a folder this
+    command created and left empty (it was refused, say) is removed again."""
+    out_dir = Path(out_dir)
+    created = not out_dir.exists()
+    with records.writing(out_dir):
+        out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        with locked(out_dir, argv):
+            yield
+    finally:
+        if created and [p.name for p in out_dir.iterdir()] == [LOCK_NAME]:
+            (out_dir / LOCK_NAME).unlink()
+            out_dir.rmdir()
+
+
+def check_held(
+    out_dir: Path, manifest: Mapping[str, Any], held: records.Folder, *, settings: Mapping[str, Any],
+    per_arch: Sequence[str], protocol: str | None, task: str, machine: str | None,
+    allow_other_commit: bool, allow_other_machine: bool,
+) -> None:
+    """Refuse to add this command's runs (``settings``, ``protocol``, this code, this machine) to
+    a folder holding ``manifest`` and ``held`` that differ; ``protocol`` None: the command has
+    none of its own to check; ``machine`` None: there is no run to measure."""
+    if protocol is not None and manifest.get("protocol", protocol) != protocol:
+        raise FolderError(f"{out_dir} holds runs of the {manifest['protocol']} protocol; "
+                          f"{'drop' if manifest['protocol'] == 'fixed' else 'add'} --tune or "
+                          "choose another --out")
+    check_settings(out_dir, manifest, held.records, settings, per_arch, task=task)
+    if not allow_other_commit:
+        check_commit(out_dir, manifest, held.records)
+    if not allow_other_machine and machine is not None:
+        check_machine(out_dir, held.records, machine)
+
+
+def read_held(out_dir: Path) -> tuple[dict[str, Any], records.Folder]:
+    """The folder's manifest and records ({} and none for a new folder); a damaged manifest or
+    record folder raises :class:`FolderError` (one line)."""
+    try:
+        if not (Path(out_dir) / records.MANIFEST_NAME).is_file():
+            return {}, records.Folder([], [])
+        return records.read_manifest(out_dir), records.load_folder(out_dir)
+    except records.RecordError as exc:
+        raise FolderError(f"{exc}") from None
+
+
+def say_unreadable(held: records.Folder, planned: Iterable[str], *, replanned_by: str | None) -> None:
+    """Say of each unreadable record whether this command runs it again; ``replanned_by``: what
+    plans runs as it goes ("tuning", "the sweep"), which runs one again if it plans it."""
+    planned = set(planned)
+    for item in held.unreadable:
+        fate = ("it is run again" if item.run_id in planned else
+                "it is run again if tuning plans that run" if replanned_by == "tuning" else
+                f"{replanned_by} runs it again if it plans that run" if replanned_by else
+                "it is not a run of this command's grid, so it stays as it is")
+        print(f"unreadable record {item.message}; {fate}", file=sys.stderr)
+
+
+def next_manifest(
+    previous: Mapping[str, Any], *, run: Mapping[str, Any], archs: Sequence[str], task: str,
+    seeds: int, protocol: str | None, settings: Mapping[str, Any],
+    tuning: Mapping[str, Any] | None = None, suite_entries: Sequence[str] = (),
+) -> dict[str, Any]:
+    """The folder's manifest after this command: what it ran (``run``: profile, device, threads,
+    jobs, executor, argv), merged with what the folder held (``previous``): ``suite_entries``
+    are the keys suites keep their own summaries under, carried over. ``protocol`` None keeps
+    the folder's (a suite may have none of its own)."""
+    return {
+        **run,
+        # A resumed folder may have been started with other architectures: the report covers all.
+        "archs": _merge_archs(previous.get("archs", []), archs),
+        "tasks": list(dict.fromkeys([*previous.get("tasks", [DEFAULT_TASK] if previous else []),
+                                     task])),
+        "seeds": max(seeds, previous.get("seeds", 0)),
+        "protocol": protocol or previous.get("protocol", "fixed"),
+        **({"tuning": tuning} if tuning is not None else
+           {"tuning": previous["tuning"]} if previous.get("tuning") else {}),
+        **{key: previous[key] for key in suite_entries if previous.get(key)},
+        "settings": settings,
+        "task_settings": {**task_settings(previous), task: settings},
+        "commits": with_commit(previous),
+        "started_utc": previous.get("started_utc", records.utc_now()),
+        "finished_utc": None,
+        "wall_time_s": previous.get("wall_time_s", 0.0),
+    }
+
+
+def _merge_archs(previous: Sequence[str], new: Sequence[str]) -> list[str]:
+    """The architectures of both, in registry order (unregistered ones after, by name)."""
+    from models import list_models
+
+    order = {name: i for i, name in enumerate(list_models())}
+    merged = set(previous) | set(new)
+    return sorted(merged, key=lambda name: (order.get(name, len(order)), name))

@@ -19,8 +19,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from bench.config import MeasureConfig, TrainConfig
-from bench.measure import gc_disabled, synchronize
+from bench.run.config import MeasureConfig, TrainConfig
+from bench.run.instruments import gc_disabled, synchronize
 from data_pipeline import Batch, EncodedSplit, make_batches
 
 # The progress bar's running loss is read (a host sync on CUDA) at most this often.

@@ -3,7 +3,7 @@
 A record is plain data (a ``dict`` that round-trips through JSON). It carries everything a report
 needs, so a report is rebuilt from records alone and never re-trains anything. The schema is
 documented in ``docs/record-schema.md``; :func:`validate_record` is its executable form, and
-:mod:`bench.metrics` declares the metrics.
+:mod:`bench.results.metrics` declares the metrics.
 
 Layout of a results folder::
 
@@ -17,6 +17,7 @@ Layout of a results folder::
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import math
 import os
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.metrics import required_metrics
+from bench.results.metrics import required_metrics
 
 #: Version 2 added the error types ``diverged`` and ``killed``, and the manifest's ``settings`` and
 #: ``commits``. Version-1 records and manifests are still read (they use a subset of version 2).
@@ -40,6 +41,8 @@ TEST_LABELS_NAME = "test_labels.npy"
 CHECKPOINT_NAME = "model.pt"
 VOCAB_NAME = "vocab.txt"
 CONFIG_NAME = "config.json"
+#: ``--tune``'s trials (:mod:`bench.grid.tune`), beside the runs.
+TUNING_NAME = "tuning.json"
 #: Every file a run writes into its run folder (``--overwrite`` removes these and nothing else).
 RUN_FILES = (RECORD_NAME, TEST_PROBS_NAME, TEST_LABELS_NAME, CHECKPOINT_NAME, VOCAB_NAME,
              CONFIG_NAME)
@@ -127,7 +130,7 @@ def validate_record(record: dict[str, Any]) -> dict[str, Any]:
         if error is not None:
             raise RecordError("a successful record must have error null")
         # Only the required ones: a metric registered later is absent from older records, which
-        # render with that cell empty (bench.metrics).
+        # render with that cell empty (bench.results.metrics).
         missing = [m for m in required_metrics() if m not in record["metrics"]]
         if missing:
             raise RecordError(f"record metrics missing: {', '.join(missing)}")
@@ -343,6 +346,16 @@ def parse_manifest(path: Path) -> dict[str, Any]:
     return validate_manifest(manifest, path)
 
 
+def write_manifest(out_dir: Path, payload: dict[str, Any]) -> None:
+    """Write the results folder's manifest atomically, with the schema version."""
+    write_json_atomic(Path(out_dir) / MANIFEST_NAME, {"schema_version": SCHEMA_VERSION, **payload})
+
+
+def utc_now() -> str:
+    """The current UTC time, ISO 8601, to the second (the manifest's and records' timestamps)."""
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
 def read_manifest(results_dir: Path) -> dict[str, Any]:
     """The manifest of a results folder (grid settings and timing), validated
     (:func:`parse_manifest`)."""
@@ -382,7 +395,7 @@ def ok_records(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
 # --- gradient flow ------------------------------------------------------------------------------
 
-#: The gradient-flow probes of a results folder (``bench.gradflow`` measures them), beside its
+#: The gradient-flow probes of a results folder (``bench.suites.memory.gradflow`` measures them), beside its
 #: manifest. Its schema lives here, beside the records', so a report reads it without torch.
 GRADIENT_FLOW_NAME = "gradient_flow.json"
 GRADIENT_FLOW_SCHEMA = 1

@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import records
-from bench.config import RunConfig, RunSpec, apply_overrides
-from bench.runner import GridOutcome, longest_first
+from bench.grid.runner import GridOutcome, longest_first
+from bench.results import records
+from bench.run.config import RunConfig, RunSpec, apply_overrides
 from data_pipeline.memory import load_label
 from models import model_info
 
@@ -228,13 +228,13 @@ def probe_gradients(
     out_dir: Path, specs: Mapping[str, RunSpec], suite: SuiteConfig, *,
     data_path: str | None = None, log: Callable[[str], None] = print,
 ) -> dict[str, Any] | None:
-    """The gradient-flow probe of the folder (``bench.gradflow``): on the memory task, the runs of
+    """The gradient-flow probe of the folder (``bench.suites.memory.gradflow``): on the memory task, the runs of
     :func:`probe_points`; on IMDb, the folder's seed-0 run of each of the suite's recurrent
     architectures, when it has one (run the IMDb grid into the folder to get them). Each at its
     start and with its checkpoint; the payload for ``gradient_flow.json`` (None: nothing to
     probe). What cannot be probed is said in one line and left out."""
-    from bench import gradflow  # torch-heavy; only the suite needs it
-    from bench.executor import CONFIG_NAME, load_task_data
+    from bench.run.execute import CONFIG_NAME, load_task_data
+    from bench.suites.memory import gradflow  # torch-heavy; only the suite needs it
     from data_pipeline import DEFAULT_TASK, DataError
 
     out_dir = Path(out_dir)

@@ -1,0 +1,248 @@
+"""The metric registry: what each number in a run record is, declared once.
+
+A metric is one :func:`register_metric` call (name, report label, unit, direction, how it is
+summarised over seeds, how it is shown, what it measures) plus the code that computes it
+(``bench.run.execute``). Everything else reads the registry: record validation, the report's main
+table, its definitions, the terminal summary, ``summary.csv`` and the schema page's metrics table
+(``python -m bench.metrics docs/record-schema.md`` rewrites it). Registration order is column
+order.
+
+Records stay readable when a metric is added: a record written before it lacks it and renders
+with that cell empty. Only the metrics registered with ``required=True`` (those records have always
+carried) must be present in a successful record. This module imports nothing that trains, so
+reports may read it as part of the record schema.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = [
+    "DISPLAYS",
+    "METRICS",
+    "SUMMARIES",
+    "Metric",
+    "definition_groups",
+    "metrics_markdown",
+    "register_metric",
+    "required_metrics",
+]
+
+#: How a metric's seeds are summarised: mean ± sample sd (with a 95% t interval), or the mean only
+#: (counts that do not vary in a way worth a spread).
+SUMMARIES = ("mean_sd", "mean")
+#: How a value is shown: a count (1.2M), a fraction as a percentage, a fraction to 3 decimals,
+#: 3 significant figures, or a small fraction as a percentage to 3 significant figures.
+DISPLAYS = ("count", "percent", "fraction", "sig3", "efficiency")
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One metric of a run record.
+
+    Attributes:
+        name: the record key, flat and unit-suffixed (``latency_ms_p50``).
+        label: the report's column header, without the direction arrow.
+        unit: what the number counts (``fraction``, ``1/s``, ``ms``, ``MiB``, ...).
+        higher_is_better: True or False, or None for a count with no better direction.
+        summary: one of :data:`SUMMARIES`.
+        display: one of :data:`DISPLAYS`.
+        definition: how it is measured, for the report and the schema page; metrics measured the
+            same way share one definition text and are listed together.
+        required: every successful record has it (true only of metrics that every record ever
+            written has; a metric added later is optional so older records stay readable).
+        in_table: a column of the report's main table.
+        in_terminal: a column of the terminal summary.
+        contended: the figure changes when other runs share the machine (a speed, a time, a
+            memory peak): the report marks it for runs whose record says they did
+            (``concurrent_runs`` above 1).
+    """
+
+    name: str
+    label: str
+    unit: str
+    higher_is_better: bool | None
+    summary: str
+    display: str
+    definition: str
+    required: bool = False
+    in_table: bool = True
+    in_terminal: bool = False
+    contended: bool = False
+
+
+#: Registered metrics by name, in registration (column) order.
+METRICS: dict[str, Metric] = {}
+
+
+def register_metric(
+    name: str,
+    *,
+    label: str,
+    unit: str,
+    higher_is_better: bool | None,
+    summary: str,
+    display: str,
+    definition: str,
+    required: bool = False,
+    in_table: bool = True,
+    in_terminal: bool = False,
+    contended: bool = False,
+) -> Metric:
+    """Register a metric (see :class:`Metric`); returns it.
+
+    Raises:
+        ValueError: a duplicate name, an unknown summary or display, or an empty definition.
+    """
+    if name in METRICS:
+        raise ValueError(f"metric {name!r} is already registered")
+    if summary not in SUMMARIES:
+        raise ValueError(f"summary must be one of {', '.join(SUMMARIES)}, got {summary!r}")
+    if display not in DISPLAYS:
+        raise ValueError(f"display must be one of {', '.join(DISPLAYS)}, got {display!r}")
+    if not definition.strip() or "\n" in definition or "|" in definition:
+        raise ValueError(f"metric {name!r} needs a one-line definition without '|'")
+    metric = Metric(name, label, unit, higher_is_better, summary, display, definition.strip(),
+                    required, in_table, in_terminal, contended)  # fmt: skip
+    METRICS[name] = metric
+    return metric
+
+
+def required_metrics() -> list[str]:
+    """The metrics every successful record must have."""
+    return [m.name for m in METRICS.values() if m.required]
+
+
+def definition_groups() -> list[list[Metric]]:
+    """The registered metrics grouped by identical definition, in registration order."""
+    groups: dict[str, list[Metric]] = {}
+    for metric in METRICS.values():
+        groups.setdefault(metric.definition, []).append(metric)
+    return list(groups.values())
+
+
+_BETTER = {True: "higher", False: "lower", None: "—"}
+_BEGIN = "<!-- metrics table: generated by `python -m bench.metrics docs/record-schema.md`; do not edit -->"
+_END = "<!-- end of metrics table -->"
+
+
+def metrics_markdown() -> str:
+    """The schema page's metrics table (between its markers)."""
+    lines = ["| metric | unit | better | how it is measured |", "|---|---|---|---|"]
+    for group in definition_groups():
+        units = list(dict.fromkeys(m.unit for m in group))
+        better = list(dict.fromkeys(_BETTER[m.higher_is_better] for m in group))
+        lines.append(f"| {', '.join(f'`{m.name}`' for m in group)} | {', '.join(units)} | "
+                     f"{', '.join(better)} | {group[0].definition} |")  # fmt: skip
+    return "\n".join([_BEGIN, *lines, _END])
+
+
+def rewrite_schema_page(path: Path) -> None:
+    """Replace the metrics table between the markers of the schema page at ``path``."""
+    text = path.read_text(encoding="utf-8")
+    head, _, rest = text.partition(_BEGIN)
+    _, _, tail = rest.partition(_END)
+    path.write_text(head + metrics_markdown() + tail, encoding="utf-8")
+
+
+# ---- the metrics every run records ---------------------------------------------------------------
+_TEST = "on the whole test split, once, with the checkpoint selected on validation"
+_LOSS = "mean binary cross-entropy"
+_TRAIN_SPEED = ("steady-state training throughput: warm-up batches excluded; tokens are real "
+                "tokens, padding excluded")  # fmt: skip
+_LATENCY = "one review of median length, batch of one, after warm-up"
+_EPOCHS = "early stopping may end before the configured epochs"
+
+register_metric("param_count", label="Params", unit="count", higher_is_better=None, summary="mean",
+                display="count", required=True, in_terminal=True,
+                definition="trainable parameters")  # fmt: skip
+register_metric("test_accuracy", label="Test acc %", unit="fraction", higher_is_better=True,
+                summary="mean_sd", display="percent", required=True, in_terminal=True,
+                definition=_TEST)  # fmt: skip
+register_metric("test_loss", label="Test loss", unit="nats", higher_is_better=False,
+                summary="mean_sd", display="sig3", required=True, in_table=False, definition=_LOSS)
+register_metric("test_precision", label="Precision", unit="fraction", higher_is_better=True,
+                summary="mean_sd", display="fraction", required=True, in_table=False,
+                definition=_TEST)  # fmt: skip
+register_metric("test_recall", label="Recall", unit="fraction", higher_is_better=True,
+                summary="mean_sd", display="fraction", required=True, in_table=False,
+                definition=_TEST)  # fmt: skip
+register_metric("test_f1", label="F1", unit="fraction", higher_is_better=True, summary="mean_sd",
+                display="fraction", required=True, definition=_TEST)
+register_metric("test_roc_auc", label="ROC-AUC", unit="fraction", higher_is_better=True,
+                summary="mean_sd", display="fraction", required=True, definition=_TEST)
+register_metric("val_accuracy", label="Val acc %", unit="fraction", higher_is_better=True,
+                summary="mean_sd", display="percent", required=True,
+                definition="at the selected epoch")  # fmt: skip
+register_metric("val_loss", label="Val loss", unit="nats", higher_is_better=False,
+                summary="mean_sd", display="sig3", required=True, in_table=False, definition=_LOSS)
+register_metric("train_samples_per_s", contended=True, label="Train samples/s", unit="1/s", higher_is_better=True,
+                summary="mean_sd", display="sig3", required=True, in_terminal=True,
+                definition=_TRAIN_SPEED)  # fmt: skip
+register_metric("train_tokens_per_s", contended=True, label="Train tokens/s", unit="1/s", higher_is_better=True,
+                summary="mean_sd", display="sig3", required=True, definition=_TRAIN_SPEED)
+register_metric("infer_samples_per_s", contended=True, label="Infer samples/s", unit="1/s", higher_is_better=True,
+                summary="mean_sd", display="sig3", required=True,
+                definition="evaluation-mode forward passes at the evaluation batch size")  # fmt: skip
+register_metric("latency_ms_p50", contended=True, label="Latency p50 ms", unit="ms", higher_is_better=False,
+                summary="mean_sd", display="sig3", required=True, in_terminal=True,
+                definition=_LATENCY)  # fmt: skip
+register_metric("latency_ms_p95", contended=True, label="Latency p95 ms", unit="ms", higher_is_better=False,
+                summary="mean_sd", display="sig3", required=True, definition=_LATENCY)
+register_metric("train_peak_mem_mb", contended=True, label="Train peak MiB", unit="MiB", higher_is_better=False,
+                summary="mean_sd", display="sig3", required=True, in_terminal=True,
+                definition="CUDA: `torch.cuda.max_memory_allocated`, reset before training. CPU: "
+                "growth of peak resident memory (VmHWM) over training, above the resident memory "
+                "before it (activations, gradients, optimizer state, allocator slack; the weights "
+                "and data loaded before are excluded)")  # fmt: skip
+register_metric("infer_peak_mem_with_weights_mb", contended=True, label="Infer peak MiB", unit="MiB",
+                higher_is_better=False, summary="mean_sd", display="sig3",
+                definition="the test pass with the model's weights, at the evaluation batch size. "
+                "CUDA: `torch.cuda.max_memory_allocated`, reset before the pass (weights, "
+                "activations, batches). CPU: measured in a fresh process, so no earlier phase's "
+                "freed memory hides it: the rise of peak resident memory (VmHWM) while it builds "
+                "the model, loads the selected weights and runs the pass (weights, batches, "
+                "activations), above the resident memory before (the interpreter, torch, the "
+                "encoded test split, and torch's one-off first-use cost, paid beforehand by the "
+                "same pass through the same architecture with a two-token vocabulary); glibc's "
+                "mmap threshold is fixed at 128 KiB so every sizeable tensor is returned when freed "
+                "and the peak does not depend on the allocator's history; null where "
+                "`measure.infer_memory` is off (the memory suite) or the kernel does not expose "
+                "peak memory")  # fmt: skip
+register_metric("epochs_run", label="Epochs", unit="count", higher_is_better=None, summary="mean",
+                display="count", required=True, in_table=False, definition=_EPOCHS)  # fmt: skip
+register_metric("best_epoch", label="Best epoch", unit="count", higher_is_better=None,
+                summary="mean", display="count", required=True, in_table=False, definition=_EPOCHS)
+register_metric("efficiency", contended=True, label="Efficiency %", unit="fraction", higher_is_better=True,
+                summary="mean_sd", display="efficiency", required=True,
+                definition="model FLOP/s achieved in training (3 × the FLOPs per token its "
+                "registration declares × real tokens per second) ÷ dense matmul FLOP/s measured on "
+                "the same device in the same process; not measured for a model that declares no "
+                "FLOPs or fits itself")  # fmt: skip
+register_metric("train_time_s", contended=True, label="Train time s", unit="s", higher_is_better=False,
+                summary="mean_sd", display="sig3", required=True, in_terminal=True,
+                definition="wall time of the training loop including validation passes")  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m bench.metrics [PAGE]``: print the metrics table, or rewrite it in ``PAGE``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.metrics",
+        description="Print the registered metrics as a markdown table, or rewrite that table "
+        "between its markers in PAGE (docs/record-schema.md).",
+    )
+    parser.add_argument("page", nargs="?", type=Path, help="the page to rewrite in place")
+    args = parser.parse_args(argv)
+    if args.page is not None:
+        rewrite_schema_page(args.page)
+    else:
+        print(metrics_markdown())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
