@@ -27,6 +27,9 @@ def matched_hidden_dim(
     The count grows strictly with the hidden size, so a bisection finds the largest size not over
     the budget; the answer is that size or the next, whichever is nearer.
     """
+    if lstm_hidden_dim < 1:  # the bisection below would answer 1 or 2 for any budget
+        raise ValueError(f"hidden_dim (the lstm's, whose size this model matches) must be at "
+                         f"least 1, got {lstm_hidden_dim}")
     shape = {"input_dim": embedding_dim, "num_layers": num_layers}
     budget = recurrent_param_count(
         "lstm", hidden_dim=lstm_hidden_dim, bidirectional=False, **shape

@@ -117,9 +117,9 @@ def test_a_setting_added_later_changes_no_earlier_run_id_until_it_is_used():
 
 
 def test_one_model_s_own_settings_reach_only_that_model_and_its_run_id():
+    from bench.grid.runner import plan_grid
     from bench.run.config import parse_model_settings, split_model_settings
     from bench.run.execute import model_hyperparams
-    from bench.grid.runner import plan_grid
 
     run, per_model = split_model_settings(
         {"model.hidden_dim": "32", "lstm.hidden_dim": "128", "tfidf_logreg.c_grid": "0.5, 2,8",

@@ -5,14 +5,14 @@ import numpy as np
 import pytest
 import torch
 
-from bench.run import execute as bench_executor
+from bench.grid.runner import plan_grid, run_grid
+from bench.predict import Predictor
 from bench.results import records
+from bench.results.metrics import METRICS
+from bench.results.records import write_manifest
+from bench.run import execute as bench_executor
 from bench.run.config import RunSpec
 from bench.run.execute import cpu_inference_peak_mb, execute_run
-from bench.results.metrics import METRICS
-from bench.predict import Predictor
-from bench.grid.runner import plan_grid, run_grid
-from bench.results.records import write_manifest
 from bench.run.trainer import DivergedError, Trainer
 from data_pipeline import EncodedSplit, load_imdb
 from models import create_model, model_info
@@ -143,8 +143,10 @@ def test_a_nan_run_is_recorded_as_failed_and_the_grid_goes_on(archive, tmp_path,
         return real_fit(self, *args, **kwargs)
 
     monkeypatch.setattr(Trainer, "fit", diverge_for_bag)
-    specs = plan_grid(["bag_of_embeddings", "gru"], 1, profile="smoke", config=small_config(),
-                      device="cpu", threads=1, data_path=str(archive))
+    # No CPU inference-memory process per run (seconds each; measured in the test above).
+    specs = plan_grid(["bag_of_embeddings", "gru"], 1, profile="smoke",
+                      config=small_config(**{"measure.infer_memory": False}), device="cpu",
+                      threads=1, data_path=str(archive))  # fmt: skip
     write_manifest(tmp_path, {"profile": "smoke"})
     outcome = run_grid(specs, tmp_path, progress=False, in_process=True, log=lambda m: None)
     loaded = {r["arch"]: r for r in records.load_records(tmp_path)}

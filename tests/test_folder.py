@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.run import environment
-
 from bench.results import folder
+from bench.run import environment
 from bench.run.config import RunSpec, profile_config
 
 ROOT = Path(__file__).resolve().parent.parent

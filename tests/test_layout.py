@@ -137,3 +137,11 @@ def test_no_function_is_over_80_lines(path):
             and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES
             and (relative, node.name) not in TABLES]
     assert not long, f"{relative}: split these functions: {', '.join(long)}"
+
+
+def test_the_modules_that_find_the_checkout_find_this_one():
+    """Moving a module deeper must not move the folder it runs git and pytest in."""
+    from bench.dev import gpu_check
+    from bench.run import environment
+
+    assert environment.PROJECT_ROOT == ROOT and gpu_check.REPO_ROOT == ROOT

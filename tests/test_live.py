@@ -14,11 +14,10 @@ from pathlib import Path
 import pytest
 
 from bench.grid import live
-
-from bench.results import records
-from bench.run.config import apply_overrides, profile_config
 from bench.grid.runner import RUNS_DIR, plan_grid, run_grid
+from bench.results import records
 from bench.results.records import write_manifest
+from bench.run.config import apply_overrides, profile_config
 from data_pipeline import make_synthetic_archive
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -79,3 +79,14 @@ def test_matched_hidden_sizes_at_the_full_profile() -> None:
     bilstm = matched_hidden_dim("lstm", bidirectional=True, **shape)
     assert 480 < rnn < 540 and 290 < gru < 310 and 150 < bilstm < 190
     assert matched_hidden_dim("lstm", bidirectional=False, **shape) == 256  # lstm matches itself
+
+
+def test_a_matched_variant_refuses_a_hidden_size_below_one(capsys, tmp_path) -> None:
+    import run_all
+
+    code = run_all.main(["--profile", "smoke", "--archs", "gru_matched", "--set",
+                         "gru_matched.hidden_dim=-1", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert "--set gru_matched.*: hidden_dim (the lstm's, whose size this model matches) must be at least 1, got -1" in err
+    assert not (tmp_path / "o").exists()

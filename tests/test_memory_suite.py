@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 import run_all
+from bench.grid.runner import GridOutcome, plan_grid
 from bench.results import records
 from bench.run.config import RunSpec, profile_config
 from bench.suites.memory.sweep import SUITE_DELTAS, SuiteConfig, run_suite, suite_overrides
-from bench.grid.runner import GridOutcome, plan_grid
 from data_pipeline import make_synthetic_archive
 from tests.factories import make_record
 

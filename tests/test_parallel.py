@@ -13,9 +13,9 @@ import os
 import pytest
 
 import run_all
-from bench.results import records
 from bench.grid import runner
 from bench.grid.runner import Slots, auto_jobs, visible_gpus
+from bench.results import records
 from data_pipeline import make_synthetic_archive
 from tests.factories import same_run_fields
 
@@ -28,8 +28,9 @@ def archive(tmp_path_factory):
 
 
 def grid(archive, out, *extra):
+    # No CPU inference-memory process per run (seconds each; test_bench_run.py measures it).
     return ["--profile", "smoke", "--data", str(archive), "--out", str(out), "--no-progress",
-            "--archs", "rnn,lstm,bag_of_embeddings", *extra]
+            "--archs", "rnn,lstm,bag_of_embeddings", "--set", "measure.infer_memory=false", *extra]
 
 
 def run_cli(capfd, *argv):

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from bench.predict import PredictError, Predictor, main
 from bench.run.config import RunSpec, profile_config
 from bench.run.execute import VOCAB_NAME, execute_run
-from bench.predict import PredictError, Predictor, main
 from data_pipeline import make_synthetic_archive
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,7 +22,7 @@ def run_dir(tmp_path_factory):
                                      n_per_class_train=100, n_per_class_test=40)
     config = profile_config("smoke", {"data.vocab_size": 300, "data.train_limit": None,
                                       "data.test_limit": None, "train.epochs": 1,
-                                      "measure.latency_reps": 3})
+                                      "measure.latency_reps": 3, "measure.infer_memory": False})
     spec = RunSpec("bag_of_embeddings", 0, "smoke", "cpu", 1, config, data_path=str(archive))
     folder = tmp_path_factory.mktemp("runs") / spec.run_id
     record = execute_run(spec, folder, progress=False, log_epochs=False)

@@ -13,11 +13,10 @@ import os
 import pytest
 
 from bench.grid import live
-
-from bench.results import records
-from bench.run.config import RunSpec, apply_overrides, profile_config
 from bench.grid.runner import RUNS_DIR, plan_grid, run_grid
+from bench.results import records
 from bench.results.records import write_manifest
+from bench.run.config import RunSpec, apply_overrides, profile_config
 from data_pipeline import make_synthetic_archive
 from tests.factories import same_run_fields
 
@@ -49,10 +48,15 @@ def files_of(out, run_id):
 
 def test_a_ray_grid_leaves_the_records_and_files_of_the_local_executor(ray_executor, archive, tmp_path):
     config = profile_config("smoke")
-    specs = plan_grid(["rnn", "bag_of_embeddings"], 1, profile="smoke", config=config, device="cpu",
-                      threads=1, data_path=str(archive))
+    # One run measures its CPU inference memory in a fresh process, from inside its Ray worker;
+    # the others skip that process (seconds each).
+    quiet = apply_overrides(config, {"measure.infer_memory": False})
+    specs = [*plan_grid(["rnn"], 1, profile="smoke", config=quiet, device="cpu", threads=1,
+                        data_path=str(archive)),
+             *plan_grid(["bag_of_embeddings"], 1, profile="smoke", config=config, device="cpu",
+                        threads=1, data_path=str(archive))]  # fmt: skip
     # lr 1e38: Adam's first step would dwarf the weights, so the run fails as diverged.
-    diverging = RunSpec("lstm", 0, "smoke", "cpu", 1, apply_overrides(config, {"train.lr": 1e38}),
+    diverging = RunSpec("lstm", 0, "smoke", "cpu", 1, apply_overrides(quiet, {"train.lr": 1e38}),
                         data_path=str(archive))
     specs.append(diverging)
     local, remote = tmp_path / "local", tmp_path / "ray"
@@ -74,6 +78,7 @@ def test_a_ray_grid_leaves_the_records_and_files_of_the_local_executor(ray_execu
         assert files_of(remote, run_id) == files_of(local, run_id), run_id
         assert 1 <= on_ray[run_id]["concurrent_runs"] <= 2
     assert on_ray[diverging.run_id]["error"]["type"] == "diverged"
+    assert on_ray[specs[1].run_id]["metrics"]["infer_peak_mem_with_weights_mb"] > 0
     # A resumed Ray grid runs only the failed spec again.
     again = ray_executor.run_grid_ray(specs, remote, num_cpus=2, resume=True, log=lambda _: None)
     assert again.ran == [diverging.run_id] and sorted(again.skipped) == sorted(
@@ -84,7 +89,8 @@ def test_a_generated_task_runs_on_ray_without_any_dataset(ray_executor, tmp_path
     """Nothing is shipped for a task that makes its own data: no archive is looked for at all."""
     monkeypatch.delenv("RNNBENCH_IMDB", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "empty-cache"))
-    config = profile_config("smoke", task="memory")
+    config = apply_overrides(profile_config("smoke", task="memory"),
+                             {"measure.infer_memory": False})
     specs = plan_grid(["gru"], 1, profile="smoke", config=config, device="cpu", threads=1,
                       task="memory")
     write_manifest(tmp_path, {"profile": "smoke"})

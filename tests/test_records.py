@@ -40,7 +40,9 @@ def test_a_complete_record_validates_and_round_trips(tmp_path):
      ({"status": "failed", "error": {"type": "oom"}}, "error.message"),
      ({"metrics": {"param_count": 1}}, "metrics missing"),
      ({"seed": "0"}, "'seed' must be int"),
-     ({"history": [{"epoch": 1}]}, "history entry")],
+     ({"history": [{"epoch": 1}]}, "history entry"),
+     ({"timing_notes": "cold"}, "'timing_notes' must be a list of strings"),
+     ({"timing_notes": [1]}, "'timing_notes' must be a list of strings")],
 )
 def test_invalid_records_are_rejected(changes, message):
     with pytest.raises(records.RecordError, match=message):

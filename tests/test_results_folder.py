@@ -23,9 +23,9 @@ from pathlib import Path
 import pytest
 
 import run_all
-from bench.suites.command import Command
-from bench.run import environment
 from bench.results import folder, records
+from bench.run import environment
+from bench.suites.command import Command
 from data_pipeline import make_synthetic_archive
 from tests.mounts import read_only, tiny_disk
 
@@ -61,8 +61,10 @@ def _clean_checkout(monkeypatch, checkout):
 
 
 def grid(archive, out, *extra):
+    # No CPU inference-memory process per run (seconds each; what these tests check is the
+    # folder's life, not that figure, which test_bench_run.py measures).
     return ["--profile", "smoke", "--data", str(archive), "--out", str(out), "--no-progress",
-            *extra]
+            "--set", "measure.infer_memory=false", *extra]
 
 
 def run_cli(capfd, *argv):

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 import run_all
-from bench.run import environment
 from bench.results import records
+from bench.run import environment
 from data_pipeline import make_synthetic_archive
 
 ROOT = Path(__file__).resolve().parent.parent

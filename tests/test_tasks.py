@@ -147,7 +147,9 @@ def test_the_committed_example_keeps_its_run_ids():
 def test_a_registered_task_runs_beside_imdb_in_one_folder(capsys, tmp_path):
     archive = make_synthetic_archive(tmp_path / "imdb.tar.gz", n_per_class_train=100, n_per_class_test=40)
     out = tmp_path / "res"
-    common = ["--profile", "smoke", "--archs", "bag_of_embeddings", "--out", str(out), "--no-progress"]
+    # No CPU inference-memory process per run (seconds each; test_bench_run.py measures it).
+    common = ["--profile", "smoke", "--archs", "bag_of_embeddings", "--out", str(out), "--no-progress",
+              "--set", "measure.infer_memory=false"]
     imdb = [*common, "--data", str(archive), "--set", "data.train_limit=none",
             "--set", "data.test_limit=none"]
     code, _, err = run_cli(capsys, *imdb)

@@ -8,11 +8,8 @@ import json
 import pytest
 
 import run_all
-from bench.results import records
 from bench.grid import tune as bench_tune
-from bench.run.config import profile_config
 from bench.grid.runner import plan_grid
-from bench.run.trainer import Trainer
 from bench.grid.tune import (
     DROPOUT_KEY,
     LR_KEY,
@@ -24,6 +21,9 @@ from bench.grid.tune import (
     tune_grid,
     tuned_keys,
 )
+from bench.results import records
+from bench.run.config import profile_config
+from bench.run.trainer import Trainer
 from data_pipeline import load_imdb
 from tests.factories import small_run_config, synthetic_archive
 
@@ -119,7 +119,8 @@ def test_run_all_tune_writes_a_tuned_manifest_and_report(capsys, tmp_path, archi
     out = tmp_path / "res"
     argv = ["--profile", "smoke", "--archs", "bag_of_embeddings,tfidf_logreg", "--data",
             str(archive), "--out", str(out), "--no-progress", "--set", "data.train_limit=none",
-            "--set", "data.test_limit=none", "--tune", "--tune-epochs", "1"]  # fmt: skip
+            "--set", "data.test_limit=none", "--set", "measure.infer_memory=false",
+            "--tune", "--tune-epochs", "1"]  # fmt: skip
     code = run_all.main(argv)
     err = capsys.readouterr().err
     assert code == 0, err
@@ -176,8 +177,8 @@ def test_two_jobs_run_the_trials_of_one_and_choose_the_same(archive, tmp_path):
     b'{"trials": [{"trial_id": "x", "settings": {}, "val_loss": 0.5}]}',
 ])
 def test_a_damaged_tuning_file_is_named_with_what_to_do(tmp_path, content):
-    from bench.results import records
     from bench.grid.tune import TUNING_NAME, _read_trials
+    from bench.results import records
 
     (tmp_path / TUNING_NAME).write_bytes(content)
     with pytest.raises(records.RecordError, match=f"{TUNING_NAME}.*remove it to run the trials again"):
@@ -219,3 +220,25 @@ def test_a_trial_whose_settings_are_not_those_of_its_id_stops_tuning_and_the_fil
                                                   ".*remove it to run the trials again"):
         tune_grid(specs, None, tmp_path, grid, progress=False, log=lambda _: None)
     assert (tmp_path / TUNING_NAME).read_text() == text  # the first trial was not rewritten alone
+
+
+def test_a_trial_whose_model_cannot_be_allocated_is_an_oom_outcome_and_a_bug_propagates(
+        archive, monkeypatch):
+    data = load_imdb(small_config().data, archive, progress=False)
+    (spec,) = specs_for(["bag_of_embeddings"], archive)
+
+    def too_big(*_args):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:118] data. DefaultCPUAllocator: can't "
+                           "allocate memory: you tried to allocate 9000000000000 bytes.")
+
+    monkeypatch.setattr(bench_tune, "initial_model", too_big)
+    trial = bench_tune.run_trial(spec, {"train.lr": 1e-3}, data, progress=False)
+    assert trial["error"]["type"] == "oom" and trial["val_loss"] is None
+    assert "can't allocate memory" in trial["error"]["message"]
+
+    def bug(*_args):
+        raise RuntimeError("mat1 and mat2 shapes cannot be multiplied")
+
+    monkeypatch.setattr(bench_tune, "initial_model", bug)
+    with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
+        bench_tune.run_trial(spec, {"train.lr": 1e-3}, data, progress=False)

@@ -61,7 +61,7 @@ from models.recurrent import AUTO_PADDING_MODE
 
 STEPS = ("environment", "tests", "bench", "padding", "precision", "anchor", "grid")
 PRECISIONS = ("fp32", "tf32", "bf16")
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]  # bench/dev/gpu_check.py -> the checkout
 
 # Sizes of the measuring steps. "full" is the notebook's configuration (the ``full`` profile);
 # "small" exists so that the plumbing runs in seconds on a CPU.

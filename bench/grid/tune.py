@@ -124,20 +124,22 @@ def run_trial(spec: RunSpec, settings: dict[str, float], data: TaskData, *, prog
     """
     torch.set_num_threads(spec.threads)
     device = resolve_device(spec.device)
-    model = initial_model(spec, len(data.vocab), data.pad_index)
-    trainer = Trainer(
-        model, spec.config.train, spec.config.measure, device, pad_index=data.pad_index,
-        progress=progress,
-    )
     outcome: dict[str, Any] = {"trial_id": spec.run_id, "arch": spec.arch, "settings": settings,
                                "epochs": spec.config.train.epochs}  # fmt: skip
     start = time.perf_counter()
     with live.register() as registration:
         try:
+            # Built inside: a model too large for the machine fails as the trial's outcome.
+            model = initial_model(spec, len(data.vocab), data.pad_index)
+            trainer = Trainer(model, spec.config.train, spec.config.measure, device,
+                              pad_index=data.pad_index, progress=progress)
             fit = trainer.fit(data.train, data.val, seed=spec.seed, desc=f"tune {spec.arch} ")
-        except (DivergedError, MemoryError, torch.cuda.OutOfMemoryError) as exc:
+        except (DivergedError, MemoryError, RuntimeError) as exc:
+            error = error_of(exc)
+            if error["type"] == "crash":  # a RuntimeError that is not the allocator's: a bug
+                raise
             return {**outcome, "val_loss": None, "val_accuracy": None, "best_epoch": None,
-                    "time_s": time.perf_counter() - start, "error": error_of(exc),
+                    "time_s": time.perf_counter() - start, "error": error,
                     "concurrent_runs": registration.finish()}  # fmt: skip
         outcome["concurrent_runs"] = registration.finish()
     best = fit.history[fit.best_epoch - 1]

@@ -36,9 +36,8 @@ from typing import Any
 
 import portalocker
 
-from bench.run import environment
-
 from bench.results import records
+from bench.run import environment
 from bench.run.config import RunSpec
 from data_pipeline import DEFAULT_TASK
 

@@ -137,6 +137,9 @@ def validate_record(record: dict[str, Any]) -> dict[str, Any]:
     concurrent = record.get("concurrent_runs", 1)  # older records lack it: they ran alone
     if isinstance(concurrent, bool) or not isinstance(concurrent, int) or concurrent < 1:
         raise RecordError("record field 'concurrent_runs' must be a whole number >= 1")
+    notes = record.get("timing_notes", [])  # optional: absent when there is nothing to say
+    if not isinstance(notes, list) or not all(isinstance(note, str) for note in notes):
+        raise RecordError("record field 'timing_notes' must be a list of strings")
     for name, value in record["metrics"].items():
         if value is not None and not isinstance(value, int | float):
             raise RecordError(f"metric {name!r} must be a number or null")

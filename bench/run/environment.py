@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]  # bench/run/environment.py -> the checkout
 
 _PACKAGES = (
     "torch", "numpy", "pandas", "scikit-learn", "matplotlib", "seaborn", "tabulate", "tqdm",
