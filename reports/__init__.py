@@ -10,6 +10,7 @@ Re-rendering never trains anything; the same records give the same ``report.md``
 import reports.gradients
 import reports.imdb
 import reports.memory  # noqa: F401  (the three register on import)
+import reports.cost  # noqa: F401, I001  (last: its closing section ends the report)
 from reports.render import render_report
 from reports.table import summary_frame, terminal_summary
 

@@ -121,6 +121,9 @@ def build_outputs(results_dir: Path) -> dict[str, bytes]:
     manifest = read_manifest(results_dir)
     records = folder.records
     if not records:
+        standalone = _standalone_outputs(results_dir, manifest)
+        if standalone is not None:
+            return standalone
         if folder.unreadable:  # nothing else to show: say what is wrong with what is there
             raise RecordError(f"{folder.unreadable[0].message}; {RERUN_HINT}")
         raise RecordError(f"{results_dir} holds no run records yet (runs/*/record.json)")
@@ -144,6 +147,26 @@ def build_outputs(results_dir: Path) -> dict[str, bytes]:
             "utf-8"
         ),
     }
+    outputs.update({f"{PLOTS_DIR}/{name}": png for name, png in plots.items()})
+    return outputs
+
+
+def _standalone_outputs(results_dir: Path, manifest: Mapping[str, Any]) -> dict[str, bytes] | None:
+    """The report of a folder without run records: its standalone closing sections (the cost
+    suite's, say), when it holds their payloads; None when it holds none."""
+    payloads = {name: read(results_dir) for name, read in PAYLOADS.items()}
+    sections = [s for s in closing_sections_for((), payloads) if s.standalone]
+    if not sections:
+        return None
+    context = ReportContext(results_dir, manifest, {}, {}, payloads)
+    parts, plots = [f"# rnnbench report: profile `{manifest.get('profile')}` on "
+                    f"{manifest.get('device', 'an unknown device')}"], {}
+    for section in sections:
+        text, figures = section.build(context)
+        plots.update(_checked_figures(figures, "", section.figures,
+                                      f"closing section {section.name!r}"))  # fmt: skip
+        parts.append(_after_heading(text, smoke_caveat(manifest)))
+    outputs = {REPORT_NAME: ("\n\n".join(p for p in parts if p) + "\n").encode("utf-8")}
     outputs.update({f"{PLOTS_DIR}/{name}": png for name, png in plots.items()})
     return outputs
 

@@ -92,7 +92,8 @@ class ClosingSection:
     ``build``: :class:`ReportContext` -> :data:`Built` (figures keyed under ``plots/``).
     ``tasks``: the tasks whose runs it needs in one folder; ``payloads``: the payloads
     (:func:`register_payload`) it needs; it is built only when the folder has them all.
-    ``figures``: the file names its builder writes.
+    ``figures``: the file names its builder writes. ``standalone``: a folder holding its
+    payloads and no run record gets a report of the standalone sections alone.
     """
 
     name: str
@@ -100,6 +101,7 @@ class ClosingSection:
     tasks: tuple[str, ...] = ()
     payloads: tuple[str, ...] = ()
     figures: tuple[str, ...] = field(default=())
+    standalone: bool = False
 
 
 TASK_REPORTS: dict[str, TaskReport] = {}

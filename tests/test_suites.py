@@ -15,7 +15,7 @@ pytestmark = pytest.mark.usefixtures("clean_checkout")
 
 
 def test_the_builtin_suites_are_registered_and_the_default_comes_first():
-    assert list_suites()[:2] == ["compare", "memory"] and echo.SUITE in list_suites()
+    assert list_suites()[:3] == ["compare", "cost", "memory"] and echo.SUITE in list_suites()
     assert suite_info("compare").default and not suite_info("memory").default
     with pytest.raises(UnknownSuiteError, match="did you mean memory"):
         suite_info("memroy")
@@ -35,7 +35,7 @@ def test_list_suites_and_help_come_from_the_registry(capsys):
     with pytest.raises(SystemExit):
         run_all.main(["--help"])
     help_text = capsys.readouterr().out
-    assert f"{{compare,memory,{echo.SUITE}}}" in help_text.replace("\n", "").replace(" ", "")
+    assert f"{{compare,cost,memory,{echo.SUITE}}}" in help_text.replace("\n", "").replace(" ", "")
     assert f"options of --suite {echo.SUITE}" in help_text and "--echo-length N" in help_text
 
 

@@ -36,7 +36,7 @@ from typing import Any
 
 import portalocker
 
-from bench.results import records
+from bench.results import cost, records
 from bench.run import environment
 from bench.run.config import RunSpec
 from data_pipeline import DEFAULT_TASK
@@ -144,7 +144,7 @@ def clear(out_dir: Path, is_report_output: Callable[[str], bool],
     the files it left in place, as paths relative to ``out_dir``.
 
     Removed: in each run folder (named by a run id, or holding a record) the files a run writes;
-    every file ``is_report_output(relative path)`` says a render writes; ``own_files`` and the
+    the cost points (``cost/<point_id>.json``); every file ``is_report_output(relative path)`` says a render writes; ``own_files`` and the
     manifest at the top; the temporary files of interrupted atomic writes of any of these; then
     the folders this left empty. Everything else stays: a user's notebook in ``runs/``, their
     figure in ``plots/``, a folder of their own.
@@ -160,6 +160,8 @@ def clear(out_dir: Path, is_report_output: Callable[[str], bool],
         if len(relative.parts) == 3 and relative.parts[0] == records.RUNS_DIR and (
                 _RUN_ID.match(run_dir.name) or (run_dir / records.RECORD_NAME).is_file()):
             return name in records.RUN_FILES
+        if cost.is_point_file((relative.parent / name).as_posix()):
+            return True
         return is_report_output((relative.parent / name).as_posix())
 
     emptied: set[Path] = set()

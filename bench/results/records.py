@@ -30,9 +30,11 @@ from typing import Any
 from bench.results.metrics import required_metrics
 
 #: Version 2 added the error types ``diverged`` and ``killed``, and the manifest's ``settings`` and
-#: ``commits``. Version-1 records and manifests are still read (they use a subset of version 2).
-SCHEMA_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+#: ``commits``; version 3 added cost points (:mod:`bench.results.cost`, a record kind of their own)
+#: and the manifest's ``cost_suite``. Version-1 and -2 records and manifests are still read (they
+#: use a subset of version 3).
+SCHEMA_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 RECORD_NAME = "record.json"
 MANIFEST_NAME = "manifest.json"
 RUNS_DIR = "runs"
@@ -284,7 +286,8 @@ def load_records(results_dir: Path) -> list[dict[str, Any]]:
 _MANIFEST_REQUIRED = {"schema_version": int, "profile": str}
 _MANIFEST_OPTIONAL: dict[str, type | tuple[type, ...]] = {
     "device": str, "argv": list, "threads": int, "jobs": (int, str), "executor": str, "archs": list, "tasks": list,
-    "seeds": int, "protocol": str, "tuning": dict, "memory_suite": dict, "settings": dict,
+    "seeds": int, "protocol": str, "tuning": dict, "memory_suite": dict, "cost_suite": dict,
+    "settings": dict,
     "task_settings": dict, "commits": list, "started_utc": str, "finished_utc": (str, type(None)),
     "wall_time_s": (int, float), "interrupted": bool,
 }  # fmt: skip

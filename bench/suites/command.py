@@ -400,25 +400,27 @@ class Command:
         """Render the report when there is anything to report, name the records left out as
         unreadable, and return those. With ``manifest`` None (--report-only), it is read from the
         folder, and a folder with nothing to report is an error."""
-        from bench.results import records
+        from bench.results import cost, records
 
         out, hint = self.out, self.reporting.rerun_hint
         held = records.load_folder(out)
+        points = cost.load_points(out)  # the cost suite's records, beside the runs
         if manifest is None:
             manifest = records.read_manifest(out)
-            if not held.records and not held.unreadable:
+            if not held.records and not held.unreadable and not points.points:
                 raise UsageError(f"{out} holds no run records yet (runs/*/record.json)")
-        if held.records:
+        if held.records or points.points:
             path = self.reporting.render(out)
             print()
-            print(self.reporting.summary(held.records, manifest))
+            if held.records:
+                print(self.reporting.summary(held.records, manifest))
             print(f"\nreport: {path}")
         elif held.unreadable:
             raise UsageError(f"{held.unreadable[0].message}; {hint}")
-        for item in held.unreadable:
+        for item in [*held.unreadable, *points.unreadable]:
             print(f"unreadable record left out of the report: {item.message}; {hint}",
                   file=sys.stderr)
-        return held.unreadable
+        return [*held.unreadable, *points.unreadable]
 
     @staticmethod
     def exit_code(outcome: GridOutcome, unreadable: list[Any]) -> int:

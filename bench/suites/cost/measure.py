@@ -1,0 +1,276 @@
+"""Measure one architecture at one point: training step and inference, memory, kernels.
+
+Timing discipline as in :mod:`bench.run.instruments`: warm-up repetitions are not counted, CUDA
+work is synchronised at the edges of each timed phase, the garbage collector is off while timing.
+A training repetition is timed in three phases (forward with the loss, backward, the optimizer
+step with clipping) whose sum is the step; the model, loss, optimizer and clipping are the shared
+trainer's. Each figure is the median of the repetitions with a distribution-free interval
+(:func:`summarize_times`).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import statistics
+import sys
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from bench.run.execute import error_of
+from bench.run.instruments import gc_disabled, synchronize
+from bench.run.trainer import Trainer
+from bench.suites.cost.memory import held_tensors, phase_peak
+from bench.suites.cost.plan import CostPoint, CostSeries
+
+#: Timed repetitions of inference at batch 1, where the p95 latency is read: fewer make its
+#: tail a coin toss (the p95 of 20 is the second slowest).
+LATENCY_REPS = 30
+#: Operators whose name says they are a recurrence kernel (oneDNN's, ATen's, cuDNN's).
+RECURRENCE_OP = re.compile(r"rnn|lstm|gru", re.IGNORECASE)
+#: Operators listed per phase, by self time.
+TOP_OPS = 6
+
+Inputs = list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]  # (tokens, lengths, labels)
+
+
+def _coverage(n: int, k: int) -> float:
+    """P(x_(k) <= median <= x_(n+1-k)) for n draws of a continuous distribution."""
+    return 1.0 - 2.0 * sum(math.comb(n, i) for i in range(k)) / 2.0**n
+
+
+def summarize_times(times_ms: Sequence[float], level: float = 0.95) -> dict[str, Any]:
+    """The median of ``times_ms`` and the narrowest order-statistic interval around it that
+    covers the median with probability >= ``level`` (the widest, [min, max], when there are too
+    few repetitions; ``coverage`` says what it reaches). Its ends are measured times, so it
+    never goes below zero."""
+    ordered = sorted(float(t) for t in times_ms)
+    n = len(ordered)
+    k = 1
+    while k + 1 <= n // 2 and _coverage(n, k + 1) >= level:
+        k += 1
+    return {"median": statistics.median(ordered), "low": max(0.0, ordered[k - 1]),
+            "high": ordered[n - k], "coverage": _coverage(n, k), "times": list(map(float, times_ms))}
+
+
+@dataclass
+class ArchBench:
+    """One architecture ready to be measured: its (untrained) model in the shared trainer."""
+
+    arch: str
+    trainer: Trainer
+    device: torch.device
+    vocab_size: int
+    pad_index: int
+    flops_per_token: float | None
+    self_fit: bool
+    series: CostSeries
+    matmul_flops_per_s: float | None
+    task_inputs: Inputs = field(default_factory=list)
+
+    @property
+    def model(self) -> nn.Module:
+        return self.trainer.model
+
+
+def random_inputs(bench: ArchBench, batch: int, length: int, seed: int = 0) -> Inputs:
+    """One batch of ``batch`` sequences of exactly ``length`` tokens (never the padding id)."""
+    gen = torch.Generator().manual_seed(seed)
+    tokens = torch.randint(0, bench.vocab_size - 1, (batch, length), generator=gen)
+    tokens = tokens + (tokens >= bench.pad_index).long()  # skip the padding id
+    labels = torch.randint(0, 2, (batch,), generator=gen).float()
+    lengths = torch.full((batch,), length, dtype=torch.long)
+    return [(tokens.to(bench.device), lengths, labels.to(bench.device))]
+
+
+def _train_rep(bench: ArchBench, inputs: Inputs) -> tuple[float, float, float]:
+    """One training repetition over ``inputs``: (forward, backward, optimizer) seconds."""
+    trainer, device, clock = bench.trainer, bench.device, time.perf_counter
+    phases = [0.0, 0.0, 0.0]
+    for tokens, lengths, labels in inputs:
+        start = clock()
+        with trainer._autocast():
+            logits = trainer.model(tokens, lengths)
+        loss = trainer.loss_fn(logits.float(), labels) / labels.shape[0]
+        synchronize(device)
+        forward_end = clock()
+        trainer.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        synchronize(device)
+        backward_end = clock()
+        if trainer.cfg.grad_clip > 0:
+            nn.utils.clip_grad_norm_(trainer._params, trainer.cfg.grad_clip)
+        trainer.optimizer.step()
+        synchronize(device)
+        phases[0] += forward_end - start
+        phases[1] += backward_end - forward_end
+        phases[2] += clock() - backward_end
+    return phases[0], phases[1], phases[2]
+
+
+def _infer_rep(bench: ArchBench, inputs: Inputs) -> None:
+    with torch.inference_mode():
+        for tokens, lengths, _ in inputs:
+            bench.model(tokens, lengths)
+    synchronize(bench.device)
+
+
+def _timed(fn: Callable[[], Any], warmup: int, reps: int) -> list[Any]:
+    for _ in range(warmup):
+        fn()
+    out = []
+    with gc_disabled():
+        for _ in range(reps):
+            out.append(fn())
+    return out
+
+
+def _rates(step_ms: dict[str, Any], inputs: Inputs) -> dict[str, float]:
+    samples = sum(int(lengths.shape[0]) for _, lengths, _ in inputs)
+    tokens = sum(int(lengths.sum()) for _, lengths, _ in inputs)
+    rep_s = step_ms["median"] * len(inputs) / 1e3
+    return {"samples_per_s": samples / rep_s, "tokens_per_s": tokens / rep_s}
+
+
+def measure_train(bench: ArchBench, inputs: Inputs) -> dict[str, Any]:
+    """The training phase at one point: step, forward, backward and optimizer per step."""
+    series, steps = bench.series, len(inputs)
+    bench.model.train()
+    reps = _timed(lambda: _train_rep(bench, inputs), series.warmup, series.reps)
+    per_step = [[t * 1e3 / steps for t in rep] for rep in reps]
+    step = summarize_times([sum(rep) for rep in per_step])
+    phase = {"status": "ok", "step_ms": step,
+             "forward_ms": summarize_times([rep[0] for rep in per_step]),
+             "backward_ms": summarize_times([rep[1] for rep in per_step]),
+             "optimizer_ms": summarize_times([rep[2] for rep in per_step]), **_rates(step, inputs)}
+    phase.update(phase_peak(lambda: _train_rep(bench, inputs), bench.device,
+                            held_tensors(bench.model, bench.trainer.optimizer,
+                                         [t for batch in inputs for t in batch])))  # fmt: skip
+    return phase
+
+
+def measure_infer(bench: ArchBench, inputs: Inputs) -> dict[str, Any]:
+    """The inference phase (evaluation mode, no autograd) at one point; at batch 1 it is the
+    latency, and enough repetitions are timed to read its p95."""
+    series, steps = bench.series, len(inputs)
+    bench.model.eval()
+    batch_one = all(int(lengths.shape[0]) == 1 for _, lengths, _ in inputs)
+    reps = max(series.reps, LATENCY_REPS) if batch_one else series.reps
+
+    def rep() -> float:
+        start = time.perf_counter()
+        _infer_rep(bench, inputs)
+        return (time.perf_counter() - start) * 1e3 / steps
+
+    times = _timed(rep, series.warmup, reps)
+    step = summarize_times(times)
+    phase = {"status": "ok", "step_ms": step, "forward_ms": None, "backward_ms": None,
+             "optimizer_ms": None, **_rates(step, inputs),
+             "latency_p95_ms": _percentile(times, 95) if batch_one else None}
+    phase.update(phase_peak(lambda: _infer_rep(bench, inputs), bench.device,
+                            held_tensors(bench.model, None,
+                                         [t for batch in inputs for t in batch])))  # fmt: skip
+    return phase
+
+
+def _percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    rank = q / 100 * (len(ordered) - 1)
+    low = math.floor(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def kernels(fn: Callable[[], Any], device: torch.device) -> dict[str, Any]:
+    """The operators one call of ``fn`` ran, read from torch.profiler: the ``top`` by self time
+    and every ``recurrence`` operator (by name), each with its calls and share of the time."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as prof:
+        fn()
+    events = list(prof.key_averages())
+    on_device = device.type == "cuda"
+
+    def self_time(event: Any) -> float:
+        return float(event.self_device_time_total if on_device else event.self_cpu_time_total)
+
+    total = sum(self_time(e) for e in events) or 1.0
+
+    def entry(event: Any) -> dict[str, Any]:
+        return {"op": event.key, "calls": int(event.count), "self_share": self_time(event) / total}
+
+    ranked = sorted(events, key=self_time, reverse=True)
+    return {"top": [entry(e) for e in ranked[:TOP_OPS]],
+            "recurrence": [entry(e) for e in ranked if RECURRENCE_OP.search(e.key)]}
+
+
+def guarded(fn: Callable[[], dict[str, Any]]) -> tuple[dict[str, Any] | None, dict[str, str] | None]:
+    """``fn()``, or an out-of-memory phase (a result, the series goes on), or for any other
+    failure None and the error (its traceback printed: a programming error must be seen)."""
+    try:
+        return fn(), None
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as exc:  # noqa: BLE001 - failures are data
+        error = error_of(exc)
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        if error["type"] == "oom":
+            return {"status": "oom", "step_ms": None, "error": error["message"]}, None
+        traceback.print_exc(file=sys.stderr)
+        return None, error
+
+
+def efficiency(bench: ArchBench, phase: dict[str, Any] | None, training: bool) -> float | None:
+    """Achieved FLOP/s over the matmul's of this process, where the model declares FLOPs
+    (a training step costs 3x the forward FLOPs: :func:`bench.run.instruments.training_flops`)."""
+    if (phase is None or phase.get("status") != "ok" or bench.flops_per_token is None
+            or not bench.matmul_flops_per_s):
+        return None
+    achieved = (3.0 if training else 1.0) * bench.flops_per_token * phase["tokens_per_s"]
+    return achieved / bench.matmul_flops_per_s
+
+
+def point_inputs(bench: ArchBench, point: CostPoint) -> Inputs:
+    """The batches one repetition of ``point`` runs."""
+    if point.axis == "task":
+        return bench.task_inputs
+    return random_inputs(bench, point.batch, int(point.length_T or 1))
+
+
+def measure_point(bench: ArchBench, point: CostPoint) -> dict[str, Any]:
+    """Everything the record of ``point`` measures: status, error, train, infer, memory,
+    efficiency, kernels (at the task's point), and what one repetition held."""
+    inputs = point_inputs(bench, point)
+    train, error = (None, None) if bench.self_fit else guarded(lambda: measure_train(bench, inputs))
+    infer, infer_error = (None, None) if error else guarded(lambda: measure_infer(bench, inputs))
+    error = error or infer_error
+    status = "failed" if error else (
+        "oom" if any((p or {}).get("status") == "oom" for p in (train, infer)) else "ok")
+    found = None
+    if point.axis == "task" and status == "ok":
+        found = {"infer": kernels(lambda: _infer_rep(bench, inputs[:1]), bench.device)}
+        if not bench.self_fit:
+            bench.model.train()
+            found["train"] = kernels(lambda: _train_rep(bench, inputs[:1]), bench.device)
+    memory = {"method": "counted live tensors" if bench.device.type == "cpu"
+              else "torch.cuda.max_memory_allocated",
+              **{f"{name}_{key}": (phase or {}).get(key) for name, phase in
+                 (("train", train), ("infer", infer)) for key in ("peak_mb", "rss_growth_mb")}}
+    return {
+        "status": status, "error": error, "train": train, "infer": infer, "peak_memory": memory,
+        "efficiency": {"train": efficiency(bench, train, True),
+                       "infer": efficiency(bench, infer, False),
+                       "matmul_flops_per_s": bench.matmul_flops_per_s},
+        "kernels": found,
+        "samples_per_rep": sum(int(lengths.shape[0]) for _, lengths, _ in inputs),
+        "tokens_per_rep": sum(int(lengths.sum()) for _, lengths, _ in inputs),
+        "steps_per_rep": len(inputs),
+    }

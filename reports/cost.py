@@ -1,0 +1,326 @@
+"""The "Cost" section: what each architecture costs, from the cost suite's points.
+
+Facts first (:func:`cost_facts` returns data: the task's point per architecture, the growth
+exponents with their intervals, the crossovers, the kernels, the points out of memory), then
+rendered in one place (:func:`render_cost`). A folder holding cost points gets the section at the
+end of its report; a folder holding only cost points gets a report of this section alone.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from bench.results.cost import CostFolder, read_points_payload
+from reports.plots import name_colors, new_figure, png_bytes
+from reports.sections import ClosingSection, ReportContext, register_closing_section, register_payload
+
+PAYLOAD = "cost_points"
+FIGURES = ("cost_time_vs_T.png", "cost_memory_vs_T.png", "cost_throughput_vs_batch.png")
+#: The quantities whose growth is fitted: (key, phase, figure within the phase, label).
+QUANTITIES = (("train_time", "train", "step_ms", "train step time"),
+              ("infer_time", "infer", "step_ms", "inference time"),
+              ("train_memory", "train", "peak_mb", "training peak memory"),
+              ("infer_memory", "infer", "peak_mb", "inference peak memory"))  # fmt: skip
+AXIS_VARIABLE = {"length": "T", "batch": "batch"}
+
+
+@dataclass(frozen=True)
+class Growth:
+    """The exponent of ``quantity`` against ``axis`` for ``arch``: the slope of log of the
+    median against log of the size, least squares, with its 95% t interval (None: < 3 points)."""
+
+    arch: str
+    axis: str
+    quantity: str
+    slope: float
+    low: float | None
+    high: float | None
+    points: int
+
+
+@dataclass(frozen=True)
+class Crossover:
+    """From ``size`` on (every larger measured size too), ``ahead`` costs less ``quantity`` than
+    ``behind``, which cost less at the smallest size."""
+
+    axis: str
+    quantity: str
+    size: int
+    ahead: str
+    behind: str
+
+
+@dataclass(frozen=True)
+class CostFacts:
+    """Everything the section says, per device (``device``: the processor's name)."""
+
+    device: str
+    archs: list[str]
+    task_point: dict[str, dict[str, Any]]
+    growth: list[Growth]
+    crossovers: list[Crossover]
+    kernels: dict[str, dict[str, str | None]]
+    oom: list[tuple[str, str, int]] = field(default_factory=list)
+
+
+def _value(point: Mapping[str, Any], phase: str, key: str) -> float | None:
+    part = point.get(phase) or {}
+    if part.get("status") != "ok":
+        return None
+    value = part.get(key)
+    return value["median"] if isinstance(value, dict) else value
+
+
+def _size(point: Mapping[str, Any]) -> int:
+    return int(point["length_T"] if point["axis"] == "length" else point["batch"])
+
+
+def fit_slope(sizes: Sequence[float], values: Sequence[float]) -> tuple[float, float | None, float | None]:
+    """The least-squares slope of log ``values`` on log ``sizes`` and its 95% interval."""
+    x, y = np.log(np.asarray(sizes, float)), np.log(np.asarray(values, float))
+    slope, intercept = np.polyfit(x, y, 1)
+    n = len(x)
+    if n < 3:
+        return float(slope), None, None
+    residual = y - (slope * x + intercept)
+    se = math.sqrt(float(residual @ residual) / (n - 2) / float(((x - x.mean()) ** 2).sum()))
+    half = float(stats.t.ppf(0.975, n - 2)) * se
+    return float(slope), float(slope - half), float(slope + half)
+
+
+def series(points: Iterable[Mapping[str, Any]], arch: str, axis: str, phase: str,
+           key: str) -> list[tuple[int, Mapping[str, Any]]]:  # fmt: skip
+    """``arch``'s measured points on ``axis`` with a value of ``phase``/``key``, by size."""
+    found = [(_size(p), p) for p in points if p["arch"] == arch and p["axis"] == axis
+             and _value(p, phase, key)]  # fmt: skip
+    return sorted(found, key=lambda item: item[0])
+
+
+def growth_of(points: Sequence[Mapping[str, Any]], archs: Sequence[str]) -> list[Growth]:
+    found = []
+    for arch in archs:
+        for axis in AXIS_VARIABLE:
+            for quantity, phase, key, _ in QUANTITIES:
+                measured = series(points, arch, axis, phase, key)
+                if len(measured) >= 2:
+                    slope, low, high = fit_slope([s for s, _ in measured],
+                                                 [_value(p, phase, key) for _, p in measured])
+                    found.append(Growth(arch, axis, quantity, slope, low, high, len(measured)))
+    return found
+
+
+def crossovers_of(points: Sequence[Mapping[str, Any]], archs: Sequence[str]) -> list[Crossover]:
+    """Every pair whose order changes along an axis and stays changed to its end."""
+    found = []
+    for axis in AXIS_VARIABLE:
+        for quantity, phase, key, _ in QUANTITIES[:2]:
+            curves = {a: dict((s, _value(p, phase, key)) for s, p in series(points, a, axis, phase, key))
+                      for a in archs}  # fmt: skip
+            for i, first in enumerate(archs):
+                for second in archs[i + 1:]:
+                    shared = sorted(set(curves[first]) & set(curves[second]))
+                    signs = [curves[first][s] < curves[second][s] for s in shared]
+                    if len(shared) < 2 or signs[0] == signs[-1]:
+                        continue
+                    start = len(signs) - 1
+                    while start > 0 and signs[start - 1] == signs[-1]:
+                        start -= 1
+                    ahead, behind = (first, second) if signs[-1] else (second, first)
+                    found.append(Crossover(axis, quantity, shared[start], ahead, behind))
+    return found
+
+
+def _kernel(point: Mapping[str, Any] | None, phase: str) -> str | None:
+    """The recurrence operator of ``phase`` (most time first), else its top operator."""
+    found = ((point or {}).get("kernels") or {}).get(phase)
+    if not found:
+        return None
+    ranked = found["recurrence"] or found["top"][:1]
+    return ", ".join(f"`{k['op']}`" for k in ranked[:2]) if ranked else None
+
+
+def cost_facts(points: Sequence[Mapping[str, Any]], order: Sequence[str] = ()) -> list[CostFacts]:
+    """The section's facts, one entry per processor the points were measured on."""
+    by_device: dict[str, list[Mapping[str, Any]]] = {}
+    for point in points:
+        env = point["environment"]
+        name = env.get("device_name") if point["device"] == "cuda" else env.get("cpu_model")
+        by_device.setdefault(f"{point['device']}: {name or 'unknown'}", []).append(point)
+    facts = []
+    for device, measured in by_device.items():
+        present = {p["arch"] for p in measured}
+        archs = [a for a in order if a in present] + sorted(present - set(order))
+        task = {p["arch"]: p for p in measured if p["axis"] == "task"}
+        facts.append(CostFacts(
+            device, archs, task, growth_of(measured, archs), crossovers_of(measured, archs),
+            {a: {"train": _kernel(task.get(a), "train"), "infer": _kernel(task.get(a), "infer")}
+             for a in archs},
+            [(p["arch"], p["axis"], _size(p)) for p in measured
+             if p["status"] == "oom" and p["axis"] != "task"]))  # fmt: skip
+    return facts
+
+
+# --- rendering ----------------------------------------------------------------------------------
+
+def _ms(stat: Mapping[str, Any] | None) -> str:
+    if not stat:
+        return "—"
+    return f"{stat['median']:.3g} [{stat['low']:.3g}, {stat['high']:.3g}]"
+
+
+def _phase_cells(point: Mapping[str, Any], phase: str) -> list[str]:
+    part = point.get(phase)
+    if part is None:
+        return ["not applicable"] * 3
+    if part.get("status") == "oom":
+        return ["OOM"] * 3
+    return [_ms(part.get("step_ms")), f"{part['samples_per_s']:,.0f}",
+            "—" if part.get("peak_mb") is None else f"{part['peak_mb']:,.1f}"]
+
+
+def _task_table(facts: CostFacts) -> str:
+    lines = ["| Architecture | Train step ms [95% CI] | forward / backward / optimizer ms | "
+             "Train samples/s | Train peak MiB | Inference ms [95% CI] | Inference samples/s | "
+             "Inference peak MiB | Fit s | Train efficiency |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for arch in facts.archs:
+        point = facts.task_point.get(arch)
+        if point is None:
+            continue
+        train, infer = _phase_cells(point, "train"), _phase_cells(point, "infer")
+        part = point.get("train") or {}
+        split = " / ".join(f"{part[k]['median']:.3g}" for k in ("forward_ms", "backward_ms",
+                                                                "optimizer_ms")) \
+            if part.get("status") == "ok" else train[0]
+        fit = point.get("fit")
+        eff = point["efficiency"].get("train")
+        fit_cell = "—" if not fit else f"{fit['time_s']:.2f}"
+        eff_cell = "—" if eff is None else f"{eff:.1%}"
+        lines.append(f"| `{arch}` | {train[0]} | {split} | {train[1]} | {train[2]} | {infer[0]} | "
+                     f"{infer[1]} | {infer[2]} | {fit_cell} | {eff_cell} |")
+    return "\n".join(lines)
+
+
+def _growth_table(facts: CostFacts) -> str:
+    head = [f"{label} vs {AXIS_VARIABLE[axis]}" for axis in AXIS_VARIABLE
+            for _, _, _, label in QUANTITIES]
+    lines = ["| Architecture | " + " | ".join(head) + " |", "|---|" + "---:|" * len(head)]
+    fitted = {(g.arch, g.axis, g.quantity): g for g in facts.growth}
+    for arch in facts.archs:
+        cells = []
+        for axis in AXIS_VARIABLE:
+            for quantity, *_ in QUANTITIES:
+                g = fitted.get((arch, axis, quantity))
+                cells.append("—" if g is None else f"{g.slope:.2f}" if g.low is None
+                             else f"{g.slope:.2f} [{g.low:.2f}, {g.high:.2f}]")
+        lines.append(f"| `{arch}` | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _crossover_sentences(facts: CostFacts) -> list[str]:
+    verbs = {"train_time": "trains faster than", "infer_time": "infers faster than"}
+    return [f"From {AXIS_VARIABLE[c.axis]} = {c.size:,} on, `{c.ahead}` {verbs[c.quantity]} "
+            f"`{c.behind}`." for c in facts.crossovers]
+
+
+def _kernel_lines(facts: CostFacts) -> list[str]:
+    lines = ["| Architecture | Training: recurrence kernel (else top operator) | Inference |",
+             "|---|---|---|"]
+    for arch in facts.archs:
+        k = facts.kernels.get(arch, {})
+        lines.append(f"| `{arch}` | {k.get('train') or '—'} | {k.get('infer') or '—'} |")
+    return lines
+
+
+def render_cost(all_facts: Sequence[CostFacts], figures: Iterable[str]) -> str:
+    """The section's markdown from its facts."""
+    parts = ["## Cost",
+             "Each architecture measured alone, untrained, one point at a time (whatever --jobs "
+             "said), threads pinned; medians of the timed repetitions with a distribution-free "
+             "95% interval (order statistics; it never goes below zero). Peak memory on CPU: the "
+             "bytes of live tensors, counted per operator (it repeats to the byte; the resident "
+             "set's peak does not), weights, gradients and optimizer state included."]
+    for facts in all_facts:
+        parts += [f"### {facts.device}", "At the task's own lengths, the grid's batch:",
+                  _task_table(facts),
+                  "Growth: the exponent k in cost ∝ size^k (least squares on log-log, 95% "
+                  "interval; a dash: fewer than two points).", _growth_table(facts)]
+        sentences = _crossover_sentences(facts)
+        parts.append(" ".join(sentences) if sentences else "No crossover: along each series "
+                     "the order of the architectures stays as it starts.")
+        if facts.oom:
+            parts.append("Out of memory: " + ", ".join(
+                f"`{a}` at {AXIS_VARIABLE[axis]} = {size:,}" for a, axis, size in facts.oom) + ".")
+        parts += ["Kernels that ran (torch.profiler, at the task's point):",
+                  "\n".join(_kernel_lines(facts))]
+    parts += [f"![{name}](plots/{name})" for name in figures]
+    return "\n\n".join(parts)
+
+
+# --- figures ------------------------------------------------------------------------------------
+
+def _loglog(points: Sequence[Mapping[str, Any]], archs: Sequence[str], axis: str, phase: str,
+            key: str, ylabel: str) -> bytes | None:  # fmt: skip
+    fig = new_figure(6.4, 4.2)
+    ax = fig.subplots()
+    colors = name_colors(list(archs))
+    drawn = False
+    for arch in archs:
+        measured = series(points, arch, axis, phase, key)
+        if not measured:
+            continue
+        sizes = [s for s, _ in measured]
+        parts = [p[phase][key] for _, p in measured]
+        if isinstance(parts[0], dict):
+            mid = [q["median"] for q in parts]
+            ax.fill_between(sizes, [q["low"] for q in parts], [q["high"] for q in parts],
+                            color=colors[arch], alpha=0.2)
+        else:
+            mid = parts
+        ax.plot(sizes, mid, marker="o", label=arch, color=colors[arch])
+        drawn = True
+    if not drawn:
+        return None
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel(AXIS_VARIABLE[axis])
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8)
+    return png_bytes(fig)
+
+
+def _throughput(points: Sequence[Mapping[str, Any]], archs: Sequence[str]) -> bytes | None:
+    return _loglog(points, archs, "batch", "train", "samples_per_s", "training samples/s") \
+        or _loglog(points, archs, "batch", "infer", "samples_per_s", "inference samples/s")
+
+
+def cost_figures(points: Sequence[Mapping[str, Any]], archs: Sequence[str]) -> dict[str, bytes]:
+    drawn = {
+        FIGURES[0]: _loglog(points, archs, "length", "train", "step_ms", "training step ms")
+        or _loglog(points, archs, "length", "infer", "step_ms", "inference ms"),
+        FIGURES[1]: _loglog(points, archs, "length", "train", "peak_mb", "training peak MiB")
+        or _loglog(points, archs, "length", "infer", "peak_mb", "inference peak MiB"),
+        FIGURES[2]: _throughput(points, archs),
+    }
+    return {name: png for name, png in drawn.items() if png is not None}
+
+
+def cost_section(context: ReportContext) -> tuple[str, dict[str, bytes]]:
+    """The closing section: facts from the folder's cost points, rendered, with its figures."""
+    folder: CostFolder = context.payloads[PAYLOAD]
+    order = list(context.manifest.get("archs") or [])
+    facts = cost_facts(folder.points, order)
+    archs = facts[0].archs if facts else []
+    figures = cost_figures(folder.points, archs) if len(facts) == 1 else {}
+    return render_cost(facts, figures), figures
+
+
+register_payload(PAYLOAD, read_points_payload)
+register_closing_section(ClosingSection("cost", build=cost_section, payloads=(PAYLOAD,),
+                                        figures=FIGURES, standalone=True))
