@@ -1,5 +1,6 @@
 """CI check: a smoke run wrote its report and plots, and every row has numbers; with --memory,
-the memory suite's sections, its figures and the notebook's table are there too."""
+the memory suite's sections, its figures and the notebook's table are there too; with --cost, the
+cost suite's section and figures."""
 
 import csv
 import sys
@@ -7,6 +8,7 @@ from pathlib import Path
 
 out = Path(sys.argv[1])
 memory = "--memory" in sys.argv[2:]
+cost = "--cost" in sys.argv[2:]
 report = out / "report.md"
 problems = []
 if not report.is_file() or report.stat().st_size < 500:
@@ -31,6 +33,12 @@ if memory:
         if heading not in text:
             problems.append(f"report has no {heading!r}")
     for figure in ("memory/memory_horizon.png", "gradient_flow.png"):
+        if not (out / "plots" / figure).is_file():
+            problems.append(f"missing plot plots/{figure}")
+if cost:
+    if "## Cost" not in text:
+        problems.append("report has no '## Cost'")
+    for figure in ("cost_time_vs_T.png", "cost_memory_vs_T.png", "cost_throughput_vs_batch.png"):
         if not (out / "plots" / figure).is_file():
             problems.append(f"missing plot plots/{figure}")
 if problems:

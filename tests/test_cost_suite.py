@@ -10,7 +10,7 @@ import torch
 
 from bench.results import cost
 from bench.suites.cost.measure import summarize_times
-from bench.suites.cost.memory import LiveTensorBytes
+from bench.suites.cost.peak import LiveTensorBytes
 from bench.suites.cost.plan import SERIES, CostPoint, plan_points, series_for
 from data_pipeline import make_synthetic_archive
 from reports.cost import cost_facts, crossovers_of, fit_slope, growth_of

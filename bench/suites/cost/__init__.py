@@ -2,7 +2,7 @@
 length and the batch size grow, measured alone, one point at a time.
 
 This module registers the suite and holds its command line; :mod:`.plan` chooses the points,
-:mod:`.series` runs them, :mod:`.measure` measures one, :mod:`.memory` counts its peak memory.
+:mod:`.series` runs them, :mod:`.measure` measures one, :mod:`.peak` counts its peak memory.
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ from torch import nn
 from bench.run.execute import error_of
 from bench.run.instruments import gc_disabled, synchronize
 from bench.run.trainer import Trainer
-from bench.suites.cost.memory import held_tensors, phase_peak
+from bench.suites.cost.peak import held_tensors, phase_peak
 from bench.suites.cost.plan import CostPoint, CostSeries
 
 #: Timed repetitions of inference at batch 1, where the p95 latency is read: fewer make its
