@@ -33,7 +33,7 @@ def test_the_points_follow_the_profile_and_the_options():
     with pytest.raises(ValueError, match="at least 5"):
         series_for("smoke", reps=4)
     ids = {p.point_id({"profile": "quick"}) for p in points}
-    assert len(ids) == len(points) and all(cost.is_point_file(f"cost/{i}.json") for i in ids)
+    assert len(ids) == len(points) and all(cost.is_point_file(f"{cost.COST_DIR}/{i}.json") for i in ids)
     assert points[0].point_id({"profile": "quick"}) != points[0].point_id({"profile": "smoke"})
 
 
@@ -141,7 +141,7 @@ def test_a_smoke_cost_run_measures_every_point_resumes_and_renders(capsys, tmp_p
     code, _, err = run_cli(capsys, "--report-only", "--out", str(out))
     assert code == 0 and (out / "report.md").read_text(encoding="utf-8") == report
     # A removed point is measured again on --resume; --overwrite removes them all first.
-    (out / "cost" / f"{latency['point_id']}.json").unlink()
+    (out / cost.COST_DIR / f"{latency['point_id']}.json").unlink()
     code, _, err = run_cli(capsys, *argv, "--resume")
     assert code == 0 and "9 point(s) already measured, 1 to go" in err, err
     code, _, err = run_cli(capsys, *argv[:-3], "--lengths", "8", "--batches", "1", "--out",

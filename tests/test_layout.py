@@ -39,13 +39,11 @@ def _module_path(module: str) -> str:
 
 
 def _own(path: str, name: str, registering: set[str]) -> bool:
-    """Whether ``path`` is one of ``name``'s own modules: the module that registered it, a module
-    named after it (``reports/memory.py``), or a module of a package named after it
-    (``bench/suites/memory/``)."""
+    """Whether ``path`` is one of ``name``'s own modules: the module (or a module of the package)
+    that registered it, or its report module ``reports/<name>.py``."""
     stem = path.removesuffix(".py")
-    parts = stem.split("/")
     return (any(stem == m or stem.startswith(m + "/") for m in registering)
-            or parts[-1] == name or name in parts[:-1])
+            or stem == f"reports/{name}")
 
 
 def _registered_names() -> dict[str, set[str]]:
@@ -93,8 +91,9 @@ def test_the_check_would_find_a_name_written_elsewhere():
     tree = ast.parse('if task == "memory":\n    pass\n')
     constants = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant)]
     assert "memory" in constants and not _own("reports/render.py", "memory", {"data_pipeline/memory"})
-    assert _own("bench/suites/memory/sweep.py", "memory", set())
+    assert _own("bench/suites/memory/sweep.py", "memory", {"bench/suites/memory"})
     assert _own("reports/memory.py", "memory", set())
+    assert not _own("bench/suites/cost/memory.py", "memory", {"bench/suites/memory"})
     assert _own("bench/suites/compare.py", "compare", {"bench/suites/compare"})
 
 

@@ -8,7 +8,7 @@ executable form; ``docs/record-schema.md`` documents it.
 
 Layout::
 
-    <out>/cost/<point_id>.json     one per point (:data:`COST_DIR`)
+    <out>/cost_points/<point_id>.json  one per point (:data:`COST_DIR`)
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from bench.results.records import (
 )
 
 #: The folder of cost points inside a results folder.
-COST_DIR = "cost"
+COST_DIR = "cost_points"
 #: The ``kind`` of a cost point (run records have none: they are the original kind).
 POINT_KIND = "cost_point"
 #: The earliest schema version that has cost points.
@@ -113,7 +113,7 @@ def point_file(results_dir: Path, point_id: str) -> Path:
 
 
 def write_point(results_dir: Path, point: dict[str, Any]) -> Path:
-    """Validate and atomically write ``point`` as ``cost/<point_id>.json``."""
+    """Validate and atomically write ``point`` as ``cost_points/<point_id>.json``."""
     validate_point(point)
     path = point_file(results_dir, point["point_id"])
     write_json_atomic(path, point)

@@ -144,7 +144,7 @@ def clear(out_dir: Path, is_report_output: Callable[[str], bool],
     the files it left in place, as paths relative to ``out_dir``.
 
     Removed: in each run folder (named by a run id, or holding a record) the files a run writes;
-    the cost points (``cost/<point_id>.json``); every file ``is_report_output(relative path)`` says a render writes; ``own_files`` and the
+    the cost points (``cost_points/<point_id>.json``); every file ``is_report_output(relative path)`` says a render writes; ``own_files`` and the
     manifest at the top; the temporary files of interrupted atomic writes of any of these; then
     the folders this left empty. Everything else stays: a user's notebook in ``runs/``, their
     figure in ``plots/``, a folder of their own.
