@@ -18,9 +18,16 @@ from scipy import stats
 
 from bench.results.cost import CostFolder, read_points_payload
 from reports.plots import name_colors, new_figure, png_bytes
-from reports.sections import ClosingSection, ReportContext, register_closing_section, register_payload
+from reports.sections import (
+    ClosingSection,
+    ReportContext,
+    register_closing_section,
+    register_payload,
+)
 
 PAYLOAD = "cost_points"
+#: The coverage of a growth exponent's interval (a t interval of the log-log slope).
+SLOPE_LEVEL = 0.95
 FIGURES = ("cost_time_vs_T.png", "cost_memory_vs_T.png", "cost_throughput_vs_batch.png")
 #: The quantities whose growth is fitted: (key, phase, figure within the phase, label).
 QUANTITIES = (("train_time", "train", "step_ms", "train step time"),
@@ -90,7 +97,7 @@ def fit_slope(sizes: Sequence[float], values: Sequence[float]) -> tuple[float, f
         return float(slope), None, None
     residual = y - (slope * x + intercept)
     se = math.sqrt(float(residual @ residual) / (n - 2) / float(((x - x.mean()) ** 2).sum()))
-    half = float(stats.t.ppf(0.975, n - 2)) * se
+    half = float(stats.t.ppf(0.5 + SLOPE_LEVEL / 2, n - 2)) * se
     return float(slope), float(slope - half), float(slope + half)
 
 

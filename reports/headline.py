@@ -528,6 +528,7 @@ def source_match(path: str, pattern: str) -> re.Match[str]:
 
 
 GATE, GPU_CHECK = "bench/dev/gate.py", "bench/dev/gpu_check.py"
+COST_MEASURE, COST_REPORT = "bench/suites/cost/measure.py", "reports/cost.py"
 
 
 def _gate(name: str, key: str | None = None) -> str:
@@ -605,6 +606,12 @@ def _running_quotes() -> list[Quote]:
               lambda: f"took {_minutes(LONG)}"),
         Quote("docs/running.md", "a 95% Student t interval", f"{EXAMPLE}/report.md",
               lambda: "a " + committed(EXAMPLE).report_match(r"95% Student t interval")[0]),
+        Quote("docs/running.md", "a distribution-free 95% interval",
+              "bench/suites/cost/measure.py, INTERVAL_LEVEL", lambda: "a distribution-free "
+              f"{100 * source_constant(COST_MEASURE, 'INTERVAL_LEVEL'):.0f}% interval"),
+        Quote("docs/running.md", "log-log slopes with 95% intervals",
+              "reports/cost.py, SLOPE_LEVEL", lambda: "log-log slopes with "
+              f"{100 * source_constant(COST_REPORT, 'SLOPE_LEVEL'):.0f}% intervals"),
         Quote("docs/running.md", "at the 5% level", f"{EXAMPLE}/report.md, paired comparisons",
               lambda: "at the {} level".format(
                   committed(EXAMPLE).report_match(r"significance level (\d+%)")[1])),

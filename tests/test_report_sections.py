@@ -151,7 +151,7 @@ def test_the_declarations_of_imdb_and_memory():
     assert declared_task_report("memory").prefix == "memory/"
     imdb = declared_task_report("imdb")
     assert imdb.prefix == "" and imdb.swept_settings == () and len(imdb.published) == 6
-    assert list(sections.CLOSING_SECTIONS) == ["gradient_flow", "notebook"]
+    assert list(sections.CLOSING_SECTIONS) == ["gradient_flow", "notebook", "cost"]
     assert closing_section("notebook").tasks == ("imdb", "memory")
     assert closing_section("gradient_flow").payloads == ("gradient_flow",)
 

@@ -34,6 +34,8 @@ from bench.suites.cost.plan import CostPoint, CostSeries
 LATENCY_REPS = 30
 #: Operators whose name says they are a recurrence kernel (oneDNN's, ATen's, cuDNN's).
 RECURRENCE_OP = re.compile(r"rnn|lstm|gru", re.IGNORECASE)
+#: The coverage every timing interval reaches (:func:`summarize_times`).
+INTERVAL_LEVEL = 0.95
 #: Operators listed per phase, by self time.
 TOP_OPS = 6
 
@@ -45,7 +47,7 @@ def _coverage(n: int, k: int) -> float:
     return 1.0 - 2.0 * sum(math.comb(n, i) for i in range(k)) / 2.0**n
 
 
-def summarize_times(times_ms: Sequence[float], level: float = 0.95) -> dict[str, Any]:
+def summarize_times(times_ms: Sequence[float], level: float = INTERVAL_LEVEL) -> dict[str, Any]:
     """The median of ``times_ms`` and the narrowest order-statistic interval around it that
     covers the median with probability >= ``level`` (the widest, [min, max], when there are too
     few repetitions; ``coverage`` says what it reaches). Its ends are measured times, so it

@@ -87,7 +87,6 @@ def phase_peak(fn: Callable[[], object], device: torch.device,
         fn()
         synchronize(device)
         return {"peak_mb": torch.cuda.max_memory_allocated(device) / MIB, "rss_growth_mb": None}
-    with PeakMemory(device) as rss:
-        with LiveTensorBytes(held) as counted:
-            fn()
+    with PeakMemory(device) as rss, LiveTensorBytes(held) as counted:
+        fn()
     return {"peak_mb": counted.peak / MIB, "rss_growth_mb": rss.peak_mb}
