@@ -54,7 +54,8 @@ class Growth:
 @dataclass(frozen=True)
 class Crossover:
     """From ``size`` on (every larger measured size too), ``ahead`` costs less ``quantity`` than
-    ``behind``, which cost less at the smallest size."""
+    ``behind``, which cost less at a smaller size: each order decided by intervals that do not
+    overlap (:func:`crossovers_of`)."""
 
     axis: str
     quantity: str
@@ -122,23 +123,42 @@ def growth_of(points: Sequence[Mapping[str, Any]], archs: Sequence[str]) -> list
     return found
 
 
+def _interval(point: Mapping[str, Any], phase: str, key: str) -> tuple[float, float] | None:
+    """The 95% interval of ``phase``/``key`` at ``point`` (None: not measured there)."""
+    value = (point.get(phase) or {}).get(key)
+    if not isinstance(value, dict) or value.get("low") is None or value.get("high") is None:
+        return None
+    return float(value["low"]), float(value["high"])
+
+
+def _order(first: tuple[float, float], second: tuple[float, float]) -> int:
+    """1: ``first`` costs less for sure (its interval lies below), -1: ``second`` does, 0: the
+    intervals overlap (undecided)."""
+    return 1 if first[1] < second[0] else -1 if second[1] < first[0] else 0
+
+
 def crossovers_of(points: Sequence[Mapping[str, Any]], archs: Sequence[str]) -> list[Crossover]:
-    """Every pair whose order changes along an axis and stays changed to its end."""
+    """Every pair whose order changes along an axis and stays changed to its end, each order
+    decided by intervals that do not overlap: from the crossing size on at every size, and before
+    it at one size at least (noise that swaps two medians is no crossover)."""
     found = []
     for axis in AXIS_VARIABLE:
         for quantity, phase, key, _ in QUANTITIES[:2]:
-            curves = {a: dict((s, _value(p, phase, key)) for s, p in series(points, a, axis, phase, key))
+            curves = {a: {s: _interval(p, phase, key) for s, p in series(points, a, axis, phase, key)}
                       for a in archs}  # fmt: skip
             for i, first in enumerate(archs):
                 for second in archs[i + 1:]:
-                    shared = sorted(set(curves[first]) & set(curves[second]))
-                    signs = [curves[first][s] < curves[second][s] for s in shared]
-                    if len(shared) < 2 or signs[0] == signs[-1]:
+                    shared = sorted(s for s in set(curves[first]) & set(curves[second])
+                                    if curves[first][s] and curves[second][s])  # fmt: skip
+                    signs = [_order(curves[first][s], curves[second][s]) for s in shared]
+                    if len(signs) < 2 or signs[-1] == 0:
                         continue
                     start = len(signs) - 1
                     while start > 0 and signs[start - 1] == signs[-1]:
                         start -= 1
-                    ahead, behind = (first, second) if signs[-1] else (second, first)
+                    if -signs[-1] not in signs[:start]:
+                        continue  # never decidedly the other way round before
+                    ahead, behind = (first, second) if signs[-1] == 1 else (second, first)
                     found.append(Crossover(axis, quantity, shared[start], ahead, behind))
     return found
 
@@ -225,15 +245,23 @@ def _growth_table(facts: CostFacts) -> str:
             for quantity, *_ in QUANTITIES:
                 g = fitted.get((arch, axis, quantity))
                 cells.append("—" if g is None else f"{g.slope:.2f}" if g.low is None
-                             else f"{g.slope:.2f} [{g.low:.2f}, {g.high:.2f}]")
+                             else f"{_exp(g.slope)} [{_exp(g.low)}, {_exp(g.high)}]")
         lines.append(f"| `{arch}` | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _exp(value: float) -> str:
+    """An exponent to two decimals, never "-0.00"."""
+    text = f"{value:.2f}"
+    return "0.00" if text == "-0.00" else text
 
 
 def _crossover_sentences(facts: CostFacts) -> list[str]:
     verbs = {"train_time": "trains faster than", "infer_time": "infers faster than"}
     return [f"From {AXIS_VARIABLE[c.axis]} = {c.size:,} on, `{c.ahead}` {verbs[c.quantity]} "
-            f"`{c.behind}`." for c in facts.crossovers]
+            f"`{c.behind}`." for c in facts.crossovers] + ([
+        "(A crossover is stated only where the two 95% intervals do not overlap, after it at "
+        "every size and before it at one at least.)"] if facts.crossovers else [])
 
 
 def _kernel_lines(facts: CostFacts) -> list[str]:
@@ -259,8 +287,9 @@ def render_cost(all_facts: Sequence[CostFacts], figures: Iterable[str]) -> str:
                   "Growth: the exponent k in cost ∝ size^k (least squares on log-log, 95% "
                   "interval; a dash: fewer than two points).", _growth_table(facts)]
         sentences = _crossover_sentences(facts)
-        parts.append(" ".join(sentences) if sentences else "No crossover: along each series "
-                     "the order of the architectures stays as it starts.")
+        parts.append(" ".join(sentences) if sentences else "No crossover: along no series does "
+                     "one architecture overtake another with 95% intervals that do not overlap "
+                     "on both sides of the crossing.")
         if facts.oom:
             parts.append("Out of memory: " + ", ".join(
                 f"`{a}` at {AXIS_VARIABLE[axis]} = {size:,}" for a, axis, size in facts.oom) + ".")

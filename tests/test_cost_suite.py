@@ -112,6 +112,10 @@ def test_crossovers_and_out_of_memory_points_are_facts_of_the_records():
     (crossing,) = [c for c in crossovers_of(points, ["lstm", "gru"]) if c.quantity == "train_time"]
     # lstm: 4.1, 16.4, 65.5, 262 ms; gru: 6.4, 12.8, 25.6, 51.2 ms
     assert (crossing.size, crossing.ahead, crossing.behind) == (128, "gru", "lstm")
+    # Medians that swap within overlapping intervals are noise, not a crossover.
+    close = [_point("rnn", "length", t, 10.0 + (0.5 if t > 128 else -0.5)) for t in (64, 128, 256, 512)]
+    close += [_point("gru", "length", t, 10.0) for t in (64, 128, 256, 512)]
+    assert crossovers_of(close, ["rnn", "gru"]) == []
     (facts,) = cost_facts(points, ["lstm", "gru"])
     assert facts.device == "cpu: test CPU" and facts.oom == [("gru", "length", 1024)]
 

@@ -10,13 +10,15 @@ trainer's. Each figure is the median of the repetitions with a distribution-free
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import re
 import statistics
 import sys
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -189,13 +191,29 @@ def _percentile(values: Sequence[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
+@contextlib.contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """Send file descriptor 2 to /dev/null for the block: the profiler's native library prints
+    two lines (``USDT: ... profiler_start``) per use that no setting turns off. An exception
+    still propagates, and is printed after the block."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def kernels(fn: Callable[[], Any], device: torch.device) -> dict[str, Any]:
     """The operators one call of ``fn`` ran, read from torch.profiler: the ``top`` by self time
     and every ``recurrence`` operator (by name), each with its calls and share of the time."""
     from torch.profiler import ProfilerActivity, profile
 
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
-    with profile(activities=activities) as prof:
+    with _native_stderr_silenced(), profile(activities=activities) as prof:
         fn()
     events = list(prof.key_averages())
     on_device = device.type == "cuda"
