@@ -33,7 +33,12 @@ def test_cpu_run_skips_cuda_steps_and_measures_the_rest(tmp_path: Path) -> None:
     assert any("float" in dtypes for dtypes in precision[0]["kernel_input_dtypes"].values())
     anchor = steps["anchor"]["data"]["rows"][0]
     assert anchor["forward_ms"] > 0 and anchor["backward_ms"] > 0
+    cost = steps["cost_suite"]["data"]
+    assert steps["cost_suite"]["status"] == "ok" and cost["points"]["ok"] >= 2
+    kernels = {row["arch"]: row["kernels"] for row in cost["rows"]}
+    assert set(kernels) == {"lstm", "gru"} and all(kernels.values())  # what ran, named
     summary = (out / "summary.md").read_text()
+    assert "## The cost suite, at the task's own lengths" in summary
     assert "## Padded vs packed training step" in summary
     assert "| grid | skipped |" in summary
 

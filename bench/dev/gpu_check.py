@@ -59,7 +59,9 @@ from bench.run.instruments import matmul_flops_per_s, synchronize, training_flop
 from models import create_model, list_models, model_info
 from models.recurrent import AUTO_PADDING_MODE
 
-STEPS = ("environment", "tests", "bench", "padding", "precision", "anchor", "grid")
+STEPS = ("environment", "tests", "bench", "padding", "precision", "anchor", "cost_suite", "grid")
+#: The cost step's share of the budget (the issue's 2 of the check's 5 minutes), in seconds.
+COST_BUDGET_S = 120.0
 PRECISIONS = ("fp32", "tf32", "bf16")
 REPO_ROOT = Path(__file__).resolve().parents[2]  # bench/dev/gpu_check.py -> the checkout
 
@@ -431,6 +433,38 @@ def grid_step(out: Path, data: str, timeout_s: float, *, profile: str) -> StepRe
     return StepResult("grid", status=status, reason=reason, data=data_out)
 
 
+def cost_step(out: Path, data: str, timeout_s: float, *, cuda: bool) -> StepResult:
+    """``run_all.py --suite cost`` into ``out/cost``: the default set at the ``full`` profile's
+    series on CUDA; on CPU, the smoke series for lstm and gru (the plumbing, and the kernels that
+    explain their gap). A point measured before a timeout is kept and summarised."""
+    from bench.results import cost
+    from bench.suites.cost import SUITE
+
+    cost_dir = out / "cost_suite"
+    command = [sys.executable, "-m", "run_all", "--suite", SUITE, "--profile",
+               "full" if cuda else "smoke", *([] if cuda else ["--archs", "lstm", "gru"]),
+               "--data", data, "--out", str(cost_dir), "--overwrite", "--no-progress"]
+    code, wall_s = run_command(command, out / "cost_suite.txt", timeout_s=timeout_s)
+    points = cost.load_points(cost_dir).points if cost_dir.is_dir() else []
+    task = {p["arch"]: p for p in points if p["axis"] == "task" and p["status"] == "ok"}
+    rows = [{"arch": arch,
+             "train_step_ms": ((point.get("train") or {}).get("step_ms") or {}).get("median"),
+             "infer_ms": ((point.get("infer") or {}).get("step_ms") or {}).get("median"),
+             "kernels": [k["op"] for k in ((point.get("kernels") or {}).get("train") or
+                                           (point.get("kernels") or {}).get("infer") or
+                                           {}).get("recurrence", [])][:2]}
+            for arch, point in task.items()]  # fmt: skip
+    counts = {s: sum(p["status"] == s for p in points) for s in ("ok", "oom", "failed")}
+    data_out = {"wall_s": wall_s, "exit_code": code, "points": counts, "rows": rows,
+                "summary": f"{counts['ok']} point(s) measured, {counts['oom']} out of memory"}
+    if code is None:
+        return StepResult("cost_suite", status="failed", data=data_out,
+                          reason=f"timed out after {timeout_s:.0f} s ({data_out['summary']})")
+    status = "ok" if code == 0 else "failed"
+    reason = "" if code == 0 else f"run_all exited {code}: {_tail(out / 'cost_suite.txt')}"
+    return StepResult("cost_suite", status=status, reason=reason, data=data_out)
+
+
 def wall_time_estimates(
     runs: list[dict[str, Any]], grid_wall_s: float, *, seeds: int = 5
 ) -> dict[str, Any]:
@@ -504,6 +538,11 @@ def run_check(
             result = _timed(name, lambda: measure_precision(device, scale, precisions, data))
         elif name == "anchor":
             result = _timed(name, lambda: measure_anchor(device, scale, precisions))
+        elif name == "cost_suite":
+            if data is None:
+                result = StepResult(name, status="skipped", reason="no data (--data)")
+            else:
+                result = cost_step(out, data, min(left, COST_BUDGET_S), cuda=cuda)
         elif name == "grid":
             if data is None:
                 result = StepResult(name, status="skipped", reason="no data (--data)")
@@ -585,6 +624,20 @@ def _anchor_lines(a: dict[str, Any]) -> list[str]:
     ]
 
 
+def _cost_lines(c: dict[str, Any]) -> list[str]:
+    """The cost-suite section of :func:`summary_markdown`."""
+    return [
+        "", "## The cost suite, at the task's own lengths", "",
+        f"{c['summary']} in {c['wall_s']:.0f} s, each architecture alone "
+        "([report](cost_suite/report.md)).",
+        "",
+        *_table(["model", "train step ms", "inference ms", "recurrence kernels"], [
+            [r["arch"], _fmt(r["train_step_ms"]), _fmt(r["infer_ms"]),
+             ", ".join(f"`{k}`" for k in r["kernels"]) or "–"] for r in c["rows"]
+        ]),
+    ]
+
+
 def _grid_lines(g: dict[str, Any]) -> list[str]:
     """The end-to-end grid section of :func:`summary_markdown`."""
     lines = [
@@ -640,6 +693,9 @@ def summary_markdown(results: list[StepResult], *, device: torch.device, scale: 
     anchor = by_name.get("anchor")
     if anchor and anchor.status == "ok":
         lines += _anchor_lines(anchor.data)
+    cost = by_name.get("cost_suite")
+    if cost and cost.data.get("rows"):
+        lines += _cost_lines(cost.data)
     grid = by_name.get("grid")
     if grid and grid.data.get("runs"):
         lines += _grid_lines(grid.data)

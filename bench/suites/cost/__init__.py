@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from bench.run.config import RunSpec
     from bench.suites.cost.plan import CostSeries
 
+#: The suite's name (``--suite cost``), for code that starts it (the GPU check).
+SUITE = "cost"
 #: The manifest key of the suite's summary.
 MANIFEST_ENTRY = "cost_suite"
 
@@ -91,7 +93,7 @@ def run(command: Command) -> int:
 
 
 register_suite(
-    "cost", run=run, add_options=add_options, manifest_entry=MANIFEST_ENTRY,
+    SUITE, run=run, add_options=add_options, manifest_entry=MANIFEST_ENTRY,
     description="what each architecture costs, untrained, as T and the batch size double: "
     "training step (forward, backward, optimizer), inference, latency at batch 1, peak memory, "
     "efficiency and the kernels that ran; measured alone, one point at a time whatever --jobs "
