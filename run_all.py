@@ -159,8 +159,9 @@ def list_archs() -> str:
         mark = "*" if info.default else " "
         lines.append(f"{mark} {name:<20} {info.description}")
         defaults = ", ".join(f"{key}={value!r}" for key, value in info.hyperparams.items())
-        lines.append(f"  {'':<20} hyperparameters: {defaults or '(none)'}")
-    lines.append("(* = in the default set; set one model's own value with --set NAME.KEY=VALUE)")
+        lines.append(f"  {'':<20} builder defaults: {defaults or '(none)'}")
+    lines.append("(* = in the default set. Each profile sets its own sizes over these defaults "
+                 "(docs/configuration.md); set one model's own value with --set NAME.KEY=VALUE)")
     return "\n".join(lines)
 
 

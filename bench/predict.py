@@ -146,6 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.predict",
         description="Classify movie reviews as positive or negative with a trained run.",
+        epilog="Output: one line per review, tab-separated: the label (positive or negative), "
+        "the model's probability that the review is positive, and the review's first 60 "
+        "characters. Exit codes: 0 done, 2 bad input or a run folder that cannot be used.",
     )
     parser.add_argument("run_dir", type=Path, help="a run folder: results/<name>/runs/<run_id>")
     parser.add_argument("text", nargs="*", help="review text(s) to classify")
@@ -163,6 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     except PredictError as exc:
         print(f"predict: error: {exc}", file=sys.stderr)
         return 2
+    if predictor.spec.profile == "smoke":
+        print(f"predict: note: {args.run_dir} is a smoke run (a tiny model on a subsample, made "
+              "to check the pipeline): its answers are near chance", file=sys.stderr)
     for text, pred in zip(texts, predictions, strict=True):
         snippet = text if len(text) <= 60 else text[:57] + "..."
         print(f"{pred.label}\t{pred.probability:.3f}\t{snippet}")

@@ -236,7 +236,9 @@ def _lookup(name: str) -> ModelInfo:
         return _REGISTRY[name]
     except KeyError:
         names = list(_REGISTRY)
-        close = difflib.get_close_matches(name, names, n=3)
+        # A name in the wrong case ("GRU") is the likeliest slip: offer it first.
+        same = [n for n in names if n.lower() == name.lower()]
+        close = same or difflib.get_close_matches(name.lower(), names, n=3)
         hint = f" did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
         raise UnknownModelError(
             f"unknown model {name!r};{hint} registered models: {', '.join(names)}"

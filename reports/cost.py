@@ -357,6 +357,10 @@ def cost_section(context: ReportContext) -> tuple[str, dict[str, bytes]]:
     return render_cost(facts, figures), figures
 
 
+#: The smoke warning's account of this section's figures.
+SMOKE_NOTE = ("at a few tiny sizes (T up to 32, batch up to 4, tiny models), where the "
+              "weights, not the sequence, fill the memory: its times, exponents and crossovers")
 register_payload(PAYLOAD, read_points_payload)
 register_closing_section(ClosingSection("cost", build=cost_section, payloads=(PAYLOAD,),
-                                        figures=FIGURES, standalone=True))
+                                        figures=FIGURES, standalone=True, order=30,
+                                        smoke_note=SMOKE_NOTE))

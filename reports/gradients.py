@@ -98,6 +98,8 @@ class GradientFacts:
     archs: tuple[str, ...]
     rows: tuple[GradientRow, ...]
     batches: tuple[str, ...]
+    #: The runs the probe meant to read and could not: (run id, why).
+    left_out: tuple[tuple[str, str], ...] = ()
 
     def decays(self, arch: str) -> list[tuple[float | None, float | None]]:
         """``arch``'s (at initialisation, after training) decays, in table order."""
@@ -123,7 +125,8 @@ def gradient_facts(
                                           else ""), p) for p in ordered)  # fmt: skip
     batches = tuple(dict.fromkeys(f"{p['task']}, {p['sequences']} sequences ({p['setting']})"
                                   for p in probes))  # fmt: skip
-    return GradientFacts(int(payload["span"]), tuple(archs), rows, batches)
+    left_out = tuple((e["run_id"], e["reason"]) for e in payload.get("left_out") or ())
+    return GradientFacts(int(payload["span"]), tuple(archs), rows, batches, left_out)
 
 
 def _table(facts: GradientFacts) -> str:
@@ -229,6 +232,9 @@ def render_gradients(facts: GradientFacts, figure: str | None = None) -> str:
         _table(facts),
         "",
     ]
+    if facts.left_out:
+        text += ["Left out of the probe (not in the table or the figure): " + "; ".join(
+            f"`{run_id}` ({reason})" for run_id, reason in facts.left_out) + ".", ""]
     if figure is not None:
         text += [f"![{GRADIENT_TITLE}]({PLOTS_DIR}/{figure})", ""]
     return "\n".join(text)
@@ -239,5 +245,6 @@ def _build(context: ReportContext) -> Built:
 
 
 register_payload(GRADIENT_PAYLOAD, read_gradient_flow)
+# First of the closing sections: the notebook's table (order 20) draws on it.
 register_closing_section(ClosingSection("gradient_flow", _build, payloads=(GRADIENT_PAYLOAD,),
-                                        figures=(GRADIENT_PLOT,)))  # fmt: skip
+                                        figures=(GRADIENT_PLOT,), order=10))  # fmt: skip

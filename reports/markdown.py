@@ -502,17 +502,19 @@ def published_section(task: str) -> str | None:
     )
 
 
-def smoke_caveat(manifest: Mapping[str, Any]) -> str:
+def smoke_caveat(manifest: Mapping[str, Any], what: str | None = None) -> str:
+    """The warning after the heading of a section that draws conclusions, in a smoke run:
+    ``what`` is the section's own account of what its smoke figures are (None: the training
+    grid's)."""
     # A smoke run checks the plumbing on a few thousand reviews with tiny models; its sentences
     # below are generated all the same, so say plainly that they are no basis for a choice.
     if manifest.get("profile") != "smoke":
         return ""
-    return (
-        "> **This is a `smoke` run**: a check that the whole pipeline works, on a small subsample "
-        "with tiny models trained for a couple of epochs: the recurrent models barely leave "
-        "chance, and its accuracies, significance tests and the sentences below are no basis for "
-        "choosing an architecture: run the `quick` or `full` profile for that.\n\n"
-    )
+    what = what or ("on a small subsample with tiny models trained for a couple of epochs: the "
+                    "recurrent models barely leave chance, and its accuracies, significance tests "
+                    "and the sentences below")
+    return (f"> **This is a `smoke` run**: a check that the whole pipeline works, {what} are no "
+            "basis for choosing an architecture: run the `quick` or `full` profile for that.\n\n")
 
 
 RERUN_HINT = "`run_all.py` with the same options and `--resume` (or `--run-id ID`) runs it again"

@@ -987,7 +987,9 @@ def _build_notebook(context: ReportContext) -> Built:
     return text, {}
 
 
-register_task_report(TaskReport(MEMORY_TASK, swept_settings=SWEPT, section=_build_memory,
-                                figures=(HORIZON_PLOT,)))  # fmt: skip
+register_task_report(TaskReport(
+    MEMORY_TASK, swept_settings=SWEPT, section=_build_memory, figures=(HORIZON_PLOT,),
+    smoke_note="at the two shortest distances only, with tiny models on a few thousand "
+    "sequences: its horizons, ranks and the sentences below"))
 register_closing_section(ClosingSection(NOTEBOOK_SECTION, _build_notebook,
-                                        tasks=NOTEBOOK_TASKS))  # fmt: skip
+                                        tasks=NOTEBOOK_TASKS, order=20))  # fmt: skip

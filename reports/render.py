@@ -83,7 +83,6 @@ def _checked_figures(figures: Mapping[str, bytes], prefix: str, declared: Iterab
 
 def _task_sections(
     results_dir: Path, manifest: Mapping[str, Any], tasks: Mapping[str, Sequence[dict[str, Any]]],
-    caveat: str,
 ) -> tuple[list[TaskSection], dict[str, bytes], dict[str, list[ArchSummary]]]:
     """Each task's part of the report, its figures and (tasks without a section of their own)
     its per-architecture summaries."""
@@ -98,7 +97,8 @@ def _task_sections(
             plots.update(figures)
             sections.append(TaskSection(facts, task_records, [], Comparer(results_dir, []),
                                         list(figures), prefix,
-                                        body=_after_heading(body, caveat)))  # fmt: skip
+                                        body=_after_heading(body, smoke_caveat(
+                                            manifest, declared.smoke_note))))  # fmt: skip
             continue
         rows = rows_by_task[task] = summarize(task_records, manifest.get("archs"))
         figures = render_plots(rows, str(facts.get("example") or "example"))
@@ -128,8 +128,9 @@ def build_outputs(results_dir: Path) -> dict[str, bytes]:
             raise RecordError(f"{folder.unreadable[0].message}; {RERUN_HINT}")
         raise RecordError(f"{results_dir} holds no run records yet (runs/*/record.json)")
     tasks = by_task(records, manifest.get("tasks"))
-    caveat = smoke_caveat(manifest)  # after the heading of each section that draws conclusions
-    sections, plots, rows = _task_sections(results_dir, manifest, tasks, caveat)
+    # The smoke warning goes after the heading of each section that draws conclusions, in the
+    # section's own words where it declares them.
+    sections, plots, rows = _task_sections(results_dir, manifest, tasks)
     # Every payload is read, needed or not: a file that cannot be read is named, never skipped.
     payloads = {name: read(results_dir) for name, read in PAYLOADS.items()}
     context = ReportContext(results_dir, manifest, tasks, rows, payloads)
@@ -138,7 +139,7 @@ def build_outputs(results_dir: Path) -> dict[str, bytes]:
         text, figures = section.build(context)
         plots.update(_checked_figures(figures, "", section.figures,
                                       f"closing section {section.name!r}"))  # fmt: skip
-        closing.append(_after_heading(text, caveat))
+        closing.append(_after_heading(text, smoke_caveat(manifest, section.smoke_note)))
     markdown = render_markdown(records, manifest, sections, folder.unreadable, closing)
     frame = summary_frame(records, manifest.get("archs"), manifest.get("tasks"))
     outputs = {
@@ -165,7 +166,7 @@ def _standalone_outputs(results_dir: Path, manifest: Mapping[str, Any]) -> dict[
         text, figures = section.build(context)
         plots.update(_checked_figures(figures, "", section.figures,
                                       f"closing section {section.name!r}"))  # fmt: skip
-        parts.append(_after_heading(text, smoke_caveat(manifest)))
+        parts.append(_after_heading(text, smoke_caveat(manifest, section.smoke_note)))
     outputs = {REPORT_NAME: ("\n\n".join(p for p in parts if p) + "\n").encode("utf-8")}
     outputs.update({f"{PLOTS_DIR}/{name}": png for name, png in plots.items()})
     return outputs

@@ -78,6 +78,8 @@ class TaskReport:
     section: Callable[[TaskContext], Built] | None = None
     figures: tuple[str, ...] = ()
     plot_prefix: str | None = None
+    #: What its section's figures are in a smoke run, for the smoke warning (None: the grid's).
+    smoke_note: str | None = None
 
     @property
     def prefix(self) -> str:
@@ -93,7 +95,9 @@ class ClosingSection:
     ``tasks``: the tasks whose runs it needs in one folder; ``payloads``: the payloads
     (:func:`register_payload`) it needs; it is built only when the folder has them all.
     ``figures``: the file names its builder writes. ``standalone``: a folder holding its
-    payloads and no run record gets a report of the standalone sections alone.
+    payloads and no run record gets a report of the standalone sections alone. ``order``: where
+    it goes among the closing sections (ascending; ties in registration order), declared so the
+    report's order never depends on which module happened to be imported first.
     """
 
     name: str
@@ -102,6 +106,9 @@ class ClosingSection:
     payloads: tuple[str, ...] = ()
     figures: tuple[str, ...] = field(default=())
     standalone: bool = False
+    order: int = 100
+    #: What its figures are in a smoke run, for the smoke warning (None: the training grid's).
+    smoke_note: str | None = None
 
 
 TASK_REPORTS: dict[str, TaskReport] = {}
@@ -189,11 +196,12 @@ def swept_settings(task: str) -> tuple[str, ...]:
 
 
 def closing_sections_for(tasks: Iterable[str], payloads: Mapping[str, Any]) -> list[ClosingSection]:
-    """The closing sections a folder holding ``tasks`` and ``payloads`` gets, in order."""
+    """The closing sections a folder holding ``tasks`` and ``payloads`` gets, in their order."""
     present = set(tasks)
-    return [section for section in CLOSING_SECTIONS.values()
-            if present.issuperset(section.tasks)
-            and all(payloads.get(name) is not None for name in section.payloads)]  # fmt: skip
+    return sorted((section for section in CLOSING_SECTIONS.values()
+                   if present.issuperset(section.tasks)
+                   and all(payloads.get(name) is not None for name in section.payloads)),
+                  key=lambda section: section.order)  # fmt: skip
 
 
 def declared_figures() -> frozenset[str]:

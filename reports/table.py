@@ -438,5 +438,8 @@ def terminal_summary(records: Sequence[dict[str, Any]], manifest: dict[str, Any]
     if isinstance(manifest.get("wall_time_s"), int | float):
         title += f", {manifest['wall_time_s']:.0f} s"
     table = tabulate(body, headers=headers, tablefmt="simple", disable_numparse=True)
-    note = contention_note(rows)
-    return f"{title}\n{table}" + (f"\n{note}" if note else "")
+    notes = [contention_note(rows)]
+    if manifest.get("profile") == "smoke":
+        notes.append("smoke profile: a check that the pipeline works, on a subsample with tiny "
+                     "models; these figures are no basis for choosing (run quick or full)")
+    return f"{title}\n{table}" + "".join(f"\n{note}" for note in notes if note)

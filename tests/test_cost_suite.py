@@ -139,6 +139,10 @@ def test_a_smoke_cost_run_measures_every_point_resumes_and_renders(capsys, tmp_p
     assert json.loads((out / "manifest.json").read_text())["cost_suite"]["measured_alone"]
     report = (out / "report.md").read_text(encoding="utf-8")
     assert "## Cost" in report and "`aten::gru`" in report and (out / "plots/cost_time_vs_T.png").is_file()
+    # The smoke warning in the section's own words (its models are untrained: no word of epochs).
+    from reports.cost import SMOKE_NOTE
+
+    assert f"works, {SMOKE_NOTE} are no basis" in report and "trained for a couple" not in report
     # Resumed, nothing is measured again; --report-only renders the same report.
     code, _, err = run_cli(capsys, *argv, "--resume")
     assert code == 0 and "10 point(s) already measured, 0 to go" in err, err

@@ -101,6 +101,8 @@ def test_unknown_name_suggests_close_matches_and_lists_all(lookup: Callable[[str
     assert "did you mean 'lstm'" in message
     assert "registered models: " + ", ".join(list_models()) in message
     assert isinstance(raised.value, ValueError)
+    with pytest.raises(UnknownModelError, match=r"unknown model 'GRU'; did you mean 'gru'\?"):
+        lookup("GRU")  # the wrong case: the right name, alone
     assert not isinstance(raised.value, KeyError)
 
 

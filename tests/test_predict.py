@@ -69,6 +69,9 @@ def test_file_dash_reads_standard_input(run_dir):
     lines = result.stdout.splitlines()
     assert len(lines) == 2 and lines[0].endswith("\ta fine film") and lines[1].endswith("\tawful stuff")
     assert all(line.split("\t")[0] in ("positive", "negative") for line in lines)
+    assert all(0.0 <= float(line.split("\t")[1]) <= 1.0 for line in lines)
+    # a smoke run's answers are near chance, and it says so (stderr: stdout stays parseable)
+    assert "is a smoke run" in result.stderr and result.stderr.count("\n") == 1
 
 
 def test_a_missing_file_gives_one_line(capsys, tmp_path, run_dir):

@@ -35,3 +35,19 @@ def test_the_section_renders_its_facts():
     assert text.endswith("![Gradient norm against distance from the readout](plots/gradient_flow.png)\n")
     markdown, figures = gradient_section(PAYLOAD, ["rnn", "gru"])
     assert markdown == text and set(figures) == {"gradient_flow.png"}
+
+
+def test_runs_the_probe_could_not_read_are_named_not_dropped():
+    import pytest
+
+    from bench.results.records import RecordError, validate_gradient_flow
+
+    why = "could not download the IMDb dataset; pass --data PATH or set RNNBENCH_IMDB=PATH"
+    payload = {**PAYLOAD, "left_out": [{"run_id": "gru-s0-0123abcd", "reason": why}]}
+    facts = gradient_facts(validate_gradient_flow(payload), arch_order=["rnn", "gru"])
+    assert facts.left_out == (("gru-s0-0123abcd", why),)
+    assert f"Left out of the probe (not in the table or the figure): `gru-s0-0123abcd` ({why})." \
+        in render_gradients(facts)
+    assert gradient_facts(PAYLOAD).left_out == ()  # a payload without them renders as before
+    with pytest.raises(RecordError, match="'left_out' must be a list"):
+        validate_gradient_flow({**PAYLOAD, "left_out": [{"run_id": 1}]})

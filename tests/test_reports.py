@@ -146,9 +146,13 @@ def test_terminal_summary_is_compact_and_ordered(rendered):
     text = terminal_summary(records, make_manifest(list(GRID), [0, 1, 2]))
     lines = text.splitlines()
     assert lines[0].startswith("rnnbench: profile smoke, device cpu")
-    archs = [ln.split()[0] for ln in lines[3:]]
+    archs = [ln.split()[0] for ln in lines[3:-1]]
     assert archs == list(GRID)
     assert "86.15 ± 0.00" in text
+    # a smoke run's table says, last, that it is no basis for a choice; another profile's does not
+    assert lines[-1].startswith("smoke profile: a check that the pipeline works")
+    other = terminal_summary(records, {**make_manifest(list(GRID), [0, 1, 2]), "profile": "quick"})
+    assert "smoke profile" not in other
 
 
 # ---- comparisons and recommendations ------------------------------------------------------------

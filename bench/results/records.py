@@ -442,7 +442,8 @@ def validate_gradient_flow(payload: Any) -> dict[str, Any]:
     profiles, ``init`` and ``trained``: per distance from the readout (``distance``), the mean
     gradient norm (``grad_norm``) over the ``count`` sequences that reach it, and the fitted
     ``decay_per_span`` (null where it could not be fitted); ``trained`` also has ``epochs`` and
-    ``test_accuracy``.
+    ``test_accuracy``. ``left_out`` (optional) lists the runs the probe meant to read and could
+    not, each with its ``run_id`` and ``reason``.
     """
     if not isinstance(payload, dict):
         raise RecordError("gradient flow: the payload must be a JSON object")
@@ -468,6 +469,11 @@ def validate_gradient_flow(payload: Any) -> dict[str, Any]:
         _check_profile(f"{where} ({probe['run_id']}) init", probe["init"], ())
         _check_profile(f"{where} ({probe['run_id']}) trained", probe["trained"],
                        ("epochs", "test_accuracy"))  # fmt: skip
+    left_out = payload.get("left_out", [])  # optional: the runs the probe could not read
+    if not isinstance(left_out, list) or not all(
+            isinstance(e, dict) and isinstance(e.get("run_id"), str)
+            and isinstance(e.get("reason"), str) for e in left_out):  # fmt: skip
+        raise RecordError("gradient flow: 'left_out' must be a list of {run_id, reason}")
     return payload
 
 

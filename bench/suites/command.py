@@ -302,9 +302,9 @@ class Command:
 
     # --- data, tuning, execution ----------------------------------------------------------------
 
-    def load_data(self, config: RunConfig, archs: list[str]) -> Any:
-        """Load (and cache) the task's data, saying what it is; the children load the same data
-        from the cache this warms."""
+    def load_data(self, config: RunConfig, archs: list[str], *, banner: bool = True) -> Any:
+        """Load (and cache) the task's data, saying what it is (and, with ``banner``, what the
+        grid trains); the children load the same data from the cache this warms."""
         from data_pipeline import DataError, task_info
 
         args = self.args
@@ -313,8 +313,9 @@ class Command:
             data = task.loader(config.data, args.data, progress=not args.no_progress)
         except DataError as exc:
             raise UsageError(str(exc)) from None
-        self.log(f"rnnbench: task {task.name}, profile {self.profile} on {self.device.type}, "
-                 f"{len(archs)} architecture(s) x {args.seeds} seed(s) -> {self.out}")
+        if banner:
+            self.log(f"rnnbench: task {task.name}, profile {self.profile} on {self.device.type}, "
+                     f"{len(archs)} architecture(s) x {args.seeds} seed(s) -> {self.out}")
         self.log(f"data: {data.details.get('source', task.name)} ({len(data.train):,} train / "
                  f"{len(data.val):,} validation / {len(data.test):,} test {task.example}s, "
                  f"vocabulary {len(data.vocab):,})")

@@ -74,10 +74,11 @@ def run(command: Command) -> int:
     threads, specs = command.plan(archs, config, model_settings)
     points = plan.plan_points(archs, chosen, config.train.batch_size)
     with command.open_folder(specs, protocol=None) as (previous, _, settings):
-        data = command.load_data(config, archs)
-        command.log(f"rnnbench: cost suite, {len(points)} point(s) of {len(archs)} "
+        command.log(f"rnnbench: cost suite, task {args.task}, profile {command.profile} on "
+                    f"{command.device.type}: {len(points)} point(s) of {len(archs)} untrained "
                     f"architecture(s), {chosen.reps} timed repetitions each, one at a time "
                     f"({threads} thread(s)) -> {command.out}")
+        data = command.load_data(config, archs, banner=False)
         manifest = command.manifest(previous, threads=threads, archs=archs, protocol=None,
                                     settings=settings)
 

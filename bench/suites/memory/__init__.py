@@ -120,7 +120,7 @@ def suite_config(args: argparse.Namespace, profile: str) -> SuiteConfig:
 register_suite(
     "memory", run=run, add_options=add_options, manifest_entry=MANIFEST_ENTRY,
     description="every recurrent architecture on the generated memory task at T = 16, 32, 64, "
-    "... until it fails (the horizon), more seeds where its result changes, floors at the first "
+    "... (from 4 in the smoke profile) until it fails (the horizon), more seeds where its result changes, floors at the first "
     "and last T, and the gradient-flow probe; run it into the folder of an IMDb grid (--resume) "
     "and the report adds the notebook's table, measured",
     report_sections=("the memory task's section (horizons, curves)", "gradient flow",

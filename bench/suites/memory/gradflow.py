@@ -396,7 +396,13 @@ def probe_run(run_dir: Path, record: dict[str, Any], batch: ProbeBatch, *, span:
     }
 
 
-def gradient_flow_payload(probes: Sequence[dict[str, Any]], *, span: int = SPAN) -> dict[str, Any]:
+def gradient_flow_payload(
+    probes: Sequence[dict[str, Any]], *, span: int = SPAN,
+    left_out: Sequence[tuple[str, str]] = (),
+) -> dict[str, Any]:
     """The ``gradient_flow.json`` payload of ``probes`` (each from :func:`probe_run` with the
-    same ``span``), checked against the schema."""
-    return validate_gradient_flow({"schema": GRADIENT_FLOW_SCHEMA, "span": span, "probes": list(probes)})
+    same ``span``) and of the runs ``left_out`` (run id, why), checked against the schema."""
+    payload: dict[str, Any] = {"schema": GRADIENT_FLOW_SCHEMA, "span": span, "probes": list(probes)}
+    if left_out:
+        payload["left_out"] = [{"run_id": run_id, "reason": reason} for run_id, reason in left_out]
+    return validate_gradient_flow(payload)

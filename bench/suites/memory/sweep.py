@@ -240,6 +240,7 @@ def probe_gradients(
     out_dir = Path(out_dir)
     recurrent = {arch for arch in specs if model_info(arch).recurrent}
     targets: list[tuple[RunSpec, dict[str, Any]]] = []
+    left_out: list[tuple[str, str]] = []  # (run id, why): the report names them
     for spec in probe_points(specs, suite):
         record = _record(out_dir, spec)
         if record is not None:
@@ -251,8 +252,8 @@ def probe_gradients(
             # facts, which are not settings. A run without one kept no checkpoint either.
             config = out_dir / records.RUNS_DIR / record["run_id"] / CONFIG_NAME
             if not config.is_file():
-                log(f"gradient-flow probe: {record['run_id']} left out: it kept no checkpoint "
-                    "(--records-only)")
+                left_out.append((record["run_id"], "it kept no checkpoint (--records-only)"))
+                log(f"gradient-flow probe: {record['run_id']} left out: {left_out[-1][1]}")
                 continue
             spec = RunSpec.from_dict(json.loads(config.read_text(encoding="utf-8")),
                                      data_path=data_path)
@@ -268,11 +269,13 @@ def probe_gradients(
                                 else gradflow.imdb_probe_batch(test, min(250, spec.config.data.max_len)))
             probes.append(gradflow.probe_run(run_dir, record, batches[key]))
         except (gradflow.ProbeError, DataError) as exc:
+            left_out.append((record["run_id"], str(exc)))
             log(f"gradient-flow probe: {record['run_id']} left out: {exc}")
     if not probes:
         return None
-    log(f"gradient-flow probe: {len(probes)} run(s) probed")
-    return gradflow.gradient_flow_payload(probes)
+    log(f"gradient-flow probe: {len(probes)} run(s) probed"
+        + (f", {len(left_out)} left out (named in the report)" if left_out else ""))
+    return gradflow.gradient_flow_payload(probes, left_out=left_out)
 
 
 def _record(out_dir: Path, spec: RunSpec) -> dict[str, Any] | None:
