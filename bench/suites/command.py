@@ -165,6 +165,16 @@ class Command:
     def log(self, message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
+    def refuse_grid_options(self, flags: tuple[str, ...], why: str) -> None:
+        """Stop with one line when one of the training grid's ``flags`` (``--tune``, ``--seeds``,
+        ``--epochs``, ``--run-id``) was given to a suite that decides it itself: ``why`` says so."""
+        args = self.args
+        given = {"--tune": args.tune, "--seeds": args.seeds != 1,
+                 "--epochs": args.epochs is not None, "--run-id": bool(args.run_id)}
+        for flag in flags:
+            if given[flag]:
+                raise UsageError(f"--suite {args.suite} {why}; drop {flag}")
+
     # --- plan -----------------------------------------------------------------------------------
 
     def resolve_config(

@@ -36,16 +36,6 @@ def add_options(group: argparse._ArgumentGroup) -> None:
                        "the suite measures one point at a time whatever --jobs says")
 
 
-def refuse_grid_options(args: argparse.Namespace) -> None:
-    """Stop with one line on an option of the training grid."""
-    given = {"--tune": args.tune, "--seeds": args.seeds != 1, "--epochs": args.epochs is not None,
-             "--run-id": bool(args.run_id)}  # fmt: skip
-    for flag, present in given.items():
-        if present:
-            raise UsageError(f"--suite cost measures untrained models, one point at a time, "
-                             f"with no seeds or epochs; drop {flag}")
-
-
 def suite_series(command: Command) -> CostSeries:
     """The profile's series with ``--lengths``, ``--batches``, ``--reps`` applied."""
     from bench.suites.cost.plan import SERIES, parse_sizes, series_for
@@ -66,7 +56,9 @@ def run(command: Command) -> int:
     from bench.suites.cost import plan, series
 
     args = command.args
-    refuse_grid_options(args)
+    command.refuse_grid_options(("--tune", "--seeds", "--epochs", "--run-id"),
+                                "measures untrained models, one point at a time, with no seeds "
+                                "or epochs")
     if args.task is None:
         args.task = DEFAULT_TASK
     chosen = suite_series(command)

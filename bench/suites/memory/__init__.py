@@ -40,10 +40,8 @@ def run(command: Command) -> int:
     args = command.args
     if args.task not in (None, sweep.TASK):
         raise UsageError(f"--suite memory runs the task {sweep.TASK}; drop --task {args.task}")
-    for given, option in ((args.tune, "--tune"), (args.run_id, "--run-id"),
-                          (args.seeds != 1, "--seeds")):
-        if given:
-            raise UsageError(f"--suite memory decides its own seeds and runs; drop {option}")
+    command.refuse_grid_options(("--tune", "--run-id", "--seeds"),
+                                "decides its own seeds and runs")
     args.task = sweep.TASK
     suite = suite_config(args, command.profile)
     archs, config, model_settings = command.resolve_config(
