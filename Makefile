@@ -20,8 +20,11 @@ $(VENV)/.installed: pyproject.toml
 report: $(VENV)/.installed  ## run the comparison and write the report (ARGS="--profile smoke" etc.)
 	$(PY) run_all.py $(ARGS)
 
-test: $(VENV)/.installed  ## unit tests, then the benchmark gate (the CI selection, A/B against the baseline commit)
-	$(PY) -m pytest tests --ignore=tests/benchmarks -q --durations=25
+# The unit tests run one file per worker, a worker per core (pytest-xdist): no unit test times
+# anything, so sharing the cores changes no result; the gate's benchmarks run alone after them.
+UNIT_WORKERS ?= auto
+test: $(VENV)/.installed  ## unit tests (in parallel), then the benchmark gate (the CI selection, A/B against the baseline commit)
+	$(PY) -m pytest tests --ignore=tests/benchmarks -q -n $(UNIT_WORKERS) --dist loadfile --durations=25
 	$(PY) -m bench.gate run --select $(BENCH_SELECT) --passes $(BENCH_PASSES)
 
 bench: $(VENV)/.installed  ## the whole benchmark suite on this tree alone (a table of times; no gate)
@@ -34,8 +37,8 @@ GPU_CHECK_OUT ?= results/gpu-check
 gpu-check: $(VENV)/.installed  ## CUDA tests, benchmarks, padding/precision measurements, full grid (~5 min on a GPU)
 	$(PY) -m bench.gpu_check --out $(GPU_CHECK_OUT) $(ARGS)
 
-unit: $(VENV)/.installed
-	$(PY) -m pytest tests --ignore=tests/benchmarks -q
+unit: $(VENV)/.installed  ## the unit tests alone, in parallel (UNIT_WORKERS=0: one process)
+	$(PY) -m pytest tests --ignore=tests/benchmarks -q -n $(UNIT_WORKERS) --dist loadfile
 
 lint: $(VENV)/.installed
 	$(PY) -m ruff check .

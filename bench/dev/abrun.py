@@ -178,7 +178,10 @@ def run_pass(
     """
     probe = json_path.with_suffix(".imports.json")
     log = json_path.with_suffix(".log")
-    env = {key: value for key, value in os.environ.items() if key != "PYTHONSAFEPATH"}
+    # A pass is a pytest of its own: nothing of a pytest that started it (pytest-xdist's worker
+    # variables make pytest-benchmark skip every benchmark) reaches it.
+    env = {key: value for key, value in os.environ.items()
+           if key != "PYTHONSAFEPATH" and not key.startswith("PYTEST_")}
     env.update(
         PYTHONPATH=os.pathsep.join([str(tree), str(plugin_dir)]),
         RNNBENCH_AB_SELECT=json.dumps(list(patterns)),
