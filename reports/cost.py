@@ -277,7 +277,8 @@ def render_cost(all_facts: Sequence[CostFacts], figures: Iterable[str]) -> str:
     """The section's markdown from its facts."""
     parts = ["## Cost",
              "Each architecture measured alone, untrained, one point at a time (whatever --jobs "
-             "said), threads pinned; medians of the timed repetitions with a distribution-free "
+             "said), threads pinned, each point's repetitions spread over rounds through the "
+             "whole run; medians of the timed repetitions with a distribution-free "
              "95% interval (order statistics; it never goes below zero). Peak memory on CPU: the "
              "bytes of live tensors, counted per operator (it repeats to the byte; the resident "
              "set's peak does not), weights, gradients and optimizer state included."]

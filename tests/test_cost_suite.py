@@ -9,9 +9,10 @@ import pytest
 import torch
 
 from bench.results import cost
-from bench.suites.cost.measure import summarize_times
+from bench.suites.cost.measure import PointRun, summarize_times
 from bench.suites.cost.peak import LiveTensorBytes
 from bench.suites.cost.plan import SERIES, CostPoint, plan_points, series_for
+from bench.suites.cost.series import round_order
 from data_pipeline import make_synthetic_archive
 from reports.cost import cost_facts, crossovers_of, fit_slope, growth_of
 from tests.factories import run_cli
@@ -65,6 +66,14 @@ def test_the_interval_is_of_measured_times_and_never_below_zero():
     assert seven["coverage"] == pytest.approx(1 - 2 / 128)
     nine = summarize_times(range(1, 10))
     assert (nine["low"], nine["high"]) == (2, 8) and nine["coverage"] >= 0.95
+
+
+def test_rounds_visit_every_point_in_turn_and_an_ended_point_no_more():
+    assert round_order("abc", 0) == ["a", "b", "c"] and round_order("abc", 1) == ["c", "b", "a"]
+    run = PointRun(bench=None, point=CostPoint("gru", "length", 8, 2), inputs=[])
+    run.train = {"status": "oom", "step_ms": None, "error": "out of memory"}
+    assert run.ended and run.visit() is None and not run.infer_ms  # never touches its bench
+    assert not PointRun(None, CostPoint("gru", "task", None, 2), []).ended
 
 
 def test_counted_peak_memory_repeats_to_the_byte():
@@ -136,7 +145,9 @@ def test_a_smoke_cost_run_measures_every_point_resumes_and_renders(capsys, tmp_p
     assert gru_task["train"]["step_ms"]["low"] > 0 and len(gru_task["train"]["step_ms"]["times"]) == 6
     latency = next(p for p in points if p["arch"] == "gru" and p["axis"] == "batch" and p["batch"] == 1)
     assert latency["infer"]["latency_p95_ms"] is not None and len(latency["infer"]["step_ms"]["times"]) == 30
-    assert json.loads((out / "manifest.json").read_text())["cost_suite"]["measured_alone"]
+    summary = json.loads((out / "manifest.json").read_text())["cost_suite"]
+    assert summary["measured_alone"] and len(summary["round_matmul_flops_per_s"]) == 6
+    assert "cost: round 6/6: 10 point(s)" in err and "round 7/" not in err, err
     report = (out / "report.md").read_text(encoding="utf-8")
     assert "## Cost" in report and "`aten::gru`" in report and (out / "plots/cost_time_vs_T.png").is_file()
     # The smoke warning in the section's own words (its models are untrained: no word of epochs).

@@ -4,8 +4,10 @@ Timing discipline as in :mod:`bench.run.instruments`: warm-up repetitions are no
 work is synchronised at the edges of each timed phase, the garbage collector is off while timing.
 A training repetition is timed in three phases (forward with the loss, backward, the optimizer
 step with clipping) whose sum is the step; the model, loss, optimizer and clipping are the shared
-trainer's. Each figure is the median of the repetitions with a distribution-free interval
-(:func:`summarize_times`).
+trainer's. A point's repetitions are spread over the suite's rounds, one visit a round after
+its own warm-up (:class:`PointRun`), so that a slow spell of the machine falls on every point a
+little rather than on a few entirely. Each figure is the median of the repetitions with a
+distribution-free interval (:func:`summarize_times`).
 """
 
 from __future__ import annotations
@@ -125,16 +127,6 @@ def _infer_rep(bench: ArchBench, inputs: Inputs) -> None:
     synchronize(bench.device)
 
 
-def _timed(fn: Callable[[], Any], warmup: int, reps: int) -> list[Any]:
-    for _ in range(warmup):
-        fn()
-    out = []
-    with gc_disabled():
-        for _ in range(reps):
-            out.append(fn())
-    return out
-
-
 def _rates(step_ms: dict[str, Any], inputs: Inputs) -> dict[str, float]:
     samples = sum(int(lengths.shape[0]) for _, lengths, _ in inputs)
     tokens = sum(int(lengths.sum()) for _, lengths, _ in inputs)
@@ -142,45 +134,135 @@ def _rates(step_ms: dict[str, Any], inputs: Inputs) -> dict[str, float]:
     return {"samples_per_s": samples / rep_s, "tokens_per_s": tokens / rep_s}
 
 
-def measure_train(bench: ArchBench, inputs: Inputs) -> dict[str, Any]:
-    """The training phase at one point: step, forward, backward and optimizer per step."""
-    series, steps = bench.series, len(inputs)
-    bench.model.train()
-    reps = _timed(lambda: _train_rep(bench, inputs), series.warmup, series.reps)
-    per_step = [[t * 1e3 / steps for t in rep] for rep in reps]
-    step = summarize_times([sum(rep) for rep in per_step])
-    phase = {"status": "ok", "step_ms": step,
-             "forward_ms": summarize_times([rep[0] for rep in per_step]),
-             "backward_ms": summarize_times([rep[1] for rep in per_step]),
-             "optimizer_ms": summarize_times([rep[2] for rep in per_step]), **_rates(step, inputs)}
-    phase.update(phase_peak(lambda: _train_rep(bench, inputs), bench.device,
-                            held_tensors(bench.model, bench.trainer.optimizer,
-                                         [t for batch in inputs for t in batch])))  # fmt: skip
-    return phase
+def _oom(phase: dict[str, Any] | None) -> bool:
+    return (phase or {}).get("status") == "oom"
 
 
-def measure_infer(bench: ArchBench, inputs: Inputs) -> dict[str, Any]:
-    """The inference phase (evaluation mode, no autograd) at one point; at batch 1 it is the
-    latency, and enough repetitions are timed to read its p95."""
-    series, steps = bench.series, len(inputs)
-    bench.model.eval()
-    batch_one = all(int(lengths.shape[0]) == 1 for _, lengths, _ in inputs)
-    reps = max(series.reps, LATENCY_REPS) if batch_one else series.reps
+@dataclass
+class PointRun:
+    """One point measured over the suite's rounds (:func:`bench.suites.cost.series.run_points`).
 
-    def rep() -> float:
-        start = time.perf_counter()
-        _infer_rep(bench, inputs)
-        return (time.perf_counter() - start) * 1e3 / steps
+    Each :meth:`visit` runs the warm-up and times one training repetition and one inference
+    repetition (``latency_visit`` of them at batch 1); the first visit also counts the peak
+    memory of each phase and, at the task's point, reads the kernels. A point out of memory or
+    failed is visited no more: its outcome is a result. :meth:`measured` summarises the visits.
+    """
 
-    times = _timed(rep, series.warmup, reps)
-    step = summarize_times(times)
-    phase = {"status": "ok", "step_ms": step, "forward_ms": None, "backward_ms": None,
-             "optimizer_ms": None, **_rates(step, inputs),
-             "latency_p95_ms": _percentile(times, 95) if batch_one else None}
-    phase.update(phase_peak(lambda: _infer_rep(bench, inputs), bench.device,
-                            held_tensors(bench.model, None,
-                                         [t for batch in inputs for t in batch])))  # fmt: skip
-    return phase
+    bench: ArchBench
+    point: CostPoint
+    inputs: Inputs
+    latency_visit: int = 1
+    train_ms: list[tuple[float, float, float]] = field(default_factory=list)
+    infer_ms: list[float] = field(default_factory=list)
+    train: dict[str, Any] | None = None
+    infer: dict[str, Any] | None = None
+    error: dict[str, str] | None = None
+    found: dict[str, Any] | None = None
+
+    @property
+    def ended(self) -> bool:
+        return self.error is not None or _oom(self.train) or _oom(self.infer)
+
+    @property
+    def batch_one(self) -> bool:
+        return all(int(lengths.shape[0]) == 1 for _, lengths, _ in self.inputs)
+
+    def visit(self) -> None:
+        """One round's repetitions of this point (nothing once it has ended)."""
+        if self.ended:
+            return
+        first = not self.infer_ms
+        if not self.bench.self_fit:
+            phase, self.error = guarded(lambda: self._visit_train(first))
+            if first or phase is None or _oom(phase):  # later visits add times only
+                self.train = phase
+            if self.ended:
+                return
+        phase, self.error = guarded(lambda: self._visit_infer(first))
+        if first or phase is None or _oom(phase):
+            self.infer = phase
+        if first and not self.ended and self.point.axis == "task":
+            self.found = self._kernels()
+
+    def _visit_train(self, first: bool) -> dict[str, Any]:
+        bench, inputs = self.bench, self.inputs
+        bench.model.train()
+        phase: dict[str, Any] = {"status": "ok"}
+        if first:
+            phase.update(phase_peak(lambda: _train_rep(bench, inputs), bench.device,
+                                    held_tensors(bench.model, bench.trainer.optimizer,
+                                                 [t for batch in inputs for t in batch])))  # fmt: skip
+        for _ in range(bench.series.warmup):
+            _train_rep(bench, inputs)
+        with gc_disabled():
+            rep = _train_rep(bench, inputs)
+        self.train_ms.append(tuple(t * 1e3 / len(inputs) for t in rep))  # type: ignore[arg-type]
+        return phase
+
+    def _visit_infer(self, first: bool) -> dict[str, Any]:
+        bench, inputs = self.bench, self.inputs
+        bench.model.eval()
+        phase: dict[str, Any] = {"status": "ok"}
+        if first:
+            phase.update(phase_peak(lambda: _infer_rep(bench, inputs), bench.device,
+                                    held_tensors(bench.model, None,
+                                                 [t for batch in inputs for t in batch])))  # fmt: skip
+        for _ in range(bench.series.warmup):
+            _infer_rep(bench, inputs)
+        with gc_disabled():
+            for _ in range(self.latency_visit if self.batch_one else 1):
+                start = time.perf_counter()
+                _infer_rep(bench, inputs)
+                self.infer_ms.append((time.perf_counter() - start) * 1e3 / len(inputs))
+        return phase
+
+    def _kernels(self) -> dict[str, Any]:
+        bench, one = self.bench, self.inputs[:1]
+        found = {"infer": kernels(lambda: _infer_rep(bench, one), bench.device)}
+        if not bench.self_fit:
+            bench.model.train()
+            found["train"] = kernels(lambda: _train_rep(bench, one), bench.device)
+        return found
+
+    def _train_phase(self) -> dict[str, Any] | None:
+        if self.train is None or self.train.get("status") != "ok" or not self.train_ms:
+            return self.train
+        step = summarize_times([sum(rep) for rep in self.train_ms])
+        return {**self.train, "step_ms": step,
+                "forward_ms": summarize_times([rep[0] for rep in self.train_ms]),
+                "backward_ms": summarize_times([rep[1] for rep in self.train_ms]),
+                "optimizer_ms": summarize_times([rep[2] for rep in self.train_ms]),
+                **_rates(step, self.inputs)}  # fmt: skip
+
+    def _infer_phase(self) -> dict[str, Any] | None:
+        if self.infer is None or self.infer.get("status") != "ok" or not self.infer_ms:
+            return self.infer
+        step = summarize_times(self.infer_ms)
+        return {**self.infer, "step_ms": step, "forward_ms": None, "backward_ms": None,
+                "optimizer_ms": None, **_rates(step, self.inputs),
+                "latency_p95_ms": _percentile(self.infer_ms, 95) if self.batch_one else None}
+
+    def measured(self) -> dict[str, Any]:
+        """Everything the point's record measures: status, error, train, infer, memory,
+        efficiency, kernels (at the task's point), and what one repetition held."""
+        bench, inputs = self.bench, self.inputs
+        train, infer, error = self._train_phase(), self._infer_phase(), self.error
+        status = "failed" if error else ("oom" if _oom(train) or _oom(infer) else "ok")
+        memory = {"method": "counted live tensors" if bench.device.type == "cpu"
+                  else "torch.cuda.max_memory_allocated",
+                  **{f"{name}_{key}": (phase or {}).get(key) for name, phase in
+                     (("train", train), ("infer", infer)) for key in ("peak_mb", "rss_growth_mb")}}
+        return {
+            "status": status, "error": error, "train": train, "infer": infer,
+            "peak_memory": memory,
+            "efficiency": {"train": efficiency(bench, train, True),
+                           "infer": efficiency(bench, infer, False),
+                           "matmul_flops_per_s": bench.matmul_flops_per_s},
+            "kernels": self.found if status == "ok" else None,
+            "samples_per_rep": sum(int(lengths.shape[0]) for _, lengths, _ in inputs),
+            "tokens_per_rep": sum(int(lengths.sum()) for _, lengths, _ in inputs),
+            "steps_per_rep": len(inputs),
+        }
 
 
 def _percentile(values: Sequence[float], q: float) -> float:
@@ -263,34 +345,3 @@ def point_inputs(bench: ArchBench, point: CostPoint) -> Inputs:
     if point.axis == "task":
         return bench.task_inputs
     return random_inputs(bench, point.batch, int(point.length_T or 1))
-
-
-def measure_point(bench: ArchBench, point: CostPoint) -> dict[str, Any]:
-    """Everything the record of ``point`` measures: status, error, train, infer, memory,
-    efficiency, kernels (at the task's point), and what one repetition held."""
-    inputs = point_inputs(bench, point)
-    train, error = (None, None) if bench.self_fit else guarded(lambda: measure_train(bench, inputs))
-    infer, infer_error = (None, None) if error else guarded(lambda: measure_infer(bench, inputs))
-    error = error or infer_error
-    status = "failed" if error else (
-        "oom" if any((p or {}).get("status") == "oom" for p in (train, infer)) else "ok")
-    found = None
-    if point.axis == "task" and status == "ok":
-        found = {"infer": kernels(lambda: _infer_rep(bench, inputs[:1]), bench.device)}
-        if not bench.self_fit:
-            bench.model.train()
-            found["train"] = kernels(lambda: _train_rep(bench, inputs[:1]), bench.device)
-    memory = {"method": "counted live tensors" if bench.device.type == "cpu"
-              else "torch.cuda.max_memory_allocated",
-              **{f"{name}_{key}": (phase or {}).get(key) for name, phase in
-                 (("train", train), ("infer", infer)) for key in ("peak_mb", "rss_growth_mb")}}
-    return {
-        "status": status, "error": error, "train": train, "infer": infer, "peak_memory": memory,
-        "efficiency": {"train": efficiency(bench, train, True),
-                       "infer": efficiency(bench, infer, False),
-                       "matmul_flops_per_s": bench.matmul_flops_per_s},
-        "kernels": found,
-        "samples_per_rep": sum(int(lengths.shape[0]) for _, lengths, _ in inputs),
-        "tokens_per_rep": sum(int(lengths.sum()) for _, lengths, _ in inputs),
-        "steps_per_rep": len(inputs),
-    }

@@ -7,7 +7,8 @@ operator returns is counted until its storage is freed) it read the same bytes, 
 only on the computation. So the cost suite's CPU peak is that count, the weights, gradients,
 optimizer state and inputs alive at the start included; the resident growth is recorded beside
 it. Memory a kernel allocates for itself and frees before it returns (a workspace) is not seen.
-On CUDA the caching allocator already counts live tensors: ``torch.cuda.max_memory_allocated``.
+On CUDA the caching allocator already counts live tensors: the growth of
+``torch.cuda.max_memory_allocated`` over the phase, plus the bytes the phase started with.
 """
 
 from __future__ import annotations
@@ -64,6 +65,11 @@ class LiveTensorBytes(TorchDispatchMode):
         return out
 
 
+def storage_bytes(tensors: Iterable[torch.Tensor]) -> int:
+    """The bytes of the distinct storages behind ``tensors`` (views counted once)."""
+    return LiveTensorBytes(tensors).current
+
+
 def held_tensors(model: torch.nn.Module, optimizer: torch.optim.Optimizer | None,
                  inputs: Iterable[torch.Tensor]) -> list[torch.Tensor]:  # fmt: skip
     """What a phase starts with: weights, gradients, optimizer state and its inputs."""
@@ -81,12 +87,15 @@ def phase_peak(fn: Callable[[], object], device: torch.device,
     CPU, the caching allocator's on CUDA) and, on CPU, ``rss_growth_mb`` (how far the resident
     peak rose above the resident set at the start: not repeatable, shown beside it)."""
     gc.collect()
-    if device.type == "cuda":
+    held = list(held)
+    if device.type == "cuda":  # other architectures' weights stay resident: only ours count
         synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
         fn()
         synchronize(device)
-        return {"peak_mb": torch.cuda.max_memory_allocated(device) / MIB, "rss_growth_mb": None}
+        growth = torch.cuda.max_memory_allocated(device) - before
+        return {"peak_mb": (growth + storage_bytes(held)) / MIB, "rss_growth_mb": None}
     with PeakMemory(device) as rss, LiveTensorBytes(held) as counted:
         fn()
     return {"peak_mb": counted.peak / MIB, "rss_growth_mb": rss.peak_mb}

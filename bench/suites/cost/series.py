@@ -8,6 +8,7 @@ run one after another, nothing else of the harness running beside them. A point 
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
@@ -24,7 +25,7 @@ from bench.run.environment import capture
 from bench.run.execute import initial_model, model_facts, model_hyperparams, trainable_params
 from bench.run.instruments import matmul_flops_per_s
 from bench.run.trainer import Trainer
-from bench.suites.cost.measure import ArchBench, measure_point
+from bench.suites.cost.measure import LATENCY_REPS, ArchBench, PointRun, point_inputs
 from bench.suites.cost.plan import CostPoint, CostSeries
 from data_pipeline import TaskData, make_batches
 from models import model_info
@@ -102,10 +103,23 @@ def _pending(specs: Sequence[RunSpec], points: Sequence[CostPoint], out: Path,
     return todo, done
 
 
+def round_order(items: Sequence[Any], round_index: int) -> list[Any]:
+    """The order a round visits the points in: the plan's, every other round reversed (a drift
+    within a round then falls on both ends of the plan alike)."""
+    return list(items) if round_index % 2 == 0 else list(items)[::-1]
+
+
 def run_points(specs: Sequence[RunSpec], points: Sequence[CostPoint], data: TaskData,
                series: CostSeries, out: Path, *,
                log: Callable[[str], None]) -> tuple[GridOutcome, dict[str, Any]]:  # fmt: skip
-    """Measure every pending point into ``out``; the outcome and the manifest's summary."""
+    """Measure every pending point into ``out``; the outcome and the manifest's summary.
+
+    The points are measured in ``series.reps`` rounds: each round visits every pending point
+    once (one timed repetition of each phase after its warm-up), in the plan's order and the
+    next round in reverse, and times the calibration matmul once. The machine's slow spells
+    (seen lasting several seconds on a shared 2-core machine) then spread over all points
+    instead of doubling a few. A point's record is written after its last round.
+    """
     spec0 = specs[0]
     device = torch.device(spec0.device)
     torch.set_num_threads(spec0.threads)
@@ -115,33 +129,39 @@ def run_points(specs: Sequence[RunSpec], points: Sequence[CostPoint], data: Task
     outcome = GridOutcome(skipped=done)
     if done:
         log(f"cost: {len(done)} point(s) already measured, {len(todo)} to go")
-    matmul = matmul_flops_per_s(device, size=spec0.config.measure.matmul_size) if todo else None
+    size = spec0.config.measure.matmul_size
+    matmul = matmul_flops_per_s(device, size=size) if todo else None
     environment = capture(device)
     by_arch = {spec.arch: spec for spec in specs}
+    calibration: list[float] = []
     started = time.perf_counter()
     with live.register() as registration:
-        for arch in dict.fromkeys(point.arch for point, _ in todo):
-            _run_arch(by_arch[arch], [(p, i) for p, i in todo if p.arch == arch], data, series,
-                      matmul, device, environment, out, outcome, log)  # fmt: skip
+        benches = {arch: build_bench(by_arch[arch], data, series, matmul, device)
+                   for arch in dict.fromkeys(point.arch for point, _ in todo)}  # fmt: skip
+        runs = [(PointRun(benches[p.arch][0], p, point_inputs(benches[p.arch][0], p),
+                          latency_visit=math.ceil(LATENCY_REPS / series.reps)), i)
+                for p, i in todo]  # fmt: skip
+        for round_index in range(series.reps if runs else 0):
+            round_start = time.perf_counter()
+            calibration.append(matmul_flops_per_s(device, size=size))
+            for run, _ in round_order(runs, round_index):
+                run.visit()
+            log(f"cost: round {round_index + 1}/{series.reps}: {len(runs)} point(s) in "
+                f"{time.perf_counter() - round_start:.1f} s (matmul "
+                f"{calibration[-1] / 1e9:.1f} GFLOP/s)")
+        for run, point_id in runs:
+            spec = by_arch[run.point.arch]
+            record = _point_record(spec, run.point, point_id, run.bench, run.measured(),
+                                   benches[run.point.arch][1], environment)
+            cost.write_point(out, record)
+            outcome.ran.append(point_id)
+            if record["status"] == "failed":
+                outcome.failed[point_id] = record["error"]["type"]
         others = registration.finish()
     outcome.wall_time_s = time.perf_counter() - started
     summary = {"series": asdict(series), "task_batch": spec0.config.train.batch_size,
-               "matmul_flops_per_s": matmul, "measured_alone": True, "threads": spec0.threads,
+               "matmul_flops_per_s": matmul, "round_matmul_flops_per_s": calibration,
+               "measured_alone": True, "threads": spec0.threads,
                "concurrent_runs": others}  # fmt: skip
+    log(f"cost: {len(runs)} point(s) measured in {outcome.wall_time_s:.0f} s")
     return outcome, summary
-
-
-def _run_arch(spec: RunSpec, todo: list[tuple[CostPoint, str]], data: TaskData,
-              series: CostSeries, matmul: float | None, device: torch.device,
-              environment: dict[str, Any], out: Path, outcome: GridOutcome,
-              log: Callable[[str], None]) -> None:  # fmt: skip
-    bench, fit = build_bench(spec, data, series, matmul, device)
-    for point, point_id in todo:
-        started = time.perf_counter()
-        measured = measure_point(bench, point)
-        record = _point_record(spec, point, point_id, bench, measured, fit, environment)
-        cost.write_point(out, record)
-        outcome.ran.append(point_id)
-        if record["status"] == "failed":
-            outcome.failed[point_id] = record["error"]["type"]
-        log(f"cost: {point_id} {record['status']} ({time.perf_counter() - started:.1f} s)")
