@@ -75,6 +75,8 @@ class CostFacts:
     crossovers: list[Crossover]
     kernels: dict[str, dict[str, str | None]]
     oom: list[tuple[str, str, int]] = field(default_factory=list)
+    #: Whether the allocator kept freed memory for every point (``environment.allocator``).
+    retains_freed_memory: bool = False
 
 
 def _value(point: Mapping[str, Any], phase: str, key: str) -> float | None:
@@ -189,7 +191,9 @@ def cost_facts(points: Sequence[Mapping[str, Any]], order: Sequence[str] = ()) -
             {a: {"train": _kernel(task.get(a), "train"), "infer": _kernel(task.get(a), "infer")}
              for a in archs},
             [(p["arch"], p["axis"], _size(p)) for p in measured
-             if p["status"] == "oom" and p["axis"] != "task"]))  # fmt: skip
+             if p["status"] == "oom" and p["axis"] != "task"],
+            all((p["environment"].get("allocator") or {}).get("retains_freed_memory")
+                for p in measured)))  # fmt: skip
     return facts
 
 
@@ -273,6 +277,15 @@ def _kernel_lines(facts: CostFacts) -> list[str]:
     return lines
 
 
+def _allocator_note(all_facts: Sequence[CostFacts]) -> str:
+    if not any(facts.retains_freed_memory for facts in all_facts):
+        return ""
+    return (" The process's allocator keeps the memory a step frees for the next step, as a "
+            "caching allocator does (glibc's mallopt): by default a large tensor is a fresh "
+            "mapping, zero-filled at every step, which doubled some steps' time and changed "
+            "during a run.")
+
+
 def render_cost(all_facts: Sequence[CostFacts], figures: Iterable[str]) -> str:
     """The section's markdown from its facts."""
     parts = ["## Cost",
@@ -281,7 +294,8 @@ def render_cost(all_facts: Sequence[CostFacts], figures: Iterable[str]) -> str:
              "whole run; medians of the timed repetitions with a distribution-free "
              "95% interval (order statistics; it never goes below zero). Peak memory on CPU: the "
              "bytes of live tensors, counted per operator (it repeats to the byte; the resident "
-             "set's peak does not), weights, gradients and optimizer state included."]
+             "set's peak does not), weights, gradients and optimizer state included."
+             + _allocator_note(all_facts)]
     for facts in all_facts:
         parts += [f"### {facts.device}", "At the task's own lengths, the grid's batch:",
                   _task_table(facts),
@@ -364,4 +378,6 @@ SMOKE_NOTE = ("at a few tiny sizes (T up to 32, batch up to 4, tiny models), whe
 register_payload(PAYLOAD, read_points_payload)
 register_closing_section(ClosingSection("cost", build=cost_section, payloads=(PAYLOAD,),
                                         figures=FIGURES, standalone=True, order=30,
-                                        smoke_note=SMOKE_NOTE))
+                                        smoke_note=SMOKE_NOTE,
+                                        title="what each architecture costs, measured alone",
+                                        measured=lambda context: context.payloads[PAYLOAD].points))

@@ -157,23 +157,17 @@ def _data_facts(section: TaskSection, several: bool) -> list[tuple[str, str]]:
     return rows
 
 
-def header(
-    records: Sequence[dict[str, Any]], manifest: Mapping[str, Any], sections: Sequence[TaskSection]
-) -> str:
-    """Title, run facts (date, data of each task, hardware, software, code) and the protocol."""
-    profile = manifest.get("profile") or _field(records, "spec", "profile")
-    device = manifest.get("device") or _field(records, "spec", "device")
+def machine_facts(records: Sequence[dict[str, Any]], manifest: Mapping[str, Any],
+                  device: str) -> list[tuple[str, str]]:  # fmt: skip
+    """The header's rows on where and with what the records were made: hardware, software,
+    code, total time (``records``: anything with an ``environment``, run records or cost
+    points)."""
     wall = manifest.get("wall_time_s")
     wall_text = f"{wall:,.0f} s ({wall / 60:.1f} min)" if isinstance(wall, int | float) else MISSING
     gpu = _field(records, "environment", "device_name")
     cuda = _field(records, "environment", "cuda")
     cudnn = _field(records, "environment", "cudnn")
-    several = len(sections) > 1
-    facts = [
-        ("Date of the run", _run_date(records, manifest)),
-        ("Profile", f"`{profile}` on `{device}`"),
-        ("Protocol", _protocol(manifest)),
-        *(row for section in sections for row in _data_facts(section, several)),
+    return [
         (
             "CPU",
             f"{_field(records, 'environment', 'cpu_model')}, "
@@ -189,14 +183,50 @@ def header(
         ),
         ("Code", f"git {_git(records, manifest)}"),
         ("Total time", wall_text),
-        ("Runs at once", _runs_at_once(records, manifest)),
     ]
+
+
+def _command(manifest: Mapping[str, Any]) -> list[tuple[str, str]]:
     argv = manifest.get("argv")
     if isinstance(argv, list) and argv:
-        facts.append(("Command", "`" + " ".join(str(a) for a in argv) + "`"))
-    table = markdown_table(
+        return [("Command", "`" + " ".join(str(a) for a in argv) + "`")]
+    return []
+
+
+def facts_table(facts: Sequence[tuple[str, str]]) -> str:
+    """The header's two-column table of facts."""
+    return markdown_table(
         ["", ""], [[f"**{k}**", v.replace("|", "\\|")] for k, v in facts], align="ll"
     )
+
+
+def standalone_header(records: Sequence[dict[str, Any]], manifest: Mapping[str, Any],
+                      title: str) -> str:  # fmt: skip
+    """The header of a report without run records (a cost suite's folder): title, date,
+    profile, hardware, software, code, total time, the command."""
+    profile, device = manifest.get("profile") or MISSING, manifest.get("device") or MISSING
+    facts = [("Date of the run", _run_date(records, manifest)),
+             ("Profile", f"`{profile}` on `{device}`"), *machine_facts(records, manifest, device),
+             *_command(manifest)]  # fmt: skip
+    return f"# rnnbench: {title} (`{profile}`, `{device}`)\n\n{facts_table(facts)}"
+
+
+def header(
+    records: Sequence[dict[str, Any]], manifest: Mapping[str, Any], sections: Sequence[TaskSection]
+) -> str:
+    """Title, run facts (date, data of each task, hardware, software, code) and the protocol."""
+    profile = manifest.get("profile") or _field(records, "spec", "profile")
+    device = manifest.get("device") or _field(records, "spec", "device")
+    several = len(sections) > 1
+    facts = [
+        ("Date of the run", _run_date(records, manifest)),
+        ("Profile", f"`{profile}` on `{device}`"),
+        ("Protocol", _protocol(manifest)),
+        *(row for section in sections for row in _data_facts(section, several)),
+        *machine_facts(records, manifest, device),
+        ("Runs at once", _runs_at_once(records, manifest)),
+    ]
+    table = facts_table([*facts, *_command(manifest)])
     titles = [str(section.facts.get("title") or section.facts.get("name")) for section in sections]
     on = " and ".join([", ".join(titles[:-1]), titles[-1]] if several else titles)
     citations = [

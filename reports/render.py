@@ -26,7 +26,13 @@ from bench.results.records import (
     write_bytes_atomic,
 )
 from reports.compare import Comparer
-from reports.markdown import RERUN_HINT, TaskSection, render_markdown, smoke_caveat
+from reports.markdown import (
+    RERUN_HINT,
+    TaskSection,
+    render_markdown,
+    smoke_caveat,
+    standalone_header,
+)
 from reports.plots import PLOT_TITLES, PLOTS_DIR, render_plots
 from reports.sections import (
     PAYLOADS,
@@ -160,8 +166,9 @@ def _standalone_outputs(results_dir: Path, manifest: Mapping[str, Any]) -> dict[
     if not sections:
         return None
     context = ReportContext(results_dir, manifest, {}, {}, payloads)
-    parts, plots = [f"# rnnbench report: profile `{manifest.get('profile')}` on "
-                    f"{manifest.get('device', 'an unknown device')}"], {}
+    title = "; ".join(s.title or s.name for s in sections)
+    measured = [item for s in sections if s.measured for item in s.measured(context)]
+    parts, plots = [standalone_header(measured, manifest, title)], {}
     for section in sections:
         text, figures = section.build(context)
         plots.update(_checked_figures(figures, "", section.figures,

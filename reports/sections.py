@@ -109,6 +109,11 @@ class ClosingSection:
     order: int = 100
     #: What its figures are in a smoke run, for the smoke warning (None: the training grid's).
     smoke_note: str | None = None
+    #: The title of a standalone report of this section (None: its name).
+    title: str | None = None
+    #: What the header of its standalone report describes: the items of its payloads that carry
+    #: an ``environment`` (machine, software, commit), as run records do.
+    measured: Callable[[ReportContext], Sequence[dict[str, Any]]] | None = None
 
 
 TASK_REPORTS: dict[str, TaskReport] = {}

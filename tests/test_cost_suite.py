@@ -149,6 +149,8 @@ def test_a_smoke_cost_run_measures_every_point_resumes_and_renders(capsys, tmp_p
     assert summary["measured_alone"] and len(summary["round_matmul_flops_per_s"]) == 6
     assert "cost: round 6/6: 10 point(s)" in err and "round 7/" not in err, err
     report = (out / "report.md").read_text(encoding="utf-8")
+    assert report.startswith("# rnnbench: what each architecture costs, measured alone (`smoke`, `cpu`)")
+    assert "| **Code** | git " in report and "keeps the memory a step frees" in report
     assert "## Cost" in report and "`aten::gru`" in report and (out / "plots/cost_time_vs_T.png").is_file()
     # The smoke warning in the section's own words (its models are untrained: no word of epochs).
     from reports.cost import SMOKE_NOTE
@@ -157,6 +159,7 @@ def test_a_smoke_cost_run_measures_every_point_resumes_and_renders(capsys, tmp_p
     # Resumed, nothing is measured again; --report-only renders the same report.
     code, _, err = run_cli(capsys, *argv, "--resume")
     assert code == 0 and "10 point(s) already measured, 0 to go" in err, err
+    report = (out / "report.md").read_text(encoding="utf-8")  # its Command row: the last command
     code, _, err = run_cli(capsys, "--report-only", "--out", str(out))
     assert code == 0 and (out / "report.md").read_text(encoding="utf-8") == report
     # A removed point is measured again on --resume; --overwrite removes them all first.

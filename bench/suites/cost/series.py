@@ -23,7 +23,7 @@ from bench.results import cost, records
 from bench.run.config import RunSpec
 from bench.run.environment import capture
 from bench.run.execute import initial_model, model_facts, model_hyperparams, trainable_params
-from bench.run.instruments import matmul_flops_per_s
+from bench.run.instruments import matmul_flops_per_s, retain_freed_memory
 from bench.run.trainer import Trainer
 from bench.suites.cost.measure import LATENCY_REPS, ArchBench, PointRun, point_inputs
 from bench.suites.cost.plan import CostPoint, CostSeries
@@ -125,13 +125,14 @@ def run_points(specs: Sequence[RunSpec], points: Sequence[CostPoint], data: Task
     torch.set_num_threads(spec0.threads)
     if device.type == "cpu":
         torch.set_flush_denormal(spec0.config.train.flush_denormal)
+    allocator = retain_freed_memory()  # before the first tensor of a point
     todo, done = _pending(specs, points, out, len(data.vocab))
     outcome = GridOutcome(skipped=done)
     if done:
         log(f"cost: {len(done)} point(s) already measured, {len(todo)} to go")
     size = spec0.config.measure.matmul_size
     matmul = matmul_flops_per_s(device, size=size) if todo else None
-    environment = capture(device)
+    environment = {**capture(device), "allocator": allocator}
     by_arch = {spec.arch: spec for spec in specs}
     calibration: list[float] = []
     started = time.perf_counter()
@@ -161,7 +162,7 @@ def run_points(specs: Sequence[RunSpec], points: Sequence[CostPoint], data: Task
     outcome.wall_time_s = time.perf_counter() - started
     summary = {"series": asdict(series), "task_batch": spec0.config.train.batch_size,
                "matmul_flops_per_s": matmul, "round_matmul_flops_per_s": calibration,
-               "measured_alone": True, "threads": spec0.threads,
+               "measured_alone": True, "threads": spec0.threads, **allocator,
                "concurrent_runs": others}  # fmt: skip
     log(f"cost: {len(runs)} point(s) measured in {outcome.wall_time_s:.0f} s")
     return outcome, summary
