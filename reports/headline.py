@@ -33,8 +33,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.results.cost import load_points
 from bench.results.metrics import METRICS
 from bench.results.records import load_records, read_gradient_flow, read_manifest
+from reports.cost import CostFacts, Growth, cost_facts
 from reports.gradients import format_decay
 from reports.memory import CHANCE, Horizon, horizons, memory_rows, threshold_of
 from reports.table import (
@@ -54,6 +56,7 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = "docs/example-report"  # the quick profile, reviews cut at 250 tokens
 LONG = "docs/long-report"  # the long profile, whole reviews
 HORIZON = "docs/memory-report"  # the memory suite beside a quick IMDb grid
+COST = "docs/cost-report"  # the cost suite, quick profile: speed and memory measured alone
 #: Pages produced by other generators (``python -m bench.config``, ``python -m bench.metrics``):
 #: settings and definitions, no results; not scanned here.
 OTHER_GENERATED = ("docs/configuration.md", "docs/record-schema.md")
@@ -119,6 +122,32 @@ class Committed:
         if found is None:
             raise LookupError(f"{self.folder}/report.md has nothing matching {pattern!r}")
         return found
+
+
+@dataclass(frozen=True)
+class CostCommitted:
+    """The committed cost folder: its manifest and the section's facts (one device)."""
+
+    folder: str
+    manifest: dict[str, Any]
+    facts: CostFacts
+
+    def task_point(self, arch: str) -> dict[str, Any] | None:
+        return self.facts.task_point.get(arch)
+
+    def slope(self, arch: str, axis: str, quantity: str) -> Growth | None:
+        return next((g for g in self.facts.growth
+                     if (g.arch, g.axis, g.quantity) == (arch, axis, quantity)), None)  # fmt: skip
+
+
+@functools.cache
+def cost_committed(folder: str = COST) -> CostCommitted:
+    path = ROOT / folder
+    manifest = read_manifest(path)
+    facts = cost_facts(load_points(path).points, manifest.get("archs") or [])
+    if len(facts) != 1:
+        raise LookupError(f"{folder} should hold the cost points of one device, not {len(facts)}")
+    return CostCommitted(folder, manifest, facts[0])
 
 
 @functools.cache
@@ -223,7 +252,7 @@ def _seeds(folder: Committed) -> str:
     return "; ".join(named) + f"; {most} of the others"
 
 
-def _commit(folder: Committed) -> str:
+def _commit(folder: Committed | CostCommitted) -> str:
     commits = [c["commit"][:12] for c in folder.manifest.get("commits") or []]
     return ", ".join(f"`{c}`" for c in commits) or MISSING
 
@@ -259,22 +288,13 @@ def memory_setup(page: str, folder: Committed) -> str:
             f"shortest); load A×N: N signals from an alphabet of A.")
 
 
-def _contended_note(*folders: Committed) -> str:
-    most = max((r.get("concurrent_runs", 1) for f in folders for r in f.records), default=1)
-    if most == 1:
-        return ""
-    jobs = sorted({str(f.manifest.get("jobs")) for f in folders if f.manifest.get("jobs") != 1})
-    why = f" (`--jobs {', '.join(jobs)}`)" if jobs else ""
-    return (f"† measured while up to {most} runs shared the machine{why}: slower than a run "
-            "alone gets, so compare them only with figures measured the same way. ")
-
-
 # ---- blocks ------------------------------------------------------------------------------------
 
 
 def headline(page: str) -> str:
     """README's table: what someone choosing an architecture needs, one row per architecture."""
     quick, long, mem = committed(EXAMPLE), committed(LONG), committed(HORIZON)
+    spent = cost_committed()
     archs = arch_order(quick, long)
     best_quick = _best(quick.rows.get(a) for a in archs)
     best_long = _best(long.rows.get(a) for a in archs)
@@ -284,8 +304,9 @@ def headline(page: str) -> str:
         f"[Test acc %, 250 tokens]({link(page, EXAMPLE + '/report.md')}) ↑",
         f"[Test acc %, whole reviews]({link(page, LONG + '/report.md')}) ↑",
         "Params, 250 / whole",
-        "Train samples/s, 250 / whole ↑",
-        "Train peak MiB, 250 / whole ↓",
+        f"[Train samples/s, alone]({link(page, COST + '/report.md')}) ↑",
+        "Train peak MiB, alone ↓",
+        "Train time ∝ T^k",
         f"[Memory horizon T]({link(page, HORIZON + '/report.md')}), {' / '.join(load_names)} ↑",
     ]
     body = []
@@ -295,21 +316,52 @@ def headline(page: str) -> str:
         body.append([
             f"`{arch}`", accuracy(q, _is_best(q, best_quick)), accuracy(w, _is_best(w, best_long)),
             _pair(figure(q, "param_count"), figure(w, "param_count")),
-            _pair(figure(q, "train_samples_per_s"), figure(w, "train_samples_per_s")),
-            _pair(figure(q, "train_peak_mem_mb"), figure(w, "train_peak_mem_mb")),
+            *cost_cells(spent, arch),
             _pair(*(held.get(load, MISSING) for load in load_names)),
         ])
     notes = [
         "Test accuracy: mean ± standard deviation over seeds (n: seeds), **bold** the best of its "
         "column; the reports give each its 95% interval and paired significance tests. "
-        + _fitted_note(archs, quick, long) + _contended_note(quick, long)
-        + f"{MISSING}: not run in that report.",
+        + _fitted_note(archs, quick, long) + f"{MISSING}: not run in that report.",
         "",
         "- " + setup(page, quick, "250 tokens"),
         "- " + setup(page, long, "whole reviews"),
+        "- " + cost_setup(page, spent),
         "- " + memory_setup(page, mem),
     ]
     return _table(headers, body) + "\n\n" + "\n".join(notes)
+
+
+def cost_cells(spent: CostCommitted, arch: str) -> list[str]:
+    """Training samples/s and peak MiB at the task's point and the exponent of the training
+    step's time in T, measured alone (a self-fitting model: its fit's time)."""
+    point = spent.task_point(arch)
+    if point is None:
+        return [MISSING] * 3
+    train = point.get("train")
+    if train is None:
+        fit = point.get("fit") or {}
+        return [f"fits in {fit['time_s']:.1f} s" if fit else MISSING, "not applicable",
+                "not applicable"]
+    if train.get("status") != "ok":
+        return ["OOM"] * 2 + [MISSING]
+    growth = spent.slope(arch, "length", "train_time")
+    exponent = MISSING if growth is None or growth.low is None else (
+        f"{growth.slope:.2f} [{growth.low:.2f}, {growth.high:.2f}]")
+    return [f"{train['samples_per_s']:,.0f}", f"{train['peak_mb']:,.1f}", exponent]
+
+
+def cost_setup(page: str, spent: CostCommitted) -> str:
+    """One line naming the cost suite's setup, linked to its report."""
+    suite = spent.manifest.get("cost_suite") or {}
+    series = suite.get("series") or {}
+    lengths = series.get("lengths") or []
+    return (f"[alone]({link(page, spent.folder + '/report.md')}): the cost suite, untrained models "
+            f"of the 250-token profile measured one at a time with nothing else running, "
+            f"{suite.get('threads')} thread; samples/s and peak memory (live tensor bytes) at "
+            f"the task's own lengths, batch {suite.get('task_batch')}; k: the log-log slope of the "
+            f"training step's time over T = {lengths[0]:,} to {lengths[-1]:,} at batch "
+            f"{series.get('length_batch')}, 95% interval; git {_commit(spent)}.")
 
 
 def _fitted_note(archs: Sequence[str], *folders: Committed) -> str:
@@ -328,32 +380,28 @@ def _epochs(row: ArchSummary | None) -> str:
 
 
 def whole_reviews(page: str) -> str:
-    """The long profile against the quick one: accuracy, memory, speed, time, epochs."""
+    """The long profile against the quick one: accuracy and epochs (their runs shared the
+    machine, so no speed, time or memory of theirs is quoted here)."""
     quick, long = committed(EXAMPLE), committed(LONG)
     archs = list(long.rows)
     best = _best(long.rows.values())
     headers = ["Architecture", "Test acc %, whole reviews ↑", "95% CI",
-               "Test acc %, 250 tokens ↑", "Train peak MiB, whole / 250 ↓",
-               "Train samples/s, whole / 250 ↑", "Train time s, whole ↓",
-               "Epochs run (best), seed 0"]  # fmt: skip
+               "Test acc %, 250 tokens ↑", "Params, whole", "Epochs run (best), seed 0"]
     body = []
     for arch in archs:
         w, q = long.rows[arch], quick.rows.get(arch)
         body.append([
             f"`{arch}`", accuracy(w, _is_best(w, best)),
             format_ci(w.stats["test_accuracy"], "percent"), accuracy(q),
-            _pair(figure(w, "train_peak_mem_mb"), figure(q, "train_peak_mem_mb")),
-            _pair(figure(w, "train_samples_per_s"), figure(q, "train_samples_per_s")),
-            figure(w, "train_time_s"), _epochs(w),
+            figure(w, "param_count"), _epochs(w),
         ])
     epochs = sum(r["metrics"].get("epochs_run") or 0 for row in long.rows.values()
                  for r in row.ok[:1] if row.recurrent and row.training == "gradient")  # fmt: skip
-    wall = long.manifest.get("wall_time_s") or 0.0
     notes = [
         "95% CI: Student t interval of the mean over seeds (none with one seed). "
-        + _contended_note(long, quick) + f"{MISSING}: not run in that report. The seed-0 runs of "
-        f"the recurrent models took {epochs} training epochs in all; the folder's total "
-        f"time was {wall:,.0f} s ({wall / 60:.1f} min).",
+        f"{MISSING}: not run in that report. The seed-0 runs of the recurrent models took "
+        f"{epochs} training epochs in all. These runs shared the machine (`--jobs 2`): their "
+        "speed and memory are in the report, marked †, and not quoted here.",
         "",
         "- " + setup(page, long, "whole reviews"),
         "- " + setup(page, quick, "250 tokens"),
@@ -413,26 +461,83 @@ def memory_horizons(page: str) -> str:
 
 
 def memory_cost(page: str) -> str:
-    """How many runs the memory suite made and what they cost."""
+    """How many runs the memory suite made and how long the folder took to run."""
     mem = committed(HORIZON)
-    recurrent = {h.arch for h in mem.horizons for p in h.points if p.recurrent}
-    runs = [r for r in mem.swept if r["status"] == "ok" and r["arch"] in recurrent]
-    cheap = min(runs, key=lambda r: r["metrics"]["train_time_s"])
-    dear = max(runs, key=lambda r: r["metrics"]["train_time_s"])
     probes = len((mem.gradients or {}).get("probes") or [])
     wall = mem.manifest.get("wall_time_s") or 0.0
-
-    def where(record: dict[str, Any]) -> str:
-        return f"`{record['arch']}` at T = {setting_of(record).get('distance')}"
-
-    shared = " †" if any(r.get("concurrent_runs", 1) > 1 for r in runs) else ""
     grid = ", the IMDb grid run into it first included," if mem.plain else ""
     return (f"The [committed run]({link(page, HORIZON + '/report.md')}) made {len(mem.swept)} "
-            f"memory runs and {probes} gradient probes; a recurrent run's training took from "
-            f"{cheap['metrics']['train_time_s']:.1f} s{shared} ({where(cheap)}) to "
-            f"{dear['metrics']['train_time_s'] / 60:.1f} min{shared} ({where(dear)}). The "
-            f"folder's total time{grid} was {wall:,.0f} s ({wall / 60:.1f} min). "
-            f"{_contended_note(mem).strip()}")
+            f"memory runs and {probes} gradient probes. The folder's total time{grid} was "
+            f"{wall:,.0f} s ({wall / 60:.1f} min), {_at_once(mem)}.")
+
+
+def _latency(spent: CostCommitted, arch: str) -> str:
+    """Inference at batch 1 (the batch series' first point): median and p95, ms."""
+    for point in _batch_one(spent, arch):
+        infer = point.get("infer") or {}
+        if infer.get("status") == "ok":
+            return f"{infer['step_ms']['median']:.3g} / {infer['latency_p95_ms']:.3g}"
+    return MISSING
+
+
+def _batch_one(spent: CostCommitted, arch: str) -> list[dict[str, Any]]:
+    return [p for p in load_points(ROOT / spent.folder).points
+            if p["arch"] == arch and p["axis"] == "batch" and p["batch"] == 1]
+
+
+def _ms_cell(point: dict[str, Any] | None, phase: str) -> str:
+    part = (point or {}).get(phase)
+    if part is None:
+        return "not applicable"
+    if part.get("status") != "ok":
+        return "OOM"
+    stat = part["step_ms"]
+    return f"{stat['median']:.3g} [{stat['low']:.3g}, {stat['high']:.3g}]"
+
+
+def _exponent(spent: CostCommitted, arch: str, axis: str, quantity: str) -> str:
+    growth = spent.slope(arch, axis, quantity)
+    if growth is None or growth.low is None:
+        return MISSING
+    return f"{growth.slope:.2f} [{growth.low:.2f}, {growth.high:.2f}]"
+
+
+def cost_alone(page: str) -> str:
+    """The cost suite's figures: each architecture measured alone, and the kernels behind them."""
+    spent = cost_committed()
+    facts = spent.facts
+    headers = ["Architecture", "Train step ms [95% CI]", "Inference ms [95% CI]",
+               "Train peak MiB", "Latency ms, batch 1: median / p95", "Train time ∝ T^k",
+               "Train time ∝ batch^k", "Kernel (training)"]  # fmt: skip
+    body = []
+    for arch in facts.archs:
+        point = spent.task_point(arch)
+        train = (point or {}).get("train") or {}
+        body.append([f"`{arch}`", _ms_cell(point, "train"), _ms_cell(point, "infer"),
+                     f"{train['peak_mb']:,.1f}" if train.get("status") == "ok" else MISSING,
+                     _latency(spent, arch), _exponent(spent, arch, "length", "train_time"),
+                     _exponent(spent, arch, "batch", "train_time"),
+                     facts.kernels.get(arch, {}).get("train") or MISSING])  # fmt: skip
+    series = (spent.manifest.get("cost_suite") or {}).get("series") or {}
+    notes = [_kernel_gap(spent), "",
+             "- " + cost_setup(page, spent) + f" Latency: batch 1 at T = "
+             f"{series.get('batch_length'):,}; the batch exponent over batch "
+             f"{series['batches'][0]:,} to {series['batches'][-1]:,} at that T."]
+    return _table(headers, body) + "\n\n" + "\n".join(notes)
+
+
+def _kernel_gap(spent: CostCommitted) -> str:
+    """Why the GRU and the LSTM differ on this CPU: the kernels, with the step times."""
+    lstm, gru = spent.task_point("lstm"), spent.task_point("gru")
+    if not lstm or not gru or (lstm.get("train") or {}).get("status") != "ok" \
+            or (gru.get("train") or {}).get("status") != "ok":
+        return ""
+    ratio = gru["train"]["step_ms"]["median"] / lstm["train"]["step_ms"]["median"]
+    flops = gru["model"]["flops_per_token"] / lstm["model"]["flops_per_token"]
+    kernels = spent.facts.kernels
+    return (f"`gru` takes {ratio:.2f}x the training step of `lstm` with {flops:.2f}x its FLOPs: "
+            f"on this CPU `lstm` runs {kernels['lstm']['train']} (oneDNN's fused recurrence), "
+            f"`gru` runs {kernels['gru']['train']} (ATen's step-by-step loop).")
 
 
 #: Every generated block, by name: a function of the page it is written into (for its links).
@@ -441,6 +546,7 @@ BLOCKS: dict[str, Callable[[str], str]] = {
     "whole-reviews": whole_reviews,
     "memory-horizons": memory_horizons,
     "memory-cost": memory_cost,
+    "cost-alone": cost_alone,
 }
 
 

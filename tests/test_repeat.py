@@ -64,6 +64,7 @@ def test_the_page_is_written_checked_and_refused_without_points(tmp_path, capsys
     page = (first / repeat.PAGE).read_text(encoding="utf-8")
     assert "4 of 4 (100.0%)" in page and "All 8 peak memories are the same to the byte" in page
     assert repeat.main([str(first), str(second), "--check"]) == 0
+    capsys.readouterr()
     (tmp_path / "empty").mkdir()
     assert repeat.main([str(first), str(tmp_path / "empty")]) == 2
     err = capsys.readouterr().err
