@@ -19,6 +19,7 @@ from scipy import stats
 from bench.results.cost import CostFolder, read_points_payload
 from reports.plots import name_colors, new_figure, png_bytes
 from reports.sections import (
+    AloneFigures,
     ClosingSection,
     ReportContext,
     register_closing_section,
@@ -372,6 +373,56 @@ def cost_section(context: ReportContext) -> tuple[str, dict[str, bytes]]:
     return render_cost(facts, figures), figures
 
 
+def _phase_ok(point: Mapping[str, Any] | None, phase: str) -> dict[str, Any] | None:
+    part = (point or {}).get(phase)
+    return part if isinstance(part, dict) and part.get("status") == "ok" else None
+
+
+def _alone_values(task_point: Mapping[str, Any], batch_one: Mapping[str, Any] | None) -> dict[str, float]:
+    """The run metrics one architecture's cost points measure, under the metrics' names."""
+    values: dict[str, float] = {}
+    train, infer = _phase_ok(task_point, "train"), _phase_ok(task_point, "infer")
+    latency = _phase_ok(batch_one, "infer")
+    fit = task_point.get("fit")
+    if train:
+        values.update(train_samples_per_s=train["samples_per_s"],
+                      train_tokens_per_s=train["tokens_per_s"], train_peak_mem_mb=train["peak_mb"])
+    elif fit:  # a self-fitting model's training is its fit, as in its run's record
+        values["train_samples_per_s"] = fit["samples_per_s"]
+    if infer:
+        values.update(infer_samples_per_s=infer["samples_per_s"],
+                      infer_peak_mem_with_weights_mb=infer["peak_mb"])
+    if latency:
+        values.update(latency_ms_p50=latency["step_ms"]["median"],
+                      latency_ms_p95=latency["latency_p95_ms"])
+    if task_point["efficiency"].get("train") is not None:
+        values["efficiency"] = task_point["efficiency"]["train"]
+    return {key: float(value) for key, value in values.items() if value is not None}
+
+
+def alone_figures(payloads: Mapping[str, Any]) -> dict[str, dict[str, AloneFigures]]:
+    """Each task's architectures' speed and memory from the cost points, for the task's tables
+    and recommendation; a task measured on several devices gets none (never mixed)."""
+    folder = payloads.get(PAYLOAD)
+    found: dict[str, dict[str, AloneFigures]] = {}
+    points = [p for p in (folder.points if folder else []) if p["status"] == "ok"]
+    for task in dict.fromkeys(p["task"] for p in points):
+        mine = [p for p in points if p["task"] == task]
+        if len({p["device"] for p in mine}) != 1:
+            continue
+        for point in (p for p in mine if p["axis"] == "task"):
+            ones = [p for p in mine if p["arch"] == point["arch"] and p["axis"] == "batch"
+                    and p["batch"] == 1]  # fmt: skip
+            one = ones[0] if ones else None
+            latency_of = (f"at batch 1, T = {one['length_T']:,}" if one else "not measured")
+            source = (f"the cost suite's, each architecture untrained and alone: training and "
+                      f"inference at the task's own lengths, batch {point['batch']}; latency "
+                      f"{latency_of}; peak memory counted as the bytes of live tensors")
+            found.setdefault(task, {})[point["arch"]] = AloneFigures(
+                _alone_values(point, one), source, latency_of)
+    return found
+
+
 #: The smoke warning's account of this section's figures.
 SMOKE_NOTE = ("at a few tiny sizes (T up to 32, batch up to 4, tiny models), where the "
               "weights, not the sequence, fill the memory: its times, exponents and crossovers")
@@ -380,4 +431,5 @@ register_closing_section(ClosingSection("cost", build=cost_section, payloads=(PA
                                         figures=FIGURES, standalone=True, order=30,
                                         smoke_note=SMOKE_NOTE,
                                         title="what each architecture costs, measured alone",
-                                        measured=lambda context: context.payloads[PAYLOAD].points))
+                                        measured=lambda context: context.payloads[PAYLOAD].points,
+                                        alone_figures=alone_figures))

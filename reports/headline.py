@@ -39,6 +39,16 @@ from bench.results.records import load_records, read_gradient_flow, read_manifes
 from reports.cost import CostFacts, Growth, cost_facts
 from reports.gradients import format_decay
 from reports.memory import CHANCE, Horizon, horizons, memory_rows, threshold_of
+from reports.repeat import (
+    FAR,
+    MEMORY_MIB,
+    MEMORY_SHARE,
+    NEAR,
+    PAGE,
+    TIMED_FLOOR_MS,
+    memory_agrees,
+    repeat_facts,
+)
 from reports.table import (
     MISSING,
     ArchSummary,
@@ -57,6 +67,7 @@ EXAMPLE = "docs/example-report"  # the quick profile, reviews cut at 250 tokens
 LONG = "docs/long-report"  # the long profile, whole reviews
 HORIZON = "docs/memory-report"  # the memory suite beside a quick IMDb grid
 COST = "docs/cost-report"  # the cost suite, quick profile: speed and memory measured alone
+COST_REPEAT = "docs/cost-report-repeat"  # the same suite again, at the same commit
 #: Pages produced by other generators (``python -m bench.config``, ``python -m bench.metrics``):
 #: settings and definitions, no results; not scanned here.
 OTHER_GENERATED = ("docs/configuration.md", "docs/record-schema.md")
@@ -354,14 +365,12 @@ def cost_cells(spent: CostCommitted, arch: str) -> list[str]:
 def cost_setup(page: str, spent: CostCommitted) -> str:
     """One line naming the cost suite's setup, linked to its report."""
     suite = spent.manifest.get("cost_suite") or {}
-    series = suite.get("series") or {}
-    lengths = series.get("lengths") or []
-    return (f"[alone]({link(page, spent.folder + '/report.md')}): the cost suite, untrained models "
-            f"of the 250-token profile measured one at a time with nothing else running, "
-            f"{suite.get('threads')} thread; samples/s and peak memory (live tensor bytes) at "
-            f"the task's own lengths, batch {suite.get('task_batch')}; k: the log-log slope of the "
-            f"training step's time over T = {lengths[0]:,} to {lengths[-1]:,} at batch "
-            f"{series.get('length_batch')}, 95% interval; git {_commit(spent)}.")
+    lengths = (suite.get("series") or {}).get("lengths") or []
+    return (f"[alone]({link(page, spent.folder + '/report.md')}): the cost suite, untrained, "
+            f"one measurement at a time, {suite.get('threads')} thread, at the 250-token task's "
+            f"lengths, batch {suite.get('task_batch')}; peak: live tensor bytes; k: log-log slope "
+            f"of the step's time over T = {lengths[0]:,} to {lengths[-1]:,}, 95% interval; git "
+            f"{_commit(spent)}.")
 
 
 def _fitted_note(archs: Sequence[str], *folders: Committed) -> str:
@@ -519,11 +528,27 @@ def cost_alone(page: str) -> str:
                      _exponent(spent, arch, "batch", "train_time"),
                      facts.kernels.get(arch, {}).get("train") or MISSING])  # fmt: skip
     series = (spent.manifest.get("cost_suite") or {}).get("series") or {}
-    notes = [_kernel_gap(spent), "",
+    notes = [_kernel_gap(spent), "", _repeat_sentence(page), "",
              "- " + cost_setup(page, spent) + f" Latency: batch 1 at T = "
              f"{series.get('batch_length'):,}; the batch exponent over batch "
              f"{series['batches'][0]:,} to {series['batches'][-1]:,} at that T."]
     return _table(headers, body) + "\n\n" + "\n".join(notes)
+
+
+def _repeat_sentence(page: str) -> str:
+    """How far the two committed runs of the cost suite agree (:mod:`reports.repeat`)."""
+    facts = repeat_facts(ROOT / COST, ROOT / COST_REPEAT)
+    timed, memory = facts.timed, facts.memory
+    near = sum(p.off <= NEAR for p in timed)
+    far = sum(p.off > FAR for p in timed)
+    same = sum(memory_agrees(p) for p in memory)
+    return (f"Measured twice at one commit ([agreement]({link(page, COST + '/' + PAGE)})), the "
+            f"medians of {near} of {len(timed)} timed figures of {TIMED_FLOOR_MS:g} ms or more "
+            f"agreed within {NEAR:.0%} and {far} differed by more than {FAR:.0%}; {same} of "
+            f"{len(memory)} peak memories agreed to the byte or within "
+            f"max({MEMORY_SHARE:.0%}, {MEMORY_MIB:g} MiB). The largest difference of a time was "
+            f"{max((p.off for p in timed), default=0):.0%}: a time here is this machine's, "
+            "to that much.")
 
 
 def _kernel_gap(spent: CostCommitted) -> str:
@@ -708,6 +733,8 @@ def _running_quotes() -> list[Quote]:
     return [
         Quote("README.md", "took 18.6 min", quick, lambda: f"took {_minutes(EXAMPLE)}"),
         Quote("docs/running.md", "took 18.6 min", quick, lambda: f"took {_minutes(EXAMPLE)}"),
+        Quote("docs/running.md", "took 4.9 min", f"{COST}/manifest.json, wall_time_s",
+              lambda: f"took {_minutes(COST)}"),
         Quote("docs/running.md", "took 70.0 min", f"{LONG}/manifest.json, wall_time_s",
               lambda: f"took {_minutes(LONG)}"),
         Quote("docs/running.md", "a 95% Student t interval", f"{EXAMPLE}/report.md",

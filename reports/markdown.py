@@ -19,7 +19,14 @@ from reports.compare import ALPHA, METHOD_BOOTSTRAP, METHOD_MCNEMAR, N_BOOT, THR
 from reports.plots import PLOT_TITLES, PLOTS_DIR, plot_title
 from reports.recommend import format_p, format_points, recommend
 from reports.sections import task_report
-from reports.table import MISSING, ArchSummary, contention_note, main_table, markdown_table
+from reports.table import (
+    MISSING,
+    ArchSummary,
+    contention_note,
+    cost_table,
+    main_table,
+    markdown_table,
+)
 
 
 @dataclass(frozen=True)
@@ -258,9 +265,6 @@ def results_section(rows: Sequence[ArchSummary], manifest: Mapping[str, Any]) ->
         "seeds (t with n−1 degrees of freedom), clipped to 0–100%. "
         f"{MISSING}: not measured for that model."
     )
-    note = contention_note(rows)
-    if note:
-        lines += ["", note]
     notes = []
     for row in rows:
         if row.failed:
@@ -287,6 +291,24 @@ def results_section(rows: Sequence[ArchSummary], manifest: Mapping[str, Any]) ->
             + {True: " (recurrent)", False: " (non-recurrent)"}.get(r.recurrent, "")
             for r in described
         ]
+    return "\n".join(lines) + "\n\n" + speed_section(rows)
+
+
+def speed_section(rows: Sequence[ArchSummary]) -> str:
+    """Speed, time and memory: measured alone (the cost suite's, said where they come from),
+    or the training runs' own in a table of their own, marked where runs shared the machine."""
+    alone = next((r.alone for r in rows if r.alone is not None), None)
+    if alone is not None:
+        return ("### Speed and memory\n\n"
+                f"Measured alone: {alone.source} (see *Cost* below). The training runs' own "
+                "figures, which may have shared the machine, are in `summary.csv`; no table or "
+                "recommendation here uses them.")
+    lines = ["### Speed and memory of the training runs", "", cost_table(rows), "",
+             "Cells as above: the mean ± sample standard deviation over seeds, **bold** the best "
+             "of the column; each figure's definition is under *How this was measured*."]
+    note = contention_note(rows)
+    if note:
+        lines += ["", note]
     return "\n".join(lines)
 
 

@@ -382,7 +382,8 @@ def _sig3(row: ArchSummary, metric: str) -> str:
 #: How each :data:`BEST_AT` winner's value reads.
 _DESCRIBE: dict[str, Callable[[ArchSummary], str]] = {
     "latency_ms_p50": lambda r: f"latency p50 {_sig3(r, 'latency_ms_p50')} ms (p95 "
-    f"{_sig3(r, 'latency_ms_p95')} ms) for one review of median length",
+    f"{_sig3(r, 'latency_ms_p95')} ms) "
+    + (f"{r.alone.latency_of}, measured alone" if r.alone else "for one review of median length"),
     "train_samples_per_s": lambda r: f"{_sig3(r, 'train_samples_per_s')} samples/s"
     + (f" ({_sig3(r, 'train_tokens_per_s')} tokens/s)"
        if r.value("train_tokens_per_s") is not None else ""),

@@ -36,13 +36,15 @@ from reports.markdown import (
 from reports.plots import PLOT_TITLES, PLOTS_DIR, render_plots
 from reports.sections import (
     PAYLOADS,
+    AloneFigures,
     ReportContext,
     TaskContext,
+    alone_figures_of,
     closing_sections_for,
     declared_figures,
     task_report,
 )
-from reports.table import ArchSummary, by_task, summarize, summary_frame
+from reports.table import ArchSummary, by_task, summarize, summary_frame, take_alone
 
 REPORT_NAME = "report.md"
 SUMMARY_NAME = "summary.csv"
@@ -89,9 +91,11 @@ def _checked_figures(figures: Mapping[str, bytes], prefix: str, declared: Iterab
 
 def _task_sections(
     results_dir: Path, manifest: Mapping[str, Any], tasks: Mapping[str, Sequence[dict[str, Any]]],
+    alone: Mapping[str, Mapping[str, AloneFigures]],
 ) -> tuple[list[TaskSection], dict[str, bytes], dict[str, list[ArchSummary]]]:
     """Each task's part of the report, its figures and (tasks without a section of their own)
-    its per-architecture summaries."""
+    its per-architecture summaries, whose speed and memory are those measured ``alone`` where
+    every architecture of the task has them (:func:`reports.table.take_alone`)."""
     sections, plots, rows_by_task = [], {}, {}
     for task, task_records in tasks.items():
         declared = task_report(task)
@@ -107,6 +111,7 @@ def _task_sections(
                                             manifest, declared.smoke_note))))  # fmt: skip
             continue
         rows = rows_by_task[task] = summarize(task_records, manifest.get("archs"))
+        take_alone(rows, alone)
         figures = render_plots(rows, str(facts.get("example") or "example"))
         task_plots = {prefix + name: png for name, png in figures.items()}
         plots.update(task_plots)
@@ -136,9 +141,9 @@ def build_outputs(results_dir: Path) -> dict[str, bytes]:
     tasks = by_task(records, manifest.get("tasks"))
     # The smoke warning goes after the heading of each section that draws conclusions, in the
     # section's own words where it declares them.
-    sections, plots, rows = _task_sections(results_dir, manifest, tasks)
     # Every payload is read, needed or not: a file that cannot be read is named, never skipped.
     payloads = {name: read(results_dir) for name, read in PAYLOADS.items()}
+    sections, plots, rows = _task_sections(results_dir, manifest, tasks, alone_figures_of(payloads))
     context = ReportContext(results_dir, manifest, tasks, rows, payloads)
     closing = []
     for section in closing_sections_for(tasks, payloads):

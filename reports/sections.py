@@ -114,6 +114,33 @@ class ClosingSection:
     #: What the header of its standalone report describes: the items of its payloads that carry
     #: an ``environment`` (machine, software, commit), as run records do.
     measured: Callable[[ReportContext], Sequence[dict[str, Any]]] | None = None
+    #: Speed and memory measured alone, from its payloads: ``{task: {arch: AloneFigures}}``.
+    #: Where every architecture of a task has them, the task's tables and recommendation take
+    #: them instead of its training runs' figures (which may have shared the machine).
+    alone_figures: Callable[[Mapping[str, Any]], Mapping[str, Mapping[str, AloneFigures]]] | None = None
+
+
+@dataclass(frozen=True)
+class AloneFigures:
+    """One architecture's speed and memory measured alone, under the run metrics' names
+    (``train_samples_per_s``, ``latency_ms_p50``, ...; a metric it did not measure is absent)."""
+
+    values: Mapping[str, float]
+    #: Where they come from, for a sentence ("the cost suite's ...").
+    source: str
+    #: What the latency is of ("at batch 1, T = 256").
+    latency_of: str
+
+
+def alone_figures_of(payloads: Mapping[str, Any]) -> dict[str, dict[str, AloneFigures]]:
+    """Every closing section's figures measured alone, from the folder's payloads, by task."""
+    found: dict[str, dict[str, AloneFigures]] = {}
+    for section in CLOSING_SECTIONS.values():
+        if section.alone_figures is None or any(payloads.get(p) is None for p in section.payloads):
+            continue
+        for task, by_arch in section.alone_figures(payloads).items():
+            found.setdefault(task, {}).update(by_arch)
+    return found
 
 
 TASK_REPORTS: dict[str, TaskReport] = {}

@@ -8,7 +8,7 @@ the terminal table and :func:`summary_frame` (the data behind ``summary.csv``) a
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +17,7 @@ from tabulate import tabulate
 
 from bench.results.metrics import METRICS, Metric
 from bench.results.records import DEFAULT_TASK, ok_records, task_of
-from reports.sections import swept_settings
+from reports.sections import AloneFigures, swept_settings
 from reports.stats import mean_std_ci
 
 #: Shown for a value that was not measured (a null or absent metric, a single seed's spread).
@@ -57,12 +57,20 @@ class ArchSummary:
     #: The values of the task's swept settings (:func:`reports.sections.swept_settings`) these
     #: runs share; empty for a task that sweeps none.
     setting: dict[str, Any] = field(default_factory=dict)
+    #: Speed and memory measured alone, which replaced the runs' own (:func:`take_alone`).
+    alone: AloneFigures | None = None
 
     @property
     def concurrent_runs(self) -> int:
         """The most runs that shared the machine with any successful seed (1: all ran alone;
         records written before the field existed ran one at a time)."""
         return max((r.get("concurrent_runs", 1) for r in self.ok), default=1)
+
+    @property
+    def shared_machine(self) -> bool:
+        """Whether the row's speed and memory figures were measured while runs shared the
+        machine (never once :func:`take_alone` replaced them)."""
+        return self.alone is None and self.concurrent_runs > 1
 
     def value(self, metric: str) -> float | None:
         """The mean of ``metric`` over the successful seeds, or None if never measured."""
@@ -193,6 +201,25 @@ def _summarize_group(
     return row
 
 
+def take_alone(rows: Sequence[ArchSummary], figures: Mapping[str, Mapping[str, AloneFigures]]) -> bool:
+    """Replace every speed, time and memory figure of ``rows`` by the one measured alone, when
+    every row with a successful run has such figures (``figures[task][arch]``); a figure not
+    measured alone (the training time) becomes not measured. Figures of two sources are never
+    mixed in one table: with any row lacking them nothing changes. True when replaced."""
+    measured = [r for r in rows if r.ok]
+    if not measured or any(r.arch not in figures.get(r.task, {}) for r in measured):
+        return False
+    for row in measured:
+        alone = figures[row.task][row.arch]
+        row.alone = alone
+        for metric in cost_columns():
+            value = alone.values.get(metric.name)
+            row.stats[metric.name] = (MetricStats(float(value), math.nan, math.nan, math.nan, 1)
+                                      if value is not None else
+                                      MetricStats(math.nan, math.nan, math.nan, math.nan, 0))
+    return True
+
+
 def summary_frame(
     records: Sequence[dict[str, Any]], arch_order: Iterable[str] | None = None,
     task_order: Iterable[str] | None = None,
@@ -300,14 +327,20 @@ def header(metric: Metric) -> str:
 
 
 def main_columns() -> list[Metric]:
-    """The main table's metric columns, in registration order."""
-    return [m for m in METRICS.values() if m.in_table]
+    """The main table's metric columns, in registration order: what a run learned and its size
+    (a figure that changes with the machine's load is in :func:`cost_columns`' table)."""
+    return [m for m in METRICS.values() if m.in_table and not m.contended]
 
 
-def _best_values(rows: Sequence[ArchSummary]) -> dict[str, float]:
+def cost_columns() -> list[Metric]:
+    """The columns of the training runs' speed and memory table, in registration order."""
+    return [m for m in METRICS.values() if m.in_table and m.contended]
+
+
+def _best_values(rows: Sequence[ArchSummary], columns: Sequence[Metric]) -> dict[str, float]:
     """The best mean per directional column, when at least two architectures have one."""
     best: dict[str, float] = {}
-    for col in main_columns():
+    for col in columns:
         values = [v for r in rows if (v := r.value(col.name)) is not None]
         # Bold singles out a winner; with one value, or all equal, there is none.
         if col.higher_is_better is None or len(set(values)) < 2:
@@ -323,17 +356,17 @@ CONTENDED_MARK = "†"
 def marked(row: ArchSummary, metric: Metric, text: str) -> str:
     """``text`` with :data:`CONTENDED_MARK` when ``metric`` depends on the machine's load and
     ``row``'s runs shared the machine."""
-    shared = metric.contended and row.concurrent_runs > 1 and text != MISSING
+    shared = metric.contended and row.shared_machine and text != MISSING
     return f"{text} {CONTENDED_MARK}" if shared else text
 
 
 def contention_note(rows: Sequence[ArchSummary]) -> str | None:
     """What the mark means, naming the architectures measured alone; None when all were."""
-    shared = [r for r in rows if r.ok and r.concurrent_runs > 1]
+    shared = [r for r in rows if r.ok and r.shared_machine]
     if not shared:
         return None
     most = max(r.concurrent_runs for r in shared)
-    alone = [r.arch for r in rows if r.ok and r.concurrent_runs == 1]
+    alone = [r.arch for r in rows if r.ok and not r.shared_machine]
     note = (f"{CONTENDED_MARK} measured while up to {most} runs shared the machine "
             "(`concurrent_runs` in the records: `run_all.py --jobs`, or Ray tasks on one node). "
             "Those runs competed for cores, memory bandwidth and caches (on CUDA, for the GPU), so "
@@ -357,18 +390,22 @@ def _escape(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def main_table_rows(rows: Sequence[ArchSummary]) -> tuple[list[str], list[list[str]]]:
-    """Headers and cells of the main table (markdown emphasis included)."""
+def main_table_rows(
+    rows: Sequence[ArchSummary], columns: Sequence[Metric] | None = None
+) -> tuple[list[str], list[list[str]]]:
+    """Headers and cells of the main table, or of a table of ``columns`` (markdown emphasis
+    included)."""
+    columns = main_columns() if columns is None else list(columns)
     headers = ["Architecture", "Seeds"]
-    for col in main_columns():
+    for col in columns:
         headers.append(header(col))
         if col.name == HEADLINE:
             headers.append("Test acc 95% CI")
-    best = _best_values(rows)
+    best = _best_values(rows, columns)
     body = []
     for row in rows:
         cells = [f"`{row.arch}`", seeds_cell(row)]
-        for col in main_columns():
+        for col in columns:
             stat = row.stats[col.name]
             if not row.ok:
                 # Every seed failed: the failure is the result. Parameters may still be known.
@@ -411,6 +448,12 @@ def markdown_table(
 def main_table(rows: Sequence[ArchSummary]) -> str:
     """The report's main table as markdown."""
     return markdown_table(*main_table_rows(rows))
+
+
+def cost_table(rows: Sequence[ArchSummary]) -> str:
+    """The training runs' speed, time and memory as markdown (marked where runs shared the
+    machine)."""
+    return markdown_table(*main_table_rows(rows, cost_columns()))
 
 
 def terminal_summary(records: Sequence[dict[str, Any]], manifest: dict[str, Any] | None) -> str:

@@ -170,3 +170,37 @@ def test_a_smoke_cost_run_measures_every_point_resumes_and_renders(capsys, tmp_p
                            str(out), "--no-progress", "--overwrite")  # fmt: skip
     assert code == 0, err
     assert len(cost.load_points(out).points) == 2 * 3
+
+
+def test_a_folder_with_the_cost_suite_quotes_its_speed_and_memory_not_the_runs(capsys, tmp_path):
+    archive = make_synthetic_archive(tmp_path / "imdb.tar.gz", n_per_class_train=60,
+                                     n_per_class_test=20)  # fmt: skip
+    out = tmp_path / "res"
+    common = ["--profile", "smoke", "--archs", "bag_of_embeddings", "gru", "--data", str(archive),
+              "--out", str(out), "--no-progress"]  # fmt: skip
+    code, _, err = run_cli(capsys, *common, "--jobs", "2")
+    assert code == 0, err
+    grid_report = (out / "report.md").read_text(encoding="utf-8")
+    # The grid alone: accuracy in the main table, its runs' speed and memory in their own, marked.
+    results = grid_report.split("## Results", 1)[1].split("###", 1)[0]
+    assert "Test acc %" in results and "samples/s" not in results and "†" not in results
+    assert "### Speed and memory of the training runs" in grid_report
+    assert "Train samples/s" in grid_report.split("### Speed and memory of the training runs")[1]
+    code, _, err = run_cli(capsys, "--suite", "cost", *common, "--lengths", "8", "--batches", "1,2",
+                           "--resume")  # fmt: skip
+    assert code == 0, err
+    report = (out / "report.md").read_text(encoding="utf-8")
+    assert "### Speed and memory of the training runs" not in report
+    assert "### Speed and memory\n\nMeasured alone: the cost suite's" in report
+    points = {p["arch"]: p for p in cost.load_points(out).points if p["axis"] == "task"}
+    recommendation = report.split("## Which one should I use?", 1)[1].split("\n## ", 1)[0]
+    assert "†" not in recommendation
+    if "Fastest to train" in recommendation:  # its figure is the cost suite's
+        fastest = recommendation.split("**Fastest to train: `", 1)[1].split("`", 1)[0]
+        from reports.table import format_number
+
+        samples = points[fastest]["train"]["samples_per_s"]
+        assert f"`{fastest}`**, {format_number(samples, 'sig3')} samples/s" in recommendation
+    assert "at batch 1, T = 16, measured alone" in recommendation
+    # summary.csv keeps the training runs' own figures.
+    assert "train_samples_per_s_mean" in (out / "summary.csv").read_text(encoding="utf-8")

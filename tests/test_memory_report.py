@@ -369,7 +369,8 @@ def test_a_folder_without_memory_runs_renders_as_before(tmp_path):
             assert line_after.split(",", 2)[2] == ",,," + line_before.split(",", 2)[2]
 
 
-@pytest.mark.parametrize("name", ["example-report", "memory-report", "long-report"])
+@pytest.mark.parametrize("name", ["example-report", "memory-report", "long-report", "cost-report",
+                                  "cost-report-repeat"])
 def test_the_committed_examples_render_byte_for_byte_as_committed(name):
     # A committed report is what its records render to with this code: when a change to the
     # report is meant, refresh it with `python -m reports docs/<name>`.

@@ -78,3 +78,10 @@ def test_memory_agrees_within_two_mib_or_two_percent(second, agrees):
     assert repeat.memory_agrees(pair) is agrees
     big = repeat.Pair("p", "gru", "length", "T 64", "train step peak", 1000.0, 1019.0)
     assert repeat.memory_agrees(big)
+
+
+def test_the_committed_agreement_page_is_what_the_two_committed_runs_give():
+    from pathlib import Path
+
+    docs = Path(__file__).resolve().parents[1] / "docs"
+    assert repeat.main([str(docs / "cost-report"), str(docs / "cost-report-repeat"), "--check"]) == 0

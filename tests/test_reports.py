@@ -17,7 +17,7 @@ from reports import render_report, summary_frame, terminal_summary
 from reports.compare import METHOD_BOOTSTRAP, METHOD_MCNEMAR, Comparer
 from reports.recommend import pareto_set, recommend, recommendation
 from reports.stats import mcnemar_exact
-from reports.table import main_table, summarize
+from reports.table import cost_table, main_table, summarize
 from tests.factories import make_grid, make_manifest, make_record, write_results
 from tests.mounts import read_only
 
@@ -59,6 +59,20 @@ def _section(text: str, title: str) -> str:
 
 def _table_row(text: str, arch: str) -> list[str]:
     line = next(ln for ln in _section(text, "Results").splitlines() if ln.startswith(f"| `{arch}`"))
+    return [cell.strip() for cell in line.strip("|").split("|")]
+
+
+def _speed(text: str) -> str:
+    """The training runs' speed and memory table and its notes (under *Results*)."""
+    return text.split("### Speed and memory of the training runs", 1)[1].split("\n## ", 1)[0]
+
+
+def _speed_headers(text: str) -> list[str]:
+    return [c.strip() for c in _speed(text).splitlines()[2].strip("|").split("|")]
+
+
+def _speed_row(text: str, arch: str) -> list[str]:
+    line = next(ln for ln in _speed(text).splitlines() if ln.startswith(f"| `{arch}`"))
     return [cell.strip() for cell in line.strip("|").split("|")]
 
 
@@ -106,8 +120,9 @@ def test_an_accuracy_interval_stays_within_0_and_100_percent():
 def test_main_table_marks_direction_best_values_and_failures(rendered):
     _, _, text = rendered
     header = _section(text, "Results").splitlines()[2]
-    assert "Test acc % ↑" in header and "Latency p50 ms ↓" in header and "Params |" in header
-    assert "Train peak MiB ↓" in header and "Efficiency % ↑" in header
+    assert "Test acc % ↑" in header and "Params |" in header and "Latency" not in header
+    speed = _speed(text).splitlines()[2]  # speed and memory: a table of their own
+    assert "Latency p50 ms ↓" in speed and "Train peak MiB ↓" in speed and "Efficiency % ↑" in speed
     gru = _table_row(text, "gru")
     assert gru[3].startswith("**86.15")  # the most accurate, in bold
     assert not _table_row(text, "rnn")[3].startswith("**")
@@ -119,9 +134,10 @@ def test_an_architecture_whose_every_seed_failed_gets_a_fail_row(tmp_path):
     grid = {"lstm": {"accuracy": 0.85},
             "bilstm": {"failed": {0: ("oom", "out of memory"), 1: ("timeout", "over 600 s")}}}  # fmt: skip
     folder, records = make_grid(tmp_path, grid, seeds=[0, 1])
-    row = main_table(summarize(records, list(grid))).splitlines()[3]
+    rows = summarize(records, list(grid))
+    row = main_table(rows).splitlines()[3]
     assert "FAIL (oom: out of memory; timeout: over 600 s)" in row
-    assert row.count("FAIL") >= 10
+    assert row.count("FAIL") == 5 and cost_table(rows).splitlines()[3].count("FAIL") == 9
     assert "FAIL" in terminal_summary(records, make_manifest(["lstm", "bilstm"], [0, 1]))
     text = render_report(folder).read_text(encoding="utf-8")
     assert "`bilstm`: 2 of 2 seeds failed" in text
@@ -131,9 +147,10 @@ def test_the_non_torch_floor_round_trips_with_missing_figures(rendered):
     folder, _, text = rendered
     row = _table_row(text, "tfidf_logreg")
     headers = [c.strip() for c in _section(text, "Results").splitlines()[2].strip("|").split("|")]
-    assert row[headers.index("Efficiency % ↑")] == "—"
-    assert row[headers.index("Train tokens/s ↑")] == "—"
     assert row[headers.index("Params")] == "20.0k"
+    speed = _speed_row(text, "tfidf_logreg")
+    assert speed[_speed_headers(text).index("Efficiency % ↑")] == "—"
+    assert speed[_speed_headers(text).index("Train tokens/s ↑")] == "—"
     csv = (folder / "summary.csv").read_text(encoding="utf-8").splitlines()
     columns = csv[0].split(",")
     floor = next(line for line in csv if line.startswith("tfidf_logreg,")).split(",")
@@ -378,8 +395,7 @@ def test_the_version_1_example_still_renders(tmp_path):
     for arch in ("rnn", "lstm", "gru", "bilstm", "bag_of_embeddings", "tfidf_logreg"):
         row = _table_row(text, arch)
         assert row[3].endswith("(n=3)"), row  # a test accuracy over three seeds
-    headers = [c.strip() for c in _section(text, "Results").splitlines()[2].strip("|").split("|")]
-    assert _table_row(text, "lstm")[headers.index("Infer peak MiB ↓")] == "—"
+    assert _speed_row(text, "lstm")[_speed_headers(text).index("Infer peak MiB ↓")] == "—"
     assert "Not compared: `tfidf_logreg`" in text
     # Its records predate concurrent_runs too: one run at a time, nothing marked as contended.
     assert "| **Runs at once** | 1: every run had the machine to itself (`--jobs 1`) |" in text
@@ -394,15 +410,15 @@ def test_figures_measured_while_runs_shared_the_machine_are_marked(tmp_path):
     write_results(tmp_path, records, make_manifest(["lstm", "gru"], [0, 1], jobs=2,
                                                    executor="local"))  # fmt: skip
     text = render_report(tmp_path).read_text(encoding="utf-8")
-    headers = [c.strip() for c in _section(text, "Results").splitlines()[2].strip("|").split("|")]
-    lstm, gru = _table_row(text, "lstm"), _table_row(text, "gru")
+    headers = _speed_headers(text)
+    lstm, gru = _speed_row(text, "lstm"), _speed_row(text, "gru")
     contended = [m.label for m in METRICS.values() if m.contended and m.in_table]
     assert "Train samples/s" in contended and "Latency p50 ms" in contended
     for name in contended:
         column = next(i for i, h in enumerate(headers) if h.startswith(name + " "))
         assert lstm[column].endswith(" †") and not gru[column].endswith("†"), name
-    accuracy = next(i for i, h in enumerate(headers) if h.startswith("Test acc %"))
-    assert "†" not in lstm[accuracy]  # accuracy does not depend on the machine's load
+    # accuracy does not depend on the machine's load: its table has no mark
+    assert "†" not in _section(text, "Results").split("### Speed and memory")[0]
     assert "† measured while up to 2 runs shared the machine" in text
     assert "`gru` ran alone: do not compare their unmarked figures with marked ones" in text
     assert "| **Runs at once** | up to 2 (`--jobs 2`); figures marked †" in text
