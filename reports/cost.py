@@ -78,6 +78,8 @@ class CostFacts:
     oom: list[tuple[str, str, int]] = field(default_factory=list)
     #: Whether the allocator kept freed memory for every point (``environment.allocator``).
     retains_freed_memory: bool = False
+    #: What each series covers, in words (``{"length": "T = 64 to 2,048 at batch 64"}``).
+    spans: dict[str, str] = field(default_factory=dict)
 
 
 def _value(point: Mapping[str, Any], phase: str, key: str) -> float | None:
@@ -194,8 +196,21 @@ def cost_facts(points: Sequence[Mapping[str, Any]], order: Sequence[str] = ()) -
             [(p["arch"], p["axis"], _size(p)) for p in measured
              if p["status"] == "oom" and p["axis"] != "task"],
             all((p["environment"].get("allocator") or {}).get("retains_freed_memory")
-                for p in measured)))  # fmt: skip
+                for p in measured), _spans(measured)))  # fmt: skip
     return facts
+
+
+def _spans(points: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    spans = {}
+    for axis, fixed in (("length", "batch"), ("batch", "length_T")):
+        on = [p for p in points if p["axis"] == axis]
+        if on:
+            sizes = sorted({_size(p) for p in on})
+            other = sorted({int(p[fixed]) for p in on})
+            first, last = f"{sizes[0]:,}", f"{sizes[-1]:,}"
+            spans[axis] = (f"T = {first} to {last} at batch {other[0]:,}" if axis == "length"
+                           else f"batch {first} to {last} at T = {other[0]:,}")
+    return spans
 
 
 # --- rendering ----------------------------------------------------------------------------------
@@ -287,6 +302,20 @@ def _allocator_note(all_facts: Sequence[CostFacts]) -> str:
             "during a run.")
 
 
+def _task_intro(facts: CostFacts) -> str:
+    """What the task's point is: how many reviews of how many tokens on average, at which batch."""
+    points = [p for p in facts.task_point.values() if p.get("samples_per_rep")]
+    if not points:
+        return "At the task's own lengths, the grid's batch:"
+    point = points[0]
+    mean = point["tokens_per_rep"] / point["samples_per_rep"]
+    batches = f"{point['steps_per_rep']} training batches" if point.get("steps_per_rep") \
+        else "training batches"
+    return (f"At the task's own lengths, the grid's batch {point['batch']:,}: {batches} of its "
+            f"reviews, {mean:,.0f} tokens a review on average, each batch padded to its own "
+            "longest review:")
+
+
 def render_cost(all_facts: Sequence[CostFacts], figures: Iterable[str]) -> str:
     """The section's markdown from its facts."""
     parts = ["## Cost",
@@ -298,10 +327,14 @@ def render_cost(all_facts: Sequence[CostFacts], figures: Iterable[str]) -> str:
              "set's peak does not), weights, gradients and optimizer state included."
              + _allocator_note(all_facts)]
     for facts in all_facts:
-        parts += [f"### {facts.device}", "At the task's own lengths, the grid's batch:",
-                  _task_table(facts),
+        parts += [f"### {facts.device}", _task_intro(facts), _task_table(facts),
+                  "Train efficiency: the training step's achieved FLOP/s (3 x the declared "
+                  "forward FLOPs per token x tokens/s) over a matmul's, measured in the same "
+                  "process; a dash where the model declares no FLOPs.",
                   "Growth: the exponent k in cost ∝ size^k (least squares on log-log, 95% "
-                  "interval; a dash: fewer than two points).", _growth_table(facts)]
+                  "interval; a dash: fewer than two points), "
+                  + " and ".join(facts.spans.get(axis, "") for axis in ("length", "batch")
+                                 if axis in facts.spans) + ".", _growth_table(facts)]
         sentences = _crossover_sentences(facts)
         parts.append(" ".join(sentences) if sentences else "No crossover: along no series does "
                      "one architecture overtake another with 95% intervals that do not overlap "

@@ -352,7 +352,7 @@ def cost_cells(spent: CostCommitted, arch: str) -> list[str]:
     train = point.get("train")
     if train is None:
         fit = point.get("fit") or {}
-        return [f"fits in {fit['time_s']:.1f} s" if fit else MISSING, "not applicable",
+        return [f"{fit['samples_per_s']:,.0f} (its fit)" if fit else MISSING, "not applicable",
                 "not applicable"]
     if train.get("status") != "ok":
         return ["OOM"] * 2 + [MISSING]
@@ -547,8 +547,8 @@ def _repeat_sentence(page: str) -> str:
             f"agreed within {NEAR:.0%} and {far} differed by more than {FAR:.0%}; {same} of "
             f"{len(memory)} peak memories agreed to the byte or within "
             f"max({MEMORY_SHARE:.0%}, {MEMORY_MIB:g} MiB). The largest difference of a time was "
-            f"{max((p.off for p in timed), default=0):.0%}: a time here is this machine's, "
-            "to that much.")
+            f"{max((p.off for p in timed), default=0):.0%}: a time quoted here may read that much "
+            "higher or lower when the suite is run again on this machine.")
 
 
 def _kernel_gap(spent: CostCommitted) -> str:

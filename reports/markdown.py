@@ -299,10 +299,13 @@ def speed_section(rows: Sequence[ArchSummary]) -> str:
     or the training runs' own in a table of their own, marked where runs shared the machine."""
     alone = next((r.alone for r in rows if r.alone is not None), None)
     if alone is not None:
-        return ("### Speed and memory\n\n"
-                f"Measured alone: {alone.source} (see *Cost* below). The training runs' own "
-                "figures, which may have shared the machine, are in `summary.csv`; no table or "
-                "recommendation here uses them.")
+        return "\n".join([
+            "### Speed and memory", "",
+            f"Measured alone: {alone.source} (see *Cost* below). The training runs' own figures, "
+            "which may have shared the machine, are in `summary.csv`; no table or recommendation "
+            "here uses them.", "", cost_table(rows), "",
+            f"One measurement each (no spread over seeds: the models are untrained); {MISSING}: "
+            "not measured alone (the training time is a training run's)."])
     lines = ["### Speed and memory of the training runs", "", cost_table(rows), "",
              "Cells as above: the mean ± sample standard deviation over seeds, **bold** the best "
              "of the column; each figure's definition is under *How this was measured*."]

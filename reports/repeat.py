@@ -135,18 +135,21 @@ def render_repeat(facts: RepeatFacts) -> str:
         f"{_minutes(facts.wall_s[0])} and {_minutes(facts.wall_s[1])}), one after the other on "
         "one machine. Each timed figure is a point's median step time; the ratio is the second "
         f"run's over the first's. Figures under {TIMED_FLOOR_MS:g} ms in a run are left out "
-        f"({facts.short} of them): they measure the timer and the scheduler as much as the model.",
+        f"({facts.short} of them): they measure the timer and the scheduler as much as the model. "
+        "Two figures differ by x% when the larger is x% above the smaller. T 256 at batch 64 "
+        "belongs to both series (lengths and batch sizes), so it appears once for each, measured "
+        "at two moments of each round.",
         "",
         "| Agreement | Result |",
         "|---|---|",
-        f"| timed figures within {NEAR:.0%} | {_share(near, len(timed))} |",
-        f"| timed figures beyond {FAR:.0%} | {_share(len(far), len(timed))} |",
+        f"| timed figures that differ by at most {NEAR:.0%} | {_share(near, len(timed))} |",
+        f"| timed figures that differ by more than {FAR:.0%} | {_share(len(far), len(timed))} |",
         f"| largest disagreement | {_worst(worst[0]) if worst else '—'} |",
         f"| peak memories within max({MEMORY_SHARE:.0%}, {MEMORY_MIB:g} MiB) | "
         f"{_share(mem_ok, len(memory))} |",
         f"| points measured in one run only | {len(facts.only_one)} |",
         "",
-        "## Every timed figure, most different first",
+        f"## Every timed figure of {TIMED_FLOOR_MS:g} ms or more, most different first",
         "",
         "| Architecture | Point | Figure | First ms | Second ms | Ratio |",
         "|---|---|---|---:|---:|---:|",
@@ -187,7 +190,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"python -m reports.repeat: error: {folder} holds no cost points; run "
                   "run_all.py --suite cost into it first", file=sys.stderr)
             return 2
-    page = render_repeat(repeat_facts(args.first, args.second))
+    facts = repeat_facts(args.first, args.second)
+    if not facts.timed and not facts.memory:
+        print(f"python -m reports.repeat: error: {args.first} and {args.second} share no measured "
+              "point; compare two runs of the same suite, profile and settings", file=sys.stderr)
+        return 2
+    page = render_repeat(facts)
     target = args.first / PAGE
     if args.check:
         current = target.read_text(encoding="utf-8") if target.is_file() else None

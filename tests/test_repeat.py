@@ -49,8 +49,8 @@ def test_agreement_counts_each_band_and_leaves_out_short_figures(tmp_path):
     assert len(facts.timed) == 4 and facts.short == 4  # the 5 ms inferences are under the floor
     assert [round(p.off, 2) for p in sorted(facts.timed, key=lambda p: p.first)] == [0.05, 0.15, 0.5, 0.0]
     page = repeat.render_repeat(facts)
-    assert "| timed figures within 10% | 2 of 4 (50.0%) |" in page
-    assert "| timed figures beyond 25% | 1 of 4 (25.0%) |" in page
+    assert "| timed figures that differ by at most 10% | 2 of 4 (50.0%) |" in page
+    assert "| timed figures that differ by more than 25% | 1 of 4 (25.0%) |" in page
     assert "ratio 1.50" in page and "(4 of them)" in page and "5.0 minutes" in page
     # One peak 5 MiB apart (beyond 2 MiB and 2%); the other 7 the same.
     assert "| peak memories within max(2%, 2 MiB) | 7 of 8 (87.5%) |" in page
@@ -69,6 +69,12 @@ def test_the_page_is_written_checked_and_refused_without_points(tmp_path, capsys
     assert repeat.main([str(first), str(tmp_path / "empty")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "holds no cost points" in err
+    other = tmp_path / "other"  # points of other settings: nothing to compare
+    _write(other, "lstm-length-T64-b64-0000000f", 20.0, 5.0, 100.0)
+    assert repeat.main([str(first), str(other)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "share no measured point" in err
+    assert not (other / repeat.PAGE).exists()
     assert not (tmp_path / "empty" / repeat.PAGE).exists()
 
 
