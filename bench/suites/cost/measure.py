@@ -184,16 +184,23 @@ class PointRun:
         if first and not self.ended and self.point.axis == "task":
             self.found = self._kernels()
 
+    def _warm(self, first: bool, rep: Callable[[], Any],
+              optimizer: torch.optim.Optimizer | None) -> dict[str, Any]:  # fmt: skip
+        """A phase's entry before its timed repetition: on the first visit its peak memory
+        (one counted repetition of ``rep``), then the warm-up repetitions."""
+        bench = self.bench
+        phase: dict[str, Any] = {"status": "ok"}
+        if first:
+            held = held_tensors(bench.model, optimizer, [t for batch in self.inputs for t in batch])
+            phase.update(phase_peak(rep, bench.device, held))
+        for _ in range(bench.series.warmup):
+            rep()
+        return phase
+
     def _visit_train(self, first: bool) -> dict[str, Any]:
         bench, inputs = self.bench, self.inputs
         bench.model.train()
-        phase: dict[str, Any] = {"status": "ok"}
-        if first:
-            phase.update(phase_peak(lambda: _train_rep(bench, inputs), bench.device,
-                                    held_tensors(bench.model, bench.trainer.optimizer,
-                                                 [t for batch in inputs for t in batch])))  # fmt: skip
-        for _ in range(bench.series.warmup):
-            _train_rep(bench, inputs)
+        phase = self._warm(first, lambda: _train_rep(bench, inputs), bench.trainer.optimizer)
         with gc_disabled():
             rep = _train_rep(bench, inputs)
         self.train_ms.append(tuple(t * 1e3 / len(inputs) for t in rep))  # type: ignore[arg-type]
@@ -202,13 +209,7 @@ class PointRun:
     def _visit_infer(self, first: bool) -> dict[str, Any]:
         bench, inputs = self.bench, self.inputs
         bench.model.eval()
-        phase: dict[str, Any] = {"status": "ok"}
-        if first:
-            phase.update(phase_peak(lambda: _infer_rep(bench, inputs), bench.device,
-                                    held_tensors(bench.model, None,
-                                                 [t for batch in inputs for t in batch])))  # fmt: skip
-        for _ in range(bench.series.warmup):
-            _infer_rep(bench, inputs)
+        phase = self._warm(first, lambda: _infer_rep(bench, inputs), None)
         with gc_disabled():
             for _ in range(self.latency_visit if self.batch_one else 1):
                 start = time.perf_counter()
