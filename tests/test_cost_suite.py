@@ -76,6 +76,36 @@ def test_rounds_visit_every_point_in_turn_and_an_ended_point_no_more():
     assert not PointRun(None, CostPoint("gru", "task", None, 2), []).ended
 
 
+def test_only_a_points_first_visit_warms_up_and_counts_its_peak(monkeypatch):
+    from types import SimpleNamespace
+
+    from bench.suites.cost import measure
+
+    calls = {"train": 0, "infer": 0, "peak": 0}
+
+    def count(name, result=None):
+        def call(*_):
+            calls[name] += 1
+            return result
+        return call
+
+    monkeypatch.setattr(measure, "_train_rep", count("train", (0.001, 0.002, 0.003)))
+    monkeypatch.setattr(measure, "_infer_rep", count("infer"))
+    monkeypatch.setattr(measure, "held_tensors", lambda *_: 0)
+    monkeypatch.setattr(measure, "phase_peak", lambda rep, *_: (rep(), count("peak")(), {})[2])
+    model = SimpleNamespace(train=lambda: None, eval=lambda: None)
+    bench = SimpleNamespace(self_fit=False, model=model, device=torch.device("cpu"),
+                            trainer=SimpleNamespace(optimizer=None),
+                            series=SimpleNamespace(warmup=2))
+    run = PointRun(bench, CostPoint("gru", "length", 8, 2), inputs=[(torch.zeros(2, 8),) * 3])
+    run.visit()  # a counted repetition, two warm-ups, the timed one: per phase
+    assert calls == {"train": 4, "infer": 4, "peak": 2}
+    run.visit()
+    run.visit()  # later visits: the timed repetition alone
+    assert calls == {"train": 6, "infer": 6, "peak": 2}
+    assert len(run.train_ms) == 3 and len(run.infer_ms) == 3
+
+
 def test_counted_peak_memory_repeats_to_the_byte():
     x = torch.randn(256, 256)  # 256 KiB
 

@@ -32,7 +32,7 @@ def add_options(group: argparse._ArgumentGroup) -> None:
                        help="batch sizes of the batch series (default per profile: quick 1..256 "
                        "at T 256, full 1..1024, smoke 1,2,4)")
     group.add_argument("--reps", type=positive_int, default=None, metavar="N",
-                       help="timed repetitions per point, at least 5 (default: 7; smoke 6); "
+                       help="timed repetitions per point, one a round, at least 5 (default: 49; smoke 6); "
                        "the suite measures one point at a time whatever --jobs says")
 
 

@@ -4,8 +4,8 @@ Timing discipline as in :mod:`bench.run.instruments`: warm-up repetitions are no
 work is synchronised at the edges of each timed phase, the garbage collector is off while timing.
 A training repetition is timed in three phases (forward with the loss, backward, the optimizer
 step with clipping) whose sum is the step; the model, loss, optimizer and clipping are the shared
-trainer's. A point's repetitions are spread over the suite's rounds, one visit a round after
-its own warm-up (:class:`PointRun`), so that a slow spell of the machine falls on every point a
+trainer's. A point's repetitions are spread over the suite's rounds, one visit a round, the
+first after the point's warm-up (:class:`PointRun`), so that a slow spell of the machine falls on every point a
 little rather than on a few entirely. Each figure is the median of the repetitions with a
 distribution-free interval (:func:`summarize_times`).
 """
@@ -142,9 +142,9 @@ def _oom(phase: dict[str, Any] | None) -> bool:
 class PointRun:
     """One point measured over the suite's rounds (:func:`bench.suites.cost.series.run_points`).
 
-    Each :meth:`visit` runs the warm-up and times one training repetition and one inference
-    repetition (``latency_visit`` of them at batch 1); the first visit also counts the peak
-    memory of each phase and, at the task's point, reads the kernels. A point out of memory or
+    Each :meth:`visit` times one training repetition and one inference repetition
+    (``latency_visit`` of them at batch 1); the first visit also counts the peak memory of each
+    phase, runs its warm-up and, at the task's point, reads the kernels. A point out of memory or
     failed is visited no more: its outcome is a result. :meth:`measured` summarises the visits.
     """
 
@@ -187,14 +187,14 @@ class PointRun:
     def _warm(self, first: bool, rep: Callable[[], Any],
               optimizer: torch.optim.Optimizer | None) -> dict[str, Any]:  # fmt: skip
         """A phase's entry before its timed repetition: on the first visit its peak memory
-        (one counted repetition of ``rep``), then the warm-up repetitions."""
+        (one counted repetition of ``rep``), then the warm-up repetitions; nothing later."""
         bench = self.bench
         phase: dict[str, Any] = {"status": "ok"}
         if first:
             held = held_tensors(bench.model, optimizer, [t for batch in self.inputs for t in batch])
             phase.update(phase_peak(rep, bench.device, held))
-        for _ in range(bench.series.warmup):
-            rep()
+            for _ in range(bench.series.warmup):
+                rep()
         return phase
 
     def _visit_train(self, first: bool) -> dict[str, Any]:

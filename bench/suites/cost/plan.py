@@ -32,8 +32,14 @@ class CostSeries:
     length_batch: int  #: its batch size
     batches: tuple[int, ...]  #: batch sizes of the batch series
     batch_length: int  #: its T
-    reps: int = 7  #: timed repetitions per point (the interval's coverage needs >= 6 for 95%)
-    warmup: int = 2  #: untimed repetitions before them
+    #: Timed repetitions per point, one a round (the interval's coverage needs >= 6 for 95%).
+    #: 49: on a shared 2-core machine a step's time moves 25-35% between spells of seconds, and
+    #: drawing 7 of them left a median a coin toss between two levels (two runs: 73% of figures
+    #: within 10%); redrawing the two runs' 14 times per figure, 49 draws put 97% within 10%.
+    reps: int = 49
+    #: Untimed repetitions before a point's first timed one. A later visit needs none: its first
+    #: step measured within 2% of its second (2026-12-03, this machine, four architectures).
+    warmup: int = 2
     #: Batches of the task's own lengths timed as one repetition of the task's point.
     task_batches: int = 4
 

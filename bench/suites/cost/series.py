@@ -115,8 +115,8 @@ def run_points(specs: Sequence[RunSpec], points: Sequence[CostPoint], data: Task
     """Measure every pending point into ``out``; the outcome and the manifest's summary.
 
     The points are measured in ``series.reps`` rounds: each round visits every pending point
-    once (one timed repetition of each phase after its warm-up), in the plan's order and the
-    next round in reverse, and times the calibration matmul once. The machine's slow spells
+    once (one timed repetition of each phase, the first visit after its warm-up), in the plan's
+    order and the next round in reverse, and times the calibration matmul once. The machine's slow spells
     (seen lasting several seconds on a shared 2-core machine) then spread over all points
     instead of doubling a few. A point's record is written after its last round.
     """
