@@ -25,6 +25,7 @@ from reports.sections import (
     register_closing_section,
     register_payload,
 )
+from reports.stats import reps_to_bound_quantile
 
 PAYLOAD = "cost_points"
 #: The coverage of a growth exponent's interval (a t interval of the log-log slope).
@@ -374,8 +375,8 @@ def _loglog(points: Sequence[Mapping[str, Any]], archs: Sequence[str], axis: str
         return None
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
-    ax.set_xlabel(AXIS_VARIABLE[axis])
-    ax.set_ylabel(ylabel)
+    ax.set_xlabel(f"{AXIS_VARIABLE[axis]} (log scale)")
+    ax.set_ylabel(f"{ylabel} (log scale)")
     ax.legend(fontsize=8)
     return png_bytes(fig)
 
@@ -426,8 +427,9 @@ def _alone_values(task_point: Mapping[str, Any], batch_one: Mapping[str, Any] | 
         values.update(infer_samples_per_s=infer["samples_per_s"],
                       infer_peak_mem_with_weights_mb=infer["peak_mb"])
     if latency:
-        values.update(latency_ms_p50=latency["step_ms"]["median"],
-                      latency_ms_p95=latency["latency_p95_ms"])
+        values["latency_ms_p50"] = latency["step_ms"]["median"]
+        if len(latency["step_ms"].get("times") or ()) >= reps_to_bound_quantile():
+            values["latency_ms_p95"] = latency["latency_p95_ms"]  # else too few to bound it
     if task_point["efficiency"].get("train") is not None:
         values["efficiency"] = task_point["efficiency"]["train"]
     return {key: float(value) for key, value in values.items() if value is not None}

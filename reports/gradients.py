@@ -41,8 +41,25 @@ def format_decay(value: float | None) -> str:
     return f"{value:.3g}" if value >= 1e-3 else f"{value:.1e}"
 
 
+def load_name(alphabet: int, n_signals: int) -> str:
+    """A memory load's one name in every report: ``2 of 16`` (two different symbols to hold, out
+    of an alphabet of 16), as the suite names it (``data_pipeline.memory.load_label``, which
+    imports torch; a test keeps the two alike)."""
+    return f"{n_signals} of {alphabet}"
+
+
+def setting_of(probe: Mapping[str, Any]) -> str:
+    """Where a probe read its batch, in the reports' words: ``T = 64, load 2 of 16`` for the
+    memory task (from its fields, whatever words the payload's ``setting`` used), else the
+    payload's ``setting``."""
+    alphabet, n_signals, distance = (probe.get(k) for k in ("alphabet", "n_signals", "distance_T"))
+    if all(isinstance(v, int) for v in (alphabet, n_signals, distance)):
+        return f"T = {distance}, load {load_name(alphabet, n_signals)}"
+    return str(probe["setting"])
+
+
 def _panel_key(probe: Mapping[str, Any]) -> tuple[str, str]:
-    return str(probe["task"]), str(probe["setting"])
+    return str(probe["task"]), setting_of(probe)
 
 
 def _arch_order(probes: Sequence[Mapping[str, Any]], arch_order: Sequence[str] | None) -> list[str]:
@@ -123,7 +140,7 @@ def gradient_facts(
                                             p["seed"]))  # fmt: skip
     rows = tuple(GradientRow(p["arch"] + (f" (seed {p['seed']})" if (p["arch"], *_panel_key(p)) in repeated
                                           else ""), p) for p in ordered)  # fmt: skip
-    batches = tuple(dict.fromkeys(f"{p['task']}, {p['sequences']} sequences ({p['setting']})"
+    batches = tuple(dict.fromkeys(f"{p['task']}, {p['sequences']} sequences ({setting_of(p)})"
                                   for p in probes))  # fmt: skip
     left_out = tuple((e["run_id"], e["reason"]) for e in payload.get("left_out") or ())
     return GradientFacts(int(payload["span"]), tuple(archs), rows, batches, left_out)
@@ -131,7 +148,7 @@ def gradient_facts(
 
 def _table(facts: GradientFacts) -> str:
     body = [[
-        row.label, str(row.probe["task"]), str(row.probe["setting"]),
+        row.label, str(row.probe["task"]), setting_of(row.probe),
         format_decay(row.decay_at_init), format_decay(row.decay_trained),
         _near_far(row.probe["trained"]), _accuracy(row.probe["trained"]),
     ] for row in facts.rows]  # fmt: skip

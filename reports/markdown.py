@@ -9,23 +9,27 @@ task reads as one report, a folder of several has a section per task.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from bench.results.metrics import definition_groups
-from bench.results.records import Unreadable
+from bench.results.records import DEVICE_ONLY_SETTINGS, Unreadable
 from reports.compare import ALPHA, METHOD_BOOTSTRAP, METHOD_MCNEMAR, N_BOOT, THRESHOLD, Comparer
 from reports.plots import PLOT_TITLES, PLOTS_DIR, plot_title
 from reports.recommend import format_p, format_points, recommend
 from reports.sections import task_report
 from reports.table import (
+    HEADLINE,
     MISSING,
     ArchSummary,
+    budget_note,
     contention_note,
     cost_table,
     main_table,
     markdown_table,
+    tail_note,
 )
 
 
@@ -193,10 +197,31 @@ def machine_facts(records: Sequence[dict[str, Any]], manifest: Mapping[str, Any]
     ]
 
 
+def _invocation(entry: Mapping[str, Any]) -> str:
+    """One command that wrote to the folder: ``argv``, at commit, for how long."""
+    text = "`" + " ".join(str(a) for a in entry.get("argv") or []) + "`"
+    facts = []
+    if entry.get("commit"):
+        facts.append(f"at `{str(entry['commit'])[:12]}`"
+                     + (" with uncommitted changes" if entry.get("dirty") else ""))
+    wall = entry.get("wall_time_s")
+    facts.append(f"{wall / 60:.1f} min" if isinstance(wall, int | float) else "did not finish")
+    return f"{text} ({', '.join(facts)})"
+
+
 def _command(manifest: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The header's row of the commands that wrote to the folder: every one, in order, where
+    the manifest keeps them; else the last, saying the earlier ones are not recorded."""
+    invocations = [i for i in manifest.get("invocations") or [] if isinstance(i, Mapping)]
+    if len(invocations) == 1:
+        return [("Command", _invocation(invocations[0]))]
+    if invocations:
+        return [("Commands, in order", "; ".join(
+            f"{n}. {_invocation(i)}" for n, i in enumerate(invocations, 1)))]
     argv = manifest.get("argv")
     if isinstance(argv, list) and argv:
-        return [("Command", "`" + " ".join(str(a) for a in argv) + "`")]
+        return [("Command", "`" + " ".join(str(a) for a in argv) + "` (the last that wrote "
+                 "here; earlier invocations, if any, not recorded)")]
     return []
 
 
@@ -255,16 +280,35 @@ def header(
     )
 
 
-def results_section(rows: Sequence[ArchSummary], manifest: Mapping[str, Any]) -> str:
+def accuracy_interval_note(rows: Sequence[ArchSummary], example: str = "review") -> str:
+    """What the test accuracy interval covers: the seeds and the test set's sampling, or (rows
+    whose records do not count their test examples) the seeds alone."""
+    text = (f"The test accuracy interval (95%) covers two sources of variation: the seeds' spread "
+            f"(Student t, n−1 degrees of freedom) and the test {example}s' sampling (the binomial "
+            f"standard error over the test split: another test set of its size would score "
+            f"differently), combined in quadrature and clipped to 0–100%; with one seed, or a "
+            f"model that learns the same on every seed, it is the test set's alone.")
+    seeds_only = [r.arch for r in rows if r.ok and r.stats[HEADLINE].covers == "seeds"]
+    if seeds_only:
+        text += (" Over the seeds alone (none with one seed) for "
+                 + ", ".join(f"`{a}`" for a in seeds_only)
+                 + f": their records do not count their test {example}s.")
+    return text
+
+
+def results_section(rows: Sequence[ArchSummary], manifest: Mapping[str, Any],
+                    example: str = "review") -> str:  # fmt: skip
     """The main table with its legend and the failures spelled out."""
     lines = ["## Results", "", main_table(rows), ""]
     lines.append(
-        "↑ higher is better, ↓ lower is better; **bold**: the best of the column. Cells are the "
-        "mean ± sample standard deviation over seeds (n = seeds that succeeded; with n=1 there is "
-        "no spread). The test accuracy interval is the 95% Student t interval of the mean over "
-        "seeds (t with n−1 degrees of freedom), clipped to 0–100%. "
-        f"{MISSING}: not measured for that model."
+        "↑ higher is better, ↓ lower is better; **bold**: the best of the column as shown (on "
+        "each of a tie). Cells are the mean ± sample standard deviation over seeds (n = seeds "
+        "that succeeded; with n=1 there is no spread). " + accuracy_interval_note(rows, example)
+        + f" {MISSING}: not measured for that model."
     )
+    bound = budget_note(rows)
+    if bound:
+        lines += ["", bound]
     notes = []
     for row in rows:
         if row.failed:
@@ -305,13 +349,14 @@ def speed_section(rows: Sequence[ArchSummary]) -> str:
             "which may have shared the machine, are in `summary.csv`; no table or recommendation "
             "here uses them.", "", cost_table(rows), "",
             f"One measurement each (no spread over seeds: the models are untrained); {MISSING}: "
-            "not measured alone (the training time is a training run's)."])
+            "not measured alone (the training time is a training run's)."]
+            + [f"\n{note}" for note in [tail_note(rows)] if note])
     lines = ["### Speed and memory of the training runs", "", cost_table(rows), "",
              "Cells as above: the mean ± sample standard deviation over seeds, **bold** the best "
              "of the column; each figure's definition is under *How this was measured*."]
-    note = contention_note(rows)
-    if note:
-        lines += ["", note]
+    for note in (contention_note(rows), tail_note(rows)):
+        if note:
+            lines += ["", note]
     return "\n".join(lines)
 
 
@@ -471,17 +516,28 @@ def _settings(rows: Sequence[ArchSummary]) -> tuple[dict[str, str], dict[str, di
     return common, differing
 
 
+def _not_applying(setting: str, devices: set[str]) -> str:
+    """`` (does not apply: cuda only)`` for a setting that acts on a device none of the runs
+    used (:data:`bench.results.records.DEVICE_ONLY_SETTINGS`), else nothing."""
+    acts_on = DEVICE_ONLY_SETTINGS.get(setting)
+    if acts_on is None or not devices or acts_on in devices:
+        return ""
+    return f" (does not apply: {acts_on.upper()} only)"
+
+
 def measurement_section(rows: Sequence[ArchSummary], example: str = "review") -> str:
     """Settings, validation protocol, what each metric covers, the intervals."""
     common, differing = _settings(rows)
     lines = ["## How this was measured", "", "### Settings", ""]
     if common:
+        devices = {str(device) for row in rows for r in row.records
+                   if (device := (r.get("spec") or {}).get("device"))}  # fmt: skip
         lines += [
             "Shared by every architecture (from the run specs):",
             "",
             markdown_table(
                 ["Setting", "Value"],
-                [[f"`{k}`", f"`{v}`"] for k, v in common.items()],
+                [[f"`{k}`", f"`{v}`" + _not_applying(k, devices)] for k, v in common.items()],
                 align="ll",
             ),
             "",
@@ -526,9 +582,13 @@ def measurement_section(rows: Sequence[ArchSummary], example: str = "review") ->
         "",
         "- Spread over seeds: sample standard deviation (n−1). The 95% interval of a mean over n "
         "seeds is the Student t interval, mean ± t(0.975, n−1) · s / √n (t from "
-        "`scipy.stats.t`); none is given for n = 1. An interval of a share (accuracy, F1, "
-        "ROC-AUC) is clipped to [0, 1]: with few seeds and a wide spread the t interval passes "
-        "the bounds.",
+        "`scipy.stats.t`); none is given for n = 1. It is cut to the values the quantity can "
+        "take, which each metric declares (a share within [0, 1], a time, size or rate never "
+        "below 0): with few seeds and a wide spread the t interval passes them.",
+        f"- Accuracy (a share of {example}s scored right): its interval adds the test set's "
+        f"sampling to the seeds' spread, √(t-half-width² + (1.96 · √(p(1−p)/N))²) for N test "
+        f"{example}s, so a model that learns the same on every seed still gets the test set's "
+        "interval (about ±0.4 points at 88% on 25,000).",
         f"- Accuracy differences between architectures: paired bootstrap over {example}s and seeds "
         f"for the 95% interval; {METHOD_MCNEMAR} as the p-value when only one seed is paired; "
         f"not significant at {ALPHA:.0%} means a tie (see *Paired comparisons*).",
@@ -595,7 +655,7 @@ def _task_sections(
         return [section.body, unreadable_section(unreadable)]
     rows, comparer, example = section.rows, section.comparer, section.example
     return [
-        results_section(rows, manifest),
+        results_section(rows, manifest, example),
         unreadable_section(unreadable),
         chosen_section(rows, manifest),
         "## Which one should I use?\n\n" + smoke_caveat(manifest) + recommend(rows, comparer),
@@ -623,10 +683,53 @@ def render_markdown(
     sections drawn from several tasks at once, at the end (top-level headings)."""
     if len(sections) == 1:
         parts = [header(records, manifest, sections), *_task_sections(sections[0], manifest, unreadable)]
-        return "\n\n".join(part for part in [*parts, *closing] if part) + "\n"
+        return with_glossary("\n\n".join(part for part in [*parts, *closing] if part) + "\n")
     parts = [header(records, manifest, sections), unreadable_section(unreadable)]
     for section in sections:
         facts = section.facts
         intro = f"## Task `{facts.get('name')}`: {facts.get('title')}\n\n{facts.get('description')}."
         parts += [intro, *(_demoted(p) for p in _task_sections(section, manifest, ()) if p)]
-    return "\n\n".join(part for part in [*parts, *closing] if part) + "\n"
+    return with_glossary("\n\n".join(part for part in [*parts, *closing] if part) + "\n")
+
+
+#: The words a report may use in a sense of its own: (the word, how to find it, what it means).
+#: :func:`with_glossary` defines those a report uses.
+GLOSSARY: tuple[tuple[str, str, str], ...] = (
+    ("floor", r"\bfloors?\b",
+     "a non-recurrent model (it sees which tokens occur, not their order): what a recurrent "
+     "model must beat to show that reading in order pays"),
+    ("tie", r"\bties?\b|\btied\b",
+     "two architectures whose accuracy difference is not significant at 5% (a paired test on the "
+     "same test examples): neither is shown to be better"),
+    ("Pareto-optimal", r"\bPareto\b",
+     "no other architecture is at least as good on every axis named and better on one"),
+    ("load", r"\bload\b",
+     "what a memory-task sequence asks a model to hold: 2 of 16 is two different symbols, drawn "
+     "from an alphabet of 16, to carry to the end"),
+    ("horizon", r"\bhorizons?\b",
+     "the longest distance T at which an architecture solves the memory task (mean test "
+     "accuracy at or above the threshold)"),
+    ("change point", r"\bchange points?\b|\bwhere the result changes\b",
+     "the distances where an architecture's result turns from solved to not solved; more seeds "
+     "run there"),
+    ("probe", r"\bprobe\b",
+     "the gradient-flow probe: the norm of the loss gradient at each input position of a batch, "
+     "against its distance from the readout, before and after training"),
+    ("crossover", r"\bcrossovers?\b|\bovertakes?\b",
+     "a size (T or batch) past which one architecture's cost falls below another's, with 95% "
+     "intervals that do not overlap"),
+    ("budget-bound", r"budget-bound|‡",
+     "a run the epoch cap ended while its validation loss was still improving within the "
+     "patience (‡ marks figures resting on one): more epochs might change them"),
+    ("†", "†", "a speed, time or memory figure measured while other runs shared the machine"),
+)
+
+
+def with_glossary(markdown: str) -> str:
+    """``markdown`` with a closing "Words used here" list of the :data:`GLOSSARY` words it uses
+    (nothing added when it uses none)."""
+    used = [(word, meaning) for word, pattern, meaning in GLOSSARY if re.search(pattern, markdown)]
+    if not used:
+        return markdown
+    lines = "\n".join(f"- **{word}**: {meaning}." for word, meaning in used)
+    return f"{markdown}\n## Words used here\n\n{lines}\n"

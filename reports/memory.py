@@ -19,12 +19,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import pandas as pd
 from matplotlib.lines import Line2D
 from matplotlib.ticker import NullLocator
 
 from bench.results.metrics import METRICS
-from reports.gradients import GRADIENT_PAYLOAD
+from reports.gradients import GRADIENT_PAYLOAD, load_name
 from reports.imdb import IMDB_TASK
 from reports.markdown import _distinct, _spec_value
 from reports.plots import PLOTS_DIR, name_colors, new_figure, png_bytes
@@ -38,10 +37,11 @@ from reports.sections import (
     register_closing_section,
     register_task_report,
 )
-from reports.stats import mean_std_ci
 from reports.table import (
+    BUDGET_MARK,
     MISSING,
     ArchSummary,
+    budget_note,
     contention_note,
     format_ci,
     format_count,
@@ -80,11 +80,10 @@ class Load:
 
     @property
     def label(self) -> str:
-        return f"{self.alphabet} symbols × {self.n_signals}"
-
-    @property
-    def short(self) -> str:
-        return f"{self.alphabet}×{self.n_signals}"
+        """The load's one name in every table, sentence and figure: ``2 of 16`` (two different
+        symbols to hold, out of an alphabet of 16), as the suite's settings name it
+        (:func:`reports.gradients.load_name`)."""
+        return load_name(self.alphabet, self.n_signals)
 
 
 def load_of(row: ArchSummary) -> Load | None:
@@ -211,7 +210,7 @@ def _accuracy_cell(point: ArchSummary | None) -> str:
     text = format_number(stat.mean, "percent")
     interval = format_ci(stat, "percent")
     text += f" {interval}" if interval != MISSING else ""
-    text += f" (n={stat.n})"
+    text += f" (n={stat.n})" + (f" {BUDGET_MARK}" if point.budget_bound else "")
     if point.failed:
         text += f", {len(point.failed)} failed"
     return text
@@ -319,7 +318,7 @@ def memory_facts(records: Sequence[dict[str, Any]], manifest: Mapping[str, Any])
 
 
 def _horizon_sentence(load: Load, facts: MemoryFacts) -> str:
-    """``16 symbols × 2: `gru` holds up to T = 128; `lstm` up to T = 64; `rnn` not at T = 16.``"""
+    """``2 of 16: `gru` holds up to T = 128; `lstm` up to T = 64; `rnn` not at T = 16.``"""
     parts = []
     for index, members in enumerate(facts.ranking(load)):
         names = _join([f"`{h.arch}`" for h in members])
@@ -427,43 +426,67 @@ def _floor_table(facts: MemoryFacts) -> str:
     return markdown_table(["Floor", "Load", "Test acc % by distance"], body, align="lll")
 
 
-def _t_interval(values: Sequence[float]) -> tuple[float, float]:
-    # The report's one interval over seeds (reports.stats), so the figure and the tables agree.
-    _, _, lo, hi, _ = mean_std_ci(values)
-    return max(lo, 0.0), min(hi, 100.0)  # accuracy in %: clipped as the tables clip it
+def probe_only(row: ArchSummary, manifest: Mapping[str, Any], ran: set[int]) -> bool:
+    """Whether ``row`` is the gradient probe's run and no step of the sweep: a recurrent
+    architecture at the probe's distance and first load that the sweep had not reached (the
+    distance before it in the sweep, ``ran`` holding the distances run at that load)."""
+    suite = suite_settings(manifest)
+    loads, probe = suite.get("loads") or [], suite.get("probe_distance")
+    distances = [int(d) for d in suite.get("distances") or []]
+    if not row.recurrent or not loads or probe not in distances or not isinstance(loads[0], Mapping):
+        return False
+    first = Load(int(loads[0].get("alphabet", -1)), int(loads[0].get("n_signals", -1)))
+    index = distances.index(probe)
+    return (load_of(row) == first and row.setting.get("distance") == probe and index > 0
+            and distances[index - 1] not in ran)
 
 
-def horizon_plot(
-    rows: Sequence[ArchSummary], loads: Sequence[Load], threshold: float
-) -> bytes | None:
+def _segments(distances: Sequence[int], sweep: Sequence[int]) -> list[list[int]]:
+    """``distances`` split where the sweep skipped one (no line across a distance not run)."""
+    order = {d: i for i, d in enumerate(sweep or sorted(distances))}
+    segments: list[list[int]] = []
+    for distance in sorted(distances):
+        last = segments[-1][-1] if segments else None
+        if last is not None and order.get(distance, -2) == order.get(last, -9) + 1:
+            segments[-1].append(distance)
+        else:
+            segments.append([distance])
+    return segments
+
+
+def horizon_plot(rows: Sequence[ArchSummary], loads: Sequence[Load], threshold: float,
+                 manifest: Mapping[str, Any] | None = None) -> bytes | None:  # fmt: skip
     """Test accuracy against T (log2 axis), one panel per load, one line per architecture: the
-    mean over seeds with its 95% Student t interval as a band where several seeds ran."""
-    import seaborn as sns  # here, not at the top: only this figure needs it, and it loads pyplot
-
-    points = [(row, run) for row in rows for run in row.ok
-              if run["metrics"].get("test_accuracy") is not None]  # fmt: skip
-    if not points or not loads:
+    mean over seeds, with the tables' 95% interval as a band. Only the sweep's runs are drawn
+    (not the gradient probe's run past a horizon), and no line crosses a distance not run."""
+    manifest = manifest or {}
+    sweep = [int(d) for d in suite_settings(manifest).get("distances") or []]
+    drawn = [row for row in rows if row.stats["test_accuracy"].present and load_of(row)]
+    ran = {(row.arch, load_of(row)): {int(r.setting["distance"]) for r in drawn
+                                      if r.arch == row.arch and load_of(r) == load_of(row)}
+           for row in drawn}  # fmt: skip
+    drawn = [row for row in drawn if not probe_only(row, manifest, ran[(row.arch, load_of(row))])]
+    if not drawn or not loads:
         return None
-    frame = pd.DataFrame({
-        "arch": [row.arch for row, _ in points],
-        "load": [load_of(row).label for row, _ in points],
-        "T": [int(row.setting["distance"]) for row, _ in points],
-        "accuracy": [float(run["metrics"]["test_accuracy"]) * 100 for _, run in points],
-    })  # fmt: skip
-    archs = list(dict.fromkeys(row.arch for row in rows))
+    archs = list(dict.fromkeys(row.arch for row in drawn))
     colors = name_colors(archs)
-    fig = new_figure(max(6.0, 5.0 * len(loads)), 4.8)
+    fig = new_figure(max(6.0, 5.0 * len(loads)), 5.2)
     axes = fig.subplots(1, len(loads), sharey=True, squeeze=False)[0]
     for ax, load in zip(axes, loads, strict=True):
-        panel = frame[frame["load"] == load.label]
-        present = [a for a in archs if a in set(panel["arch"])]
-        if present:
-            sns.lineplot(data=panel, x="T", y="accuracy", hue="arch", hue_order=present,
-                         palette=colors, errorbar=_t_interval, marker="o", legend=False, ax=ax)  # fmt: skip
+        panel = {arch: {int(r.setting["distance"]): r.stats["test_accuracy"] for r in drawn
+                        if r.arch == arch and load_of(r) == load} for arch in archs}  # fmt: skip
+        for arch, points in panel.items():
+            for segment in _segments(list(points), sweep):
+                stats = [points[d] for d in segment]
+                ax.plot(segment, [s.mean * 100 for s in stats], marker="o", color=colors[arch])
+                if all(math.isfinite(s.ci_lo) for s in stats) and len(segment) > 1:
+                    ax.fill_between(segment, [s.ci_lo * 100 for s in stats],
+                                    [s.ci_hi * 100 for s in stats], color=colors[arch],
+                                    alpha=0.2, linewidth=0)  # fmt: skip
         ax.axhline(threshold * 100, color="black", linestyle="--", linewidth=1)
         ax.axhline(CHANCE * 100, color="0.5", linestyle=":", linewidth=1)
         ax.set_xscale("log", base=2)
-        ticks = sorted(set(panel["T"]))
+        ticks = sorted({d for points in panel.values() for d in points})
         ax.set_xticks(ticks)
         ax.set_xticklabels([str(t) for t in ticks], rotation=45 if len(ticks) > 6 else 0)
         ax.xaxis.set_minor_locator(NullLocator())
@@ -474,8 +497,8 @@ def horizon_plot(
     handles = [Line2D([], [], color=colors[a], marker="o", label=a) for a in archs]
     handles += [Line2D([], [], color="black", linestyle="--", label=f"solved: {threshold * 100:g}%"),
                 Line2D([], [], color="0.5", linestyle=":", label=f"chance: {CHANCE * 100:g}%")]  # fmt: skip
-    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 8))
-    fig.suptitle("Memory: test accuracy against distance (mean over seeds, 95% t interval)")
+    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 4))
+    fig.suptitle("Memory: test accuracy against distance (mean over seeds, 95% interval)")
     return png_bytes(fig)
 
 
@@ -493,6 +516,10 @@ def render_memory(facts: MemoryFacts, figure: str | None = None, imdb_present: b
                   "Test accuracy at the last distance each architecture solves and at the first "
                   "it fails (mean over seeds, 95% interval, seeds):", "",
                   _change_table(facts)]  # fmt: skip
+        bound = budget_note([r for r in facts.rows if r.recurrent], lambda r: (
+            f"`{r.arch}` at T = {r.setting.get('distance')}, load {load_of(r).label}"))
+        if bound:
+            lines += ["", bound]
     else:
         lines += ["", "No recurrent architecture has a memory run with its distance and load."]
     if facts.floors:
@@ -508,8 +535,9 @@ def render_memory(facts: MemoryFacts, figure: str | None = None, imdb_present: b
         title = "Test accuracy against distance"
         lines += ["", f"### {title}", "", f"![{title}]({PLOTS_DIR}/{figure})", "",
                   "One panel per load; a line per architecture through the mean over seeds, the "
-                  "band its 95% Student t interval where several seeds ran (at the distances where "
-                  "the result changes); dashed: the threshold, dotted: chance."]  # fmt: skip
+                  "band the tables' 95% interval (seeds and test examples); a line joins only "
+                  "distances the sweep ran one after the other, and the gradient probe's own run "
+                  "past a horizon is not drawn; dashed: the threshold, dotted: chance."]  # fmt: skip
     if not imdb_present:
         lines += ["", "Run the IMDb comparison into this folder too (`run_all.py --out <this "
                   "folder> --resume`) to get the notebook's comparison table, measured."]  # fmt: skip
@@ -530,7 +558,7 @@ def memory_section(
     one line says how to get it).
     """
     facts = memory_facts(records, manifest)
-    png = horizon_plot(facts.rows, facts.loads, facts.threshold)
+    png = horizon_plot(facts.rows, facts.loads, facts.threshold, manifest)
     name = f"{plot_prefix}{HORIZON_PLOT}" if png is not None else None
     plots = {name: png} if name is not None and png is not None else {}
     return render_memory(facts, name, imdb_present), plots
@@ -641,7 +669,7 @@ def gradient_decay(payload: Mapping[str, Any] | None, arch: str) -> tuple[float,
             if isinstance(decay, int | float) and math.isfinite(decay):
                 where = "IMDb" if task == IMDB_TASK else "memory"
                 if task == MEMORY_TASK and isinstance(probe.get("alphabet"), int):
-                    where += f", {probe['alphabet']}×{probe.get('n_signals')}"
+                    where += f", {Load(probe['alphabet'], probe.get('n_signals')).label}"
                 if isinstance(probe.get("distance_T"), int):
                     where += f", T = {probe['distance_T']}"
                 return float(decay), where
@@ -893,7 +921,7 @@ def _notebook_cells(line: NotebookLine, span: int) -> list[str]:
         speed_cell = _cell(", ".join(parts) + " samples/s", line.speed)
     memory_cell = MISSING
     if line.horizons:
-        text = "horizon " + ", ".join(f"{h.text} ({h.load.short})" for h in line.horizons)
+        text = "horizon " + ", ".join(f"{h.text} ({h.load.label})" for h in line.horizons)
         if line.gradient is not None:
             text += f"; gradient ×{line.gradient[0]:.2g} per {span} steps ({line.gradient[1]})"
         memory_cell = _cell(text, line.memory)

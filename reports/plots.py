@@ -2,11 +2,13 @@
 
 No pyplot: figures are built on :class:`matplotlib.figure.Figure` with an Agg canvas, so
 rendering touches no global backend state and works in any process (a test, a worker, a server).
-Each architecture keeps one colour in every figure, taken from its position in the row order.
+Each architecture keeps one colour in every figure of every report, taken from its place in the
+model registry (:func:`name_colors`), whatever else a folder holds.
 """
 
 from __future__ import annotations
 
+import colorsys
 import io
 import math
 from collections.abc import Sequence
@@ -40,16 +42,37 @@ def plot_title(name: str, example: str = "review") -> str:
 _DPI = 120
 
 
-def arch_colors(rows: Sequence[ArchSummary]) -> dict[str, tuple[float, float, float, float]]:
-    """One colour per architecture, by row position (tab10, tab20 beyond ten rows)."""
+Color = tuple[float, float, float, float]
+
+
+def _palette(count: int) -> list[Color]:
+    """At least ``count`` distinct colours: tab10, then tab20's light shades, tab20b and tab20c; beyond
+    those, hues a golden angle apart at alternating lightness (never two alike)."""
+    colors = [colormaps["tab10"](i) for i in range(10)]
+    colors += [colormaps["tab20"](i) for i in range(1, 20, 2)]
+    colors += [colormaps[name](i) for name in ("tab20b", "tab20c") for i in range(20)]
+    for i in range(count - len(colors)):
+        hue = (i * 0.618033988749895) % 1.0
+        colors.append((*colorsys.hsv_to_rgb(hue, 0.65, 0.55 + 0.35 * (i % 2)), 1.0))
+    return colors
+
+
+def arch_colors(rows: Sequence[ArchSummary]) -> dict[str, Color]:
+    """The colour of each row's architecture (:func:`name_colors`)."""
     return name_colors([row.arch for row in rows])
 
 
-def name_colors(names: Sequence[str]) -> dict[str, tuple[float, float, float, float]]:
-    """One colour per name, by position (tab10, tab20 beyond ten names): architectures listed in
-    the report's row order get the colours they have in every other figure."""
-    cmap = colormaps["tab10" if len(names) <= 10 else "tab20"]
-    return {name: cmap(i % cmap.N) for i, name in enumerate(names)}
+def name_colors(names: Sequence[str]) -> dict[str, Color]:
+    """One colour per architecture, the same in every report: by its place in the model
+    registry; a name the registry does not hold (a record of an architecture since removed)
+    takes the next free colour, in sorted order, so no two names of one figure are alike. The
+    registry is imported here, when a figure is drawn: a report section imports no torch."""
+    from models import list_models
+
+    registered = list_models()
+    order = registered + sorted(set(names) - set(registered))
+    palette = _palette(len(order))
+    return {name: palette[order.index(name)] for name in names}
 
 
 def new_figure(width: float, height: float) -> Figure:
@@ -215,10 +238,12 @@ def accuracy_vs_throughput(rows: Sequence[ArchSummary]) -> bytes | None:
         label="Pareto front (higher accuracy, higher throughput)",
     )
     ax.legend(loc="lower right", fontsize=9)
-    if _spans_decades(xs):
+    log_x = _spans_decades(xs)
+    if log_x:
         ax.set_xscale("log")
     ax.margins(x=0.15, y=0.15)
-    ax.set_xlabel("training throughput (samples/s, this machine)")
+    ax.set_xlabel("training throughput (samples/s, this machine"
+                  + (", log scale)" if log_x else ")"))
     ax.set_ylabel("test accuracy (%)")
     ax.set_title("Test accuracy against training throughput (mean ± std over seeds)")
     ax.grid(alpha=0.3, which="both")

@@ -37,11 +37,10 @@ def format_points(diff: float) -> str:
 def _acc(row: ArchSummary) -> str:
     stat = row.stats["test_accuracy"]
     text = f"{stat.mean * 100:.2f}%"
-    if stat.n > 1:
-        text += f" ± {stat.std * 100:.2f} (n={stat.n}, 95% CI {stat.ci_lo * 100:.2f}–{stat.ci_hi * 100:.2f})"
-    else:
-        text += " (n=1)"
-    return text
+    spread = f" ± {stat.std * 100:.2f}" if stat.n > 1 else ""
+    interval = (f", 95% CI {stat.ci_lo * 100:.2f}–{stat.ci_hi * 100:.2f}"
+                if math.isfinite(stat.ci_lo) else "")  # fmt: skip
+    return f"{text}{spread} (n={stat.n}{interval})"
 
 
 def _ratio(numerator: float, denominator: float) -> str:
@@ -110,8 +109,8 @@ def accuracy_gap(row: ArchSummary, ref: ArchSummary, comparer: Comparer) -> str:
 
 #: Where one architecture can be cheaper than another: (metric, lower is cheaper, the words).
 _ADVANTAGES: tuple[tuple[str, bool, str], ...] = (
-    ("latency_ms_p50", True, "faster at inference (latency p50)"),
-    ("train_samples_per_s", False, "faster to train (samples/s)"),
+    ("latency_ms_p50", True, "lower latency (p50)"),
+    ("train_samples_per_s", False, "more training samples/s"),
     ("train_peak_mem_mb", True, "less peak training memory"),
     ("param_count", True, "fewer parameters"),
 )
@@ -191,8 +190,8 @@ def _axis_values(row: ArchSummary) -> str:
 
 #: What a recommendation names a winner for besides accuracy: (metric, higher is better, title).
 BEST_AT: tuple[tuple[str, bool, str], ...] = (
-    ("latency_ms_p50", False, "Fastest at inference"),
-    ("train_samples_per_s", True, "Fastest to train"),
+    ("latency_ms_p50", False, "Lowest latency"),
+    ("train_samples_per_s", True, "Most training samples/s"),
     ("param_count", False, "Fewest parameters among the gradient-trained networks"),
     ("train_peak_mem_mb", False, "Least training memory"),
 )
@@ -381,8 +380,8 @@ def _sig3(row: ArchSummary, metric: str) -> str:
 
 #: How each :data:`BEST_AT` winner's value reads.
 _DESCRIBE: dict[str, Callable[[ArchSummary], str]] = {
-    "latency_ms_p50": lambda r: f"latency p50 {_sig3(r, 'latency_ms_p50')} ms (p95 "
-    f"{_sig3(r, 'latency_ms_p95')} ms) "
+    "latency_ms_p50": lambda r: f"latency p50 {_sig3(r, 'latency_ms_p50')} ms "
+    + (f"(p95 {_sig3(r, 'latency_ms_p95')} ms) " if r.value("latency_ms_p95") is not None else "")
     + (f"{r.alone.latency_of}, measured alone" if r.alone else "for one review of median length"),
     "train_samples_per_s": lambda r: f"{_sig3(r, 'train_samples_per_s')} samples/s"
     + (f" ({_sig3(r, 'train_tokens_per_s')} tokens/s)"
@@ -392,8 +391,8 @@ _DESCRIBE: dict[str, Callable[[ArchSummary], str]] = {
 }  # fmt: skip
 #: How "how many times better" reads for each metric a recommendation ranks by.
 _RATIO_PHRASES: dict[str, str] = {
-    "latency_ms_p50": "{ratio} faster than `{other}`",
-    "train_samples_per_s": "{ratio} faster to train than `{other}`",
+    "latency_ms_p50": "{ratio} lower latency than `{other}`",
+    "train_samples_per_s": "{ratio} the training samples/s of `{other}`",
     "param_count": "{ratio} fewer parameters than `{other}`",
     "train_peak_mem_mb": "{ratio} less training memory than `{other}`",
 }
@@ -421,13 +420,16 @@ def _baseline_text(baseline: Baseline) -> str:
     if baseline.gap is not None:
         return (f"The best recurrent model, `{baseline.gap.arch}`, is {_gap_text(baseline.gap)}: "
                 f"that is what recurrence buys over the non-recurrent `{base.arch}`.")  # fmt: skip
-    text = (f"**The non-recurrent `{base.arch}` matches or beats every recurrent model** here, with "
-            f"test accuracy {_acc(base)}: on this setup, recurrence buys no accuracy over "
+    if not baseline.tied:
+        return (f"**The non-recurrent `{base.arch}` is at least as accurate as every recurrent "
+                f"model** here on mean test accuracy ({_acc(base)}): on this setup, recurrence "
+                f"buys no accuracy over `{base.arch}`.")  # fmt: skip
+    tied = _join([f"`{a}`" for a in baseline.tied])
+    return (f"**No recurrent model is significantly more accurate than the non-recurrent "
+            f"`{base.arch}`** ({_acc(base)}): {tied} {'has' if len(baseline.tied) == 1 else 'have'} "
+            f"a higher mean, but the difference is not significant (a tie), and no other recurrent "
+            f"model's mean is higher. On this setup, recurrence is not shown to buy accuracy over "
             f"`{base.arch}`.")  # fmt: skip
-    if baseline.tied:
-        text += " It is statistically tied with " + _join([f"`{a}`" for a in baseline.tied])
-        text += " and better than or equal to the rest on mean accuracy."
-    return text
 
 
 def render_recommendation(facts: Recommendation) -> str:

@@ -32,6 +32,7 @@ from reports.markdown import (
     render_markdown,
     smoke_caveat,
     standalone_header,
+    with_glossary,
 )
 from reports.plots import PLOT_TITLES, PLOTS_DIR, render_plots
 from reports.sections import (
@@ -179,7 +180,7 @@ def _standalone_outputs(results_dir: Path, manifest: Mapping[str, Any]) -> dict[
         plots.update(_checked_figures(figures, "", section.figures,
                                       f"closing section {section.name!r}"))  # fmt: skip
         parts.append(_after_heading(text, smoke_caveat(manifest, section.smoke_note)))
-    outputs = {REPORT_NAME: ("\n\n".join(p for p in parts if p) + "\n").encode("utf-8")}
+    outputs = {REPORT_NAME: with_glossary("\n\n".join(p for p in parts if p) + "\n").encode("utf-8")}
     outputs.update({f"{PLOTS_DIR}/{name}": png for name, png in plots.items()})
     return outputs
 

@@ -2,6 +2,8 @@
 
 - :func:`mean_std_ci`: mean, sample standard deviation and the Student t confidence interval of
   the mean, for a metric measured once per seed.
+- :func:`share_interval`: the interval of a share scored on a sample of examples (accuracy on the
+  test reviews), which covers the seeds' spread and the examples' sampling both.
 - :func:`mcnemar_exact`: the exact (binomial) McNemar test on the discordant pairs of two
   classifiers scored on the same reviews.
 - :func:`paired_bootstrap`: the accuracy difference of two classifiers with a percentile bootstrap
@@ -37,6 +39,37 @@ def mean_std_ci(
     std = float(arr.std(ddof=1))
     half = float(stats.t.ppf(0.5 + confidence / 2.0, n - 1)) * std / math.sqrt(n)
     return (mean, std, mean - half, mean + half, n)
+
+
+def share_interval(mean: float, std: float, n_seeds: int, n_examples: int,
+                   confidence: float = 0.95) -> tuple[float, float]:  # fmt: skip
+    """The interval of a share (an accuracy) whose seeds each scored the same ``n_examples``.
+
+    Two sources of variation, combined in quadrature: the seeds' (the Student t half-width of
+    the mean, t with ``n_seeds`` − 1 degrees of freedom; none with one seed or no spread) and the
+    examples' (the binomial standard error of the mean share over ``n_examples``, normal
+    approximation: another test set of the same size would score differently). A deterministic
+    model run with three seeds then still gets the test set's own interval (about ±0.4 points at
+    88% on 25,000 reviews) instead of zero width. Cut to [0, 1]; NaN when ``mean`` is.
+    """
+    if n_seeds == 0 or math.isnan(mean) or n_examples <= 0:
+        return (math.nan, math.nan)
+    z = float(stats.norm.ppf(0.5 + confidence / 2.0))
+    examples = z * math.sqrt(max(mean * (1.0 - mean), 0.0) / n_examples)
+    seeds = 0.0
+    if n_seeds >= 2 and math.isfinite(std):
+        seeds = float(stats.t.ppf(0.5 + confidence / 2.0, n_seeds - 1)) * std / math.sqrt(n_seeds)
+    half = math.hypot(seeds, examples)
+    return (max(mean - half, 0.0), min(mean + half, 1.0))
+
+
+def reps_to_bound_quantile(q: float = 0.95, confidence: float = 0.95) -> int:
+    """The fewest repetitions whose order statistics bound the ``q`` quantile from above with
+    two-sided ``confidence``: with n draws all fall below it with probability q**n, which must be
+    at most (1 − confidence) / 2. For a p95 at 95%: 72. Fewer give a p95 that nothing bounds (it
+    moves from one run to the next by whatever the slowest repetition did), so a report gives
+    none."""
+    return math.ceil(math.log((1.0 - confidence) / 2.0) / math.log(q))
 
 
 def mcnemar_exact(b: int, c: int) -> float:

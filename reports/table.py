@@ -8,7 +8,7 @@ the terminal table and :func:`summary_frame` (the data behind ``summary.csv``) a
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +18,7 @@ from tabulate import tabulate
 from bench.results.metrics import METRICS, Metric
 from bench.results.records import DEFAULT_TASK, ok_records, task_of
 from reports.sections import AloneFigures, swept_settings
-from reports.stats import mean_std_ci
+from reports.stats import mean_std_ci, reps_to_bound_quantile, share_interval
 
 #: Shown for a value that was not measured (a null or absent metric, a single seed's spread).
 MISSING = "—"
@@ -28,13 +28,19 @@ HEADLINE = "test_accuracy"
 
 @dataclass(frozen=True)
 class MetricStats:
-    """One metric of one architecture over its successful seeds (NaN where undefined)."""
+    """One metric of one architecture over its successful seeds (NaN where undefined).
+
+    ``covers``: what the interval's width accounts for: ``seeds`` (a t interval over them), or
+    ``seeds and examples`` (an accuracy: the seeds' spread and the test set's sampling,
+    :func:`reports.stats.share_interval`; with one seed the examples' alone).
+    """
 
     mean: float
     std: float
     ci_lo: float
     ci_hi: float
     n: int
+    covers: str = "seeds"
 
     @property
     def present(self) -> bool:
@@ -72,6 +78,12 @@ class ArchSummary:
         machine (never once :func:`take_alone` replaced them)."""
         return self.alone is None and self.concurrent_runs > 1
 
+    @property
+    def budget_bound(self) -> list[dict[str, Any]]:
+        """The successful runs the epoch cap ended while they were still learning
+        (:func:`budget_bound`)."""
+        return [r for r in self.ok if budget_bound(r)]
+
     def value(self, metric: str) -> float | None:
         """The mean of ``metric`` over the successful seeds, or None if never measured."""
         stat = self.stats.get(metric)
@@ -90,6 +102,26 @@ class ArchSummary:
             if text not in seen:
                 seen.append(text)
         return "; ".join(seen)
+
+
+#: Marks a figure that rests on a budget-bound run (:func:`budget_bound`).
+BUDGET_MARK = "‡"
+
+
+def budget_bound(record: Mapping[str, Any]) -> bool:
+    """Whether the epoch cap ended the run before early stopping or the target accuracy would
+    have: ``stop_reason: epochs`` with its best validation loss within the patience of the last
+    epoch (still improving, or not for long enough to stop). More epochs might change its
+    figures. A run whose last ``patience`` epochs brought no better loss would have stopped there
+    anyway: not budget-bound."""
+    if record.get("stop_reason") != "epochs":
+        return False
+    metrics = record.get("metrics") or {}
+    train = ((record.get("spec") or {}).get("train") or {})
+    epochs, best, patience = metrics.get("epochs_run"), metrics.get("best_epoch"), train.get("patience")
+    if not all(isinstance(v, int | float) for v in (epochs, best, patience)):
+        return True  # the cap ended it and nothing says it had stopped learning
+    return epochs - best < patience
 
 
 def _one_line(text: str, limit: int = 80) -> str:
@@ -195,10 +227,57 @@ def _summarize_group(
     )
     for metric, info in METRICS.items():
         mean, std, lo, hi, n = mean_std_ci(r["metrics"].get(metric) for r in row.ok)
-        if info.unit == "fraction":  # a share: with few seeds and a wide spread, a t interval
-            lo, hi = max(lo, 0.0), min(hi, 1.0)  # can pass 0 or 1 (NaN stays NaN)
-        row.stats[metric] = MetricStats(mean, std, lo, hi, n)
+        # With few seeds and a wide spread a t interval can pass what the quantity can take (a
+        # share above 1, a time below 0): cut to its bounds, it still covers the mean as often.
+        lo, hi = info.within_bounds(lo, hi)
+        examples = _examples_scored(row.ok, info.scored_on)
+        if examples:
+            lo, hi = share_interval(mean, std, n, examples)
+        if metric in TAIL_REPS and not tail_bounded(row.ok, metric):
+            mean, std, lo, hi, n = math.nan, math.nan, math.nan, math.nan, 0
+        row.stats[metric] = MetricStats(mean, std, lo, hi, n,
+                                        "seeds and examples" if examples else "seeds")
     return row
+
+
+#: Tail quantiles and the setting that says from how many repetitions each record took them.
+TAIL_REPS = {"latency_ms_p95": "latency_reps"}
+
+
+def tail_bounded(records: Sequence[Mapping[str, Any]], metric: str) -> bool:
+    """Whether every record took ``metric`` (a p95) from enough repetitions to bound it
+    (:func:`reports.stats.reps_to_bound_quantile`: 72); a record that does not say is taken at
+    its word. The memory suite's 5 and the grid's 50 are not enough: the report shows none."""
+    key = TAIL_REPS[metric]
+    reps = [((r.get("spec") or {}).get("measure") or {}).get(key) for r in records]
+    return all(not isinstance(n, int) or n >= reps_to_bound_quantile() for n in reps)
+
+
+def tail_note(rows: Sequence[ArchSummary]) -> str | None:
+    """Why a table shows no p95 latency, when the runs took too few repetitions for one."""
+    few = sorted({n for row in rows for r in row.ok
+                  if isinstance(n := ((r.get("spec") or {}).get("measure") or {}).get("latency_reps"), int)
+                  and n < reps_to_bound_quantile()})  # fmt: skip
+    need = reps_to_bound_quantile()
+    why = (f"a 95th percentile needs at least {need} for the slowest of them to bound it (fewer, "
+           "and it moves with whatever the slowest repetition did)")
+    if any(row.alone for row in rows):
+        unbounded = [r for r in rows if r.ok and r.value("latency_ms_p50") is not None
+                     and r.value("latency_ms_p95") is None]  # fmt: skip
+        return (f"Latency p95 is not shown where the cost suite timed fewer than {need} batch-1 "
+                f"inferences: {why}.") if unbounded else None
+    if not few:
+        return None
+    return f"Latency p95 is not shown: the runs timed {', '.join(map(str, few))} repetitions, and {why}."
+
+
+def _examples_scored(records: Sequence[dict[str, Any]], key: str | None) -> int:
+    """How many examples each of ``records`` scored (the fewest, should they differ); 0 when
+    the metric is no share of examples or a record does not say (written before it did)."""
+    if key is None or not records:
+        return 0
+    counts = [(r.get("data") or {}).get(key) for r in records]
+    return min(counts) if all(isinstance(c, int) and c > 0 for c in counts) else 0
 
 
 def take_alone(rows: Sequence[ArchSummary], figures: Mapping[str, Mapping[str, AloneFigures]]) -> bool:
@@ -230,7 +309,8 @@ def summary_frame(
     distance and load) has a row per architecture and value, the values in columns named after the settings
     (after ``task``; present only when such a task is in ``records``, empty in other tasks' rows),
     so its runs are never averaged across them. The interval is the 95% Student t interval over
-    seeds; with one seed std and interval are NaN. Row order as in :func:`summarize`.
+    seeds cut to the metric's bounds (a time never below 0, a share never above 1); with one
+    seed std and interval are NaN. Row order as in :func:`summarize`.
     """
     summaries = summarize(records, arch_order, task_order)
     swept = list(dict.fromkeys(key for summary in summaries for key in summary.setting))
@@ -312,8 +392,9 @@ def format_stat(stat: MetricStats, metric: Metric) -> str:
 
 
 def format_ci(stat: MetricStats, kind: str) -> str:
-    """``[lo, hi]`` of the 95% interval, or ``—`` with fewer than two seeds."""
-    if stat.n < 2 or not math.isfinite(stat.ci_lo):
+    """``[lo, hi]`` of the 95% interval, or ``—`` where there is none (one seed of a metric
+    whose interval is over seeds alone)."""
+    if not math.isfinite(stat.ci_lo):
         return MISSING
     return f"[{format_number(stat.ci_lo, kind)}, {format_number(stat.ci_hi, kind)}]"
 
@@ -337,15 +418,18 @@ def cost_columns() -> list[Metric]:
     return [m for m in METRICS.values() if m.in_table and m.contended]
 
 
-def _best_values(rows: Sequence[ArchSummary], columns: Sequence[Metric]) -> dict[str, float]:
-    """The best mean per directional column, when at least two architectures have one."""
-    best: dict[str, float] = {}
+def _best_values(rows: Sequence[ArchSummary], columns: Sequence[Metric]) -> dict[str, str]:
+    """The best mean per directional column as the table shows it, when the shown means differ:
+    every mean that shows as this text is bold (a tie at the shown precision is bold on each)."""
+    best: dict[str, str] = {}
     for col in columns:
         values = [v for r in rows if (v := r.value(col.name)) is not None]
-        # Bold singles out a winner; with one value, or all equal, there is none.
-        if col.higher_is_better is None or len(set(values)) < 2:
+        shown = {format_number(v, col.display) for v in values}
+        # Bold singles out the best; with one value, or all shown alike, there is none.
+        if col.higher_is_better is None or len(shown) < 2:
             continue
-        best[col.name] = max(values) if col.higher_is_better else min(values)
+        top = max(values) if col.higher_is_better else min(values)
+        best[col.name] = format_number(top, col.display)
     return best
 
 
@@ -377,6 +461,19 @@ def contention_note(rows: Sequence[ArchSummary]) -> str | None:
         note += (" " + ", ".join(f"`{a}`" for a in alone) + " ran alone: do not compare "
                  "their unmarked figures with marked ones.")
     return note
+
+
+def budget_note(rows: Sequence[ArchSummary],
+                name: Callable[[ArchSummary], str] = lambda r: f"`{r.arch}`") -> str | None:  # fmt: skip
+    """What :data:`BUDGET_MARK` means and which rows carry it, each called ``name(row)`` (None:
+    no row does)."""
+    bound = [(r, len(r.budget_bound)) for r in rows if r.budget_bound]
+    if not bound:
+        return None
+    which = "; ".join(f"{name(r)}: {k} of {len(r.ok)} seeds" for r, k in bound)
+    return (f"{BUDGET_MARK} budget-bound: the epoch cap ended training while validation loss was "
+            f"still improving within the patience (`stop_reason: epochs`), so more epochs might "
+            f"change the figure: {which}.")
 
 
 def seeds_cell(row: ArchSummary) -> str:
@@ -420,12 +517,13 @@ def main_table_rows(
                     cells.append("FAIL")
                 continue
             text = format_stat(stat, col)
-            if col.name in best and stat.present and stat.mean == best[col.name]:
+            if stat.present and best.get(col.name) == format_number(stat.mean, col.display):
                 text = f"**{text}**"
             text = marked(row, col, text)
             if col.name == HEADLINE:
                 # The headline metric also gets its seed count and its interval.
-                cells.append(f"{text} (n={stat.n})")
+                bound = f" {BUDGET_MARK}" if row.budget_bound else ""
+                cells.append(f"{text} (n={stat.n}){bound}")
                 cells.append(format_ci(stat, col.display))
             else:
                 cells.append(text)

@@ -76,6 +76,18 @@ def test_rounds_visit_every_point_in_turn_and_an_ended_point_no_more():
     assert not PointRun(None, CostPoint("gru", "task", None, 2), []).ended
 
 
+def test_the_rounds_split_into_sittings_as_evenly_as_they_divide():
+    from dataclasses import replace
+
+    from bench.suites.cost.series import sitting_rounds
+
+    quick = SERIES["quick"]
+    assert [len(r) for r in sitting_rounds(quick)] == [12, 12, 12, 13]
+    assert [r.start for r in sitting_rounds(quick)] == [0, 12, 24, 36]
+    assert sitting_rounds(SERIES["smoke"]) == [range(0, 6)]
+    assert len(sitting_rounds(replace(quick, reps=5, sittings=9))) == 5  # never an empty one
+
+
 def test_only_a_points_first_visit_warms_up_and_counts_its_peak(monkeypatch):
     from types import SimpleNamespace
 
@@ -104,6 +116,11 @@ def test_only_a_points_first_visit_warms_up_and_counts_its_peak(monkeypatch):
     run.visit()  # later visits: the timed repetition alone
     assert calls == {"train": 6, "infer": 6, "peak": 2}
     assert len(run.train_ms) == 3 and len(run.infer_ms) == 3
+    # A later sitting (a fresh process) carries the point on: it warms up again, counts no peak.
+    later = PointRun(bench, run.point, run.inputs)
+    later.absorb(run.state())
+    later.visit()
+    assert calls == {"train": 9, "infer": 9, "peak": 2} and len(later.train_ms) == 4
 
 
 def test_counted_peak_memory_repeats_to_the_byte():
@@ -174,7 +191,7 @@ def test_a_smoke_cost_run_measures_every_point_resumes_and_renders(capsys, tmp_p
     assert gru_task["kernels"]["train"]["recurrence"], gru_task["kernels"]
     assert gru_task["train"]["step_ms"]["low"] > 0 and len(gru_task["train"]["step_ms"]["times"]) == 6
     latency = next(p for p in points if p["arch"] == "gru" and p["axis"] == "batch" and p["batch"] == 1)
-    assert latency["infer"]["latency_p95_ms"] is not None and len(latency["infer"]["step_ms"]["times"]) == 30
+    assert latency["infer"]["latency_p95_ms"] is not None and len(latency["infer"]["step_ms"]["times"]) == 72
     summary = json.loads((out / "manifest.json").read_text())["cost_suite"]
     assert summary["measured_alone"] and len(summary["round_matmul_flops_per_s"]) == 6
     assert "cost: round 6/6: 10 point(s)" in err and "round 7/" not in err, err
@@ -189,13 +206,27 @@ def test_a_smoke_cost_run_measures_every_point_resumes_and_renders(capsys, tmp_p
     # Resumed, nothing is measured again; --report-only renders the same report.
     code, _, err = run_cli(capsys, *argv, "--resume")
     assert code == 0 and "10 point(s) already measured, 0 to go" in err, err
-    report = (out / "report.md").read_text(encoding="utf-8")  # its Command row: the last command
+    report = (out / "report.md").read_text(encoding="utf-8")
+    # The header lists both commands in order, each with its commit and time; the manifest keeps them.
+    invocations = json.loads((out / "manifest.json").read_text())["invocations"]
+    assert [i["argv"][-1] for i in invocations] == ["--no-progress", "--resume"]
+    assert all(isinstance(i["wall_time_s"], float) for i in invocations)
+    row = next(line for line in report.splitlines() if line.startswith("| **Commands, in order**"))
+    assert row.count("`run_all.py --suite cost") == 2 and "2. `run_all.py" in row and " min)" in row
     code, _, err = run_cli(capsys, "--report-only", "--out", str(out))
     assert code == 0 and (out / "report.md").read_text(encoding="utf-8") == report
-    # A removed point is measured again on --resume; --overwrite removes them all first.
+    # A removed point is measured again on --resume, here in two fresh processes (sittings) that
+    # pool their rounds: every repetition, the peak counted in the first; --overwrite removes
+    # them all first.
     (out / cost.COST_DIR / f"{latency['point_id']}.json").unlink()
-    code, _, err = run_cli(capsys, *argv, "--resume")
+    code, _, err = run_cli(capsys, *argv, "--resume", "--sittings", "2")
     assert code == 0 and "9 point(s) already measured, 1 to go" in err, err
+    assert "cost: sitting 2/2 (a fresh process): rounds 4-6 of 6" in err, err
+    again = next(p for p in cost.load_points(out).points if p["point_id"] == latency["point_id"])
+    assert len(again["infer"]["step_ms"]["times"]) == 72 and again["infer"]["peak_mb"] > 0
+    assert again["train"]["peak_mb"] == latency["train"]["peak_mb"]  # counted to the byte
+    summary = json.loads((out / "manifest.json").read_text())["cost_suite"]
+    assert summary["series"]["sittings"] == 2 and len(summary["round_matmul_flops_per_s"]) == 6
     code, _, err = run_cli(capsys, *argv[:-3], "--lengths", "8", "--batches", "1", "--out",
                            str(out), "--no-progress", "--overwrite")  # fmt: skip
     assert code == 0, err
@@ -225,8 +256,8 @@ def test_a_folder_with_the_cost_suite_quotes_its_speed_and_memory_not_the_runs(c
     points = {p["arch"]: p for p in cost.load_points(out).points if p["axis"] == "task"}
     recommendation = report.split("## Which one should I use?", 1)[1].split("\n## ", 1)[0]
     assert "†" not in recommendation
-    if "Fastest to train" in recommendation:  # its figure is the cost suite's
-        fastest = recommendation.split("**Fastest to train: `", 1)[1].split("`", 1)[0]
+    if "Most training samples/s" in recommendation:  # its figure is the cost suite's
+        fastest = recommendation.split("**Most training samples/s: `", 1)[1].split("`", 1)[0]
         from reports.table import format_number
 
         samples = points[fastest]["train"]["samples_per_s"]

@@ -196,3 +196,15 @@ def test_the_map_names_every_module_and_only_what_exists() -> None:
     unmapped = [m for m in modules if m not in entries]
     assert not unmapped, f"add a line to the README's map for: {unmapped}"
     assert {"run_all.py", "tests/", ".ci/run", "bench/suites/__init__.py"} <= set(entries)
+
+
+def test_the_schema_page_states_the_versions_and_profiles_the_code_has():
+    from bench.results.records import READABLE_VERSIONS, SCHEMA_VERSION
+    from bench.run.config import PROFILES
+
+    page = (ROOT / "docs" / "record-schema.md").read_text(encoding="utf-8")
+    assert page.startswith(f"# Run record schema (version {SCHEMA_VERSION})")
+    older = " and ".join(f"`{v}`" for v in READABLE_VERSIONS if v != SCHEMA_VERSION)
+    assert f"| `schema_version` | int | `{SCHEMA_VERSION}`, what this code writes; {older} are still read |" in page
+    names = [f"`{p}`" for p in PROFILES]
+    assert f"| `profile` | str | {', '.join(names[:-1])} or {names[-1]} |" in page

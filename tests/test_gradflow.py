@@ -299,7 +299,7 @@ def test_gradient_section_renders_a_table_and_a_figure():
     assert [row.split(" | ")[0] for row in rows] == ["| rnn", "| lstm", "| lstm"]
     assert rows[0].split(" | ")[3:5] == ["1.0e-06", "0 (vanished)"]
     assert rows[1].split(" | ")[3:5] == ["0.5", "0.25"]
-    assert "81.2% (epoch 3)" in rows[2] and "T = 64, 16 symbols x 2" in rows[2]
+    assert "81.2% (epoch 3)" in rows[2] and "T = 64, load 2 of 16" in rows[2]  # from its fields, not its setting words
     assert f"](plots/{GRADIENT_PLOT})" in markdown and set(figures) == {GRADIENT_PLOT}
     assert figures[GRADIENT_PLOT].startswith(b"\x89PNG")
     assert gradient_section(payload, arch_order=["rnn", "lstm", "gru"])[1] == figures  # same bytes

@@ -124,19 +124,20 @@ def test_memory_section_tables_sentences_and_intervals():
     # The horizon table follows the facts' order; columns lightest load first.
     assert list(horizon) == ["gru", "lstm", "bilstm", "rnn"]
     assert horizon["gru"] == ["≥ 512", "128"] and horizon["rnn"] == ["< 16", "< 16"]
-    assert "| Architecture | Horizon T, 16 symbols × 2 | Horizon T, 16 symbols × 3 |" in text
+    assert "| Architecture | Horizon T, 2 of 16 | Horizon T, 3 of 16 |" in text
     assert "`gru` holds every distance tried, up to T = 512; `lstm` up to T = 32;" in text
     assert "`lstm` and `bilstm` up to T = 16" in text  # a tie at the heavy load
     change = {(_cells(ln)[0], _cells(ln)[1]): _cells(ln)
               for ln in _table_lines(text, "### Accuracy where the result changes")[2:]}
-    lstm = change[("`lstm`", "16 symbols × 2")]
-    # Mean 97%, s = 1 point, t(0.975, 2) = 4.3027: 97 ± 2.48.
-    assert lstm[3:] == ["32", "97.00 [94.52, 99.48] (n=3)", "64", "75.00 [62.58, 87.42] (n=3)"]
-    gru = change[("`gru`", "16 symbols × 2")]
-    assert gru[2:] == ["≥ 512", "512", "97.00 [94.52, 99.48] (n=3)", "—", "—"]
-    rnn = change[("`rnn`", "16 symbols × 2")]
+    lstm = change[("`lstm`", "2 of 16")]
+    # Mean 97%, s = 1 point, t(0.975, 2) = 4.3027: ± 2.48 over seeds; 2,000 test sequences add
+    # 1.96 * sqrt(0.97 * 0.03 / 2000) = ± 0.75: in quadrature, 97 ± 2.59.
+    assert lstm[3:] == ["32", "97.00 [94.41, 99.59] (n=3)", "64", "75.00 [62.44, 87.56] (n=3)"]
+    gru = change[("`gru`", "2 of 16")]
+    assert gru[2:] == ["≥ 512", "512", "97.00 [94.41, 99.59] (n=3)", "—", "—"]
+    rnn = change[("`rnn`", "2 of 16")]
     assert rnn[3:6] == ["—", "—", "16"] and rnn[6].endswith("(n=3)")
-    assert "| `tfidf_logreg` | 16 symbols × 2 | T = 512: 50.50 (n=1) |" in text
+    assert "| `tfidf_logreg` | 2 of 16 | T = 512: 50.50 [48.31, 52.69] (n=1) |" in text
     assert "at most 1.00 points from chance" in text
     assert "at most 12 epochs" in text and "4,000 training sequences" in text
     assert "reaches 97%" in text and "Hochreiter & Schmidhuber 1997" in text
@@ -156,7 +157,7 @@ def test_a_failed_run_is_not_a_solved_distance():
     assert horizon.point(64).failed and not horizon.point(64).ok
     text, _ = memory_section(records, manifest)
     change = _cells(_table_lines(text, "### Accuracy where the result changes")[2])
-    assert change[3:] == ["32", "99.00 (n=1)", "64", "FAIL (oom: out of memory)"]
+    assert change[3:] == ["32", "99.00 [98.56, 99.44] (n=1)", "64", "FAIL (oom: out of memory)"]
 
 
 def test_the_plot_is_written_deterministic_and_embedded(tmp_path):
@@ -268,16 +269,16 @@ def test_the_notebook_table_measured_for_a_hand_made_case(tmp_path):
     assert [h.text for h in rnn.horizons] == ["< 16", "< 16"]
     assert {a: facts.line(a).memory.adjective for a in NOTEBOOK_GRID} == {
         "rnn": "Poor", "lstm": "Excellent", "gru": "Best", "bilstm": "Excellent"}
-    assert gru.gradient == (0.83, "memory, 16×2, T = 64") and rnn.gradient == (0.02, "IMDb")
+    assert gru.gradient == (0.83, "memory, 2 of 16, T = 64") and rnn.gradient == (0.02, "IMDb")
     assert lstm.gradient is None and facts.span == 50
     assert outcomes("Long-term Memory") == {"rnn": "yes", "lstm": "yes", "gru": "no", "bilstm": "no"}
     assert bilstm.verdicts["Long-term Memory"].ranked.ahead == ("gru",)
     # Use cases, as rules on the measurements.
     assert rnn.use_cases == ("Short sequences",) and gru.use_cases == ("Long sequences", "Balanced")
     assert bilstm.use_cases == ("Balanced", "Full context needed") and lstm.use_cases == ()
-    assert rnn.best_at == ("Fastest at inference", "Fewest parameters among the gradient-trained networks",
+    assert rnn.best_at == ("Lowest latency", "Fewest parameters among the gradient-trained networks",
                            "Least training memory")
-    assert bilstm.best_at == ("Most accurate",) and lstm.best_at == ("Fastest to train",)
+    assert bilstm.best_at == ("Most accurate",) and lstm.best_at == ("Most training samples/s",)
     assert (lstm.pareto, lstm.dominated_by) == (False, "gru") and gru.pareto and bilstm.pareto
     assert lstm.verdicts["Use Case"] == Verdict("no", lstm.memory, "holds longer", ("gru",))
     assert outcomes("Use Case") == {"rnn": "yes", "lstm": "no", "gru": "yes", "bilstm": "yes"}
@@ -289,9 +290,9 @@ def test_the_notebook_table_measured_for_a_hand_made_case(tmp_path):
     assert rows["rnn"][2] == "train 500, infer 2,000 samples/s (**Slow**)"
     assert "Speed: no, Slow here (3rd of 4; `lstm` and `gru` are faster)" in rows["rnn"][6]
     assert "Long-term Memory: no, Best here (1st of 4, first here)" in rows["gru"][6]
-    assert rows["gru"][3] == ("horizon ≥ 512 (16×2), 128 (16×3); gradient ×0.83 per 50 steps "
-                              "(memory, 16×2, T = 64) (**Best**)")
-    assert rows["lstm"][4] == "**none of the four**: among the four, fastest to train; dominated on IMDb by `gru`"
+    assert rows["gru"][3] == ("horizon ≥ 512 (2 of 16), 128 (3 of 16); gradient ×0.83 per 50 steps "
+                              "(memory, 2 of 16, T = 64) (**Best**)")
+    assert rows["lstm"][4] == "**none of the four**: among the four, most training samples/s; dominated on IMDb by `gru`"
     assert "Use Case: no, `gru` holds longer" in rows["lstm"][6]
     assert rows["lstm"][5] == "High · Slow · Excellent · Long sequences"
     assert "The notebook's adjective holds in 11 of 16 cells that could be judged." in render_notebook(facts)
@@ -358,6 +359,8 @@ def test_a_folder_without_memory_runs_renders_as_before(tmp_path):
     text_before, text_after = before["report.md"].decode(), after["report.md"].decode()
     imdb_part = text_after.split("## Task `imdb`", 1)[1].split("## Task `memory`", 1)[0]
     for section in text_before.split("\n## ")[1:]:
+        if section.startswith("Words used here"):  # the whole report's, at its end
+            continue
         demoted = "\n".join("#" + ln if ln.startswith("#") else ln for ln in f"## {section}".split("\n"))
         assert demoted.rstrip("\n") in imdb_part
     # summary.csv: IMDb's rows carry the same values; the memory rows follow with their settings.
@@ -377,3 +380,22 @@ def test_the_committed_examples_render_byte_for_byte_as_committed(name):
     example = Path(__file__).resolve().parents[1] / "docs" / name
     rendered = build_outputs(example)["report.md"].decode("utf-8")
     assert rendered == (example / "report.md").read_text(encoding="utf-8")
+
+
+def test_the_horizon_plot_draws_the_sweep_only_and_no_line_across_a_distance_not_run():
+    from reports.memory import _segments, probe_only
+
+    sweep = [16, 32, 64, 128, 256, 512]
+    assert _segments([16, 512], sweep) == [[16], [512]]  # the floors: first and last T only
+    assert _segments([64, 16, 32, 256], sweep) == [[16, 32, 64], [256]]
+    records = make_memory_records({"rnn": {(16, 2): {16: [0.6], 64: [0.5]}, (16, 3): {64: [0.5]}},
+                                   "gru": {(16, 2): {32: [0.99], 64: [0.97]}}})  # fmt: skip
+    manifest = memory_suite_manifest(probe_distance=64)
+    rows, _ = memory_rows(records)
+    by = {(r.arch, r.setting["alphabet"], r.setting["n_signals"], r.setting["distance"]): r
+          for r in rows}  # fmt: skip
+    # rnn failed at 16 and the probe trained it at 64 anyway: not a step of the sweep
+    assert probe_only(by[("rnn", 16, 2, 64)], manifest, {16, 64})
+    assert not probe_only(by[("rnn", 16, 2, 16)], manifest, {16, 64})
+    assert not probe_only(by[("rnn", 16, 3, 64)], manifest, {64})  # not the probe's load
+    assert not probe_only(by[("gru", 16, 2, 64)], manifest, {32, 64})  # the sweep got there

@@ -23,15 +23,15 @@ def test_gradient_facts_order_labels_and_decays():
     # architecture on one batch names its seed.
     assert [row.label for row in facts.rows] == ["rnn", "gru (seed 0)", "gru (seed 1)"]
     assert facts.decays("gru") == [(0.1, 0.83), (0.2, 0.9)] and facts.decays("rnn") == [(0.01, 1e-12)]
-    assert facts.batches == ("memory, 4 sequences (16×2, T = 64)",)
+    assert facts.batches == ("memory, 4 sequences (T = 64, load 2 of 16)",)  # from its fields
     assert gradient_facts(None) is None and gradient_facts({"span": 50, "probes": []}) is None
 
 
 def test_the_section_renders_its_facts():
     facts = gradient_facts(PAYLOAD, arch_order=["rnn", "gru"])
     text = render_gradients(facts, "gradient_flow.png")
-    assert "| gru (seed 1) | memory | 16×2, T = 64 | 0.2 | 0.9 |" in text
-    assert "| rnn | memory | 16×2, T = 64 | 0.01 | 1.0e-12 |" in text
+    assert "| gru (seed 1) | memory | T = 64, load 2 of 16 | 0.2 | 0.9 |" in text
+    assert "| rnn | memory | T = 64, load 2 of 16 | 0.01 | 1.0e-12 |" in text
     assert text.endswith("![Gradient norm against distance from the readout](plots/gradient_flow.png)\n")
     markdown, figures = gradient_section(PAYLOAD, ["rnn", "gru"])
     assert markdown == text and set(figures) == {"gradient_flow.png"}
@@ -51,3 +51,11 @@ def test_runs_the_probe_could_not_read_are_named_not_dropped():
     assert gradient_facts(PAYLOAD).left_out == ()  # a payload without them renders as before
     with pytest.raises(RecordError, match="'left_out' must be a list"):
         validate_gradient_flow({**PAYLOAD, "left_out": [{"run_id": 1}]})
+
+
+def test_a_memory_load_has_one_name_in_the_reports_and_the_suite():
+    from data_pipeline.memory import load_label
+    from reports.gradients import load_name
+    from reports.memory import Load
+
+    assert load_name(16, 2) == load_label(16, 2) == Load(16, 2).label == "2 of 16"

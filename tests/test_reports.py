@@ -17,7 +17,7 @@ from reports import render_report, summary_frame, terminal_summary
 from reports.compare import METHOD_BOOTSTRAP, METHOD_MCNEMAR, Comparer
 from reports.recommend import pareto_set, recommend, recommendation
 from reports.stats import mcnemar_exact
-from reports.table import cost_table, main_table, summarize
+from reports.table import cost_table, format_ci, main_table, summarize
 from tests.factories import make_grid, make_manifest, make_record, write_results
 from tests.mounts import read_only
 
@@ -103,6 +103,20 @@ def test_one_seed_shows_no_spread_and_several_seeds_do():
     assert frame.loc[0, "test_accuracy_n"] == 1 and math.isnan(frame.loc[0, "test_accuracy_std"])
 
 
+def test_a_deterministic_models_accuracy_carries_the_test_sets_interval():
+    same = [make_record("tfidf_logreg", s, metrics={"test_accuracy": 0.88}) for s in range(3)]
+    (row,) = summarize(same)
+    stat = row.stats["test_accuracy"]
+    assert stat.covers == "seeds and examples" and stat.std == 0.0
+    assert format_ci(stat, "percent") == "[87.60, 88.40]"  # 25,000 test reviews, not zero width
+    one = summarize(same[:1])[0].stats["test_accuracy"]
+    assert format_ci(one, "percent") == "[87.60, 88.40]"  # one seed: the test set's alone
+    older = [{**r, "data": {}} for r in same]  # records that do not count their test reviews
+    assert summarize(older)[0].stats["test_accuracy"].covers == "seeds"
+    assert format_ci(summarize(older[:1])[0].stats["test_accuracy"], "percent") == "—"
+    assert summarize(same)[0].stats["test_f1"].covers == "seeds"  # F1 is no share of reviews
+
+
 def test_an_accuracy_interval_stays_within_0_and_100_percent():
     # three seeds with a wide spread: the t interval of the mean (12.4% to 141%) passes 100%
     records = [make_record("lstm", s, metrics={"test_accuracy": a, "test_f1": a})
@@ -112,9 +126,11 @@ def test_an_accuracy_interval_stays_within_0_and_100_percent():
         stat = row.stats[metric]
         assert stat.ci_hi == 1.0 and stat.ci_lo == pytest.approx(0.1239, abs=1e-4)
     assert "[12.39, 100.00]" in main_table([row])
-    # a metric that is not a share keeps its interval as computed
+    # a time is cut at zero: the t interval of 1, 50, 50 ms is -36.6 to 103.9 ms
     lat = [make_record("lstm", s, metrics={"latency_ms_p50": v}) for s, v in enumerate([1, 50, 50])]
-    assert summarize(lat)[0].stats["latency_ms_p50"].ci_lo < 0
+    stat = summarize(lat)[0].stats["latency_ms_p50"]
+    assert stat.ci_lo == 0.0 and stat.ci_hi == pytest.approx(103.94, abs=0.01)
+    assert (summary_frame(lat)["latency_ms_p50_ci_lo"] >= 0).all()
 
 
 def test_main_table_marks_direction_best_values_and_failures(rendered):
@@ -128,6 +144,19 @@ def test_main_table_marks_direction_best_values_and_failures(rendered):
     assert not _table_row(text, "rnn")[3].startswith("**")
     assert _table_row(text, "lstm")[1] == "2 (1 of 3 failed)"
     assert "`lstm`: 1 of 3 seeds failed (oom: CUDA out of memory" in text
+
+
+def test_bold_marks_every_value_tied_for_best_as_shown_and_none_when_all_show_alike():
+    def bold_rows(accuracies):
+        records = [make_record(arch, 0, metrics={"test_accuracy": a})
+                   for arch, a in accuracies.items()]
+        lines = main_table(summarize(records)).splitlines()[2:]
+        return [line.split("|")[1].strip() for line in lines if "**" in line.split("|")[4]]
+
+    # 84.999% and 85.001% both show as 85.00: a tie, bold on both; 84.90% is not the best
+    assert bold_rows({"rnn": 0.84999, "lstm": 0.85001, "gru": 0.849}) == ["`rnn`", "`lstm`"]
+    assert bold_rows({"rnn": 0.84999, "lstm": 0.85001}) == []  # alike as shown: no best
+    assert bold_rows({"rnn": 0.86, "lstm": 0.85}) == ["`rnn`"]
 
 
 def test_an_architecture_whose_every_seed_failed_gets_a_fail_row(tmp_path):
@@ -212,17 +241,17 @@ def test_recommendation_names_the_tie_and_its_advantage(rendered):
     # lstm is slower, bigger and hungrier than gru: it has no advantage to offer.
     assert [(t.arch, t.advantages) for t in facts.ties] == [("lstm", ())]
     best_at = {entry.title: entry for entry in facts.best_at}
-    fastest = best_at["Fastest at inference"]
+    fastest = best_at["Lowest latency"]
     assert (fastest.winner.arch, fastest.versus, fastest.margin) == ("tfidf_logreg", "gru", pytest.approx(40.0))
     assert fastest.gap.gap == pytest.approx(-0.1115) and fastest.gap.comparison.significant
-    assert best_at["Fastest to train"].winner.arch == "tfidf_logreg"
+    assert best_at["Most training samples/s"].winner.arch == "tfidf_logreg"
     assert best_at["Least training memory"].winner.arch == "bag"
     bag = next(b for b in facts.baselines if b.base.arch == "bag")
     assert (bag.gap.arch, bag.gap.gap, bag.tied) == ("gru", pytest.approx(0.0615), ())
     # The rendering of those facts.
     advice = _section(text, "Which one should I use?")
     assert "**Most accurate: `gru`**, test accuracy 86.15%" in advice
-    assert "with no speed or size advantage" in advice and "40.0x faster than `gru`" in advice
+    assert "with no speed or size advantage" in advice and "40.0x lower latency than `gru`" in advice
     assert "11.15 points less accurate than `gru` (significant" in advice
 
 
@@ -242,7 +271,7 @@ def test_recommendation_with_a_faster_tie(tmp_path):
     assert not fastest.gap.comparison.significant
     rows = summarize(records)
     advice = recommend(rows, Comparer(folder, rows))
-    assert re.search(r"\(−0\.20 points, 95% CI .*\) and 2\.3x faster at inference", advice)
+    assert re.search(r"\(−0\.20 points, 95% CI .*\) and 2\.3x lower latency \(p50\)", advice)
 
 
 def test_a_non_recurrent_baseline_that_beats_every_recurrent_model_is_called_out(tmp_path):
@@ -254,7 +283,18 @@ def test_a_non_recurrent_baseline_that_beats_every_recurrent_model_is_called_out
     (baseline,) = facts.baselines
     assert (baseline.base.arch, baseline.gap, baseline.tied) == ("tfidf_logreg", None, ())
     rows = summarize(records)
-    assert "matches or beats every recurrent model" in recommend(rows, Comparer(folder, rows))
+    assert "is at least as accurate as every recurrent model** here on mean test accuracy" in (
+        recommend(rows, Comparer(folder, rows)))
+
+
+def test_a_baseline_tied_with_a_more_accurate_recurrent_model_is_not_said_to_beat_it(tmp_path):
+    grid = {"gru": {"accuracy": 0.861}, "bag": {"accuracy": 0.860, "recurrent": False}}
+    folder, records = make_grid(tmp_path, grid, seeds=[0])
+    rows = summarize(records)
+    text = recommend(rows, Comparer(folder, rows))
+    assert "No recurrent model is significantly more accurate than the non-recurrent `bag`" in text
+    assert "`gru` has a higher mean, but the difference is not significant (a tie)" in text
+    assert "matches or beats" not in text and "at least as accurate" not in text
 
 
 def test_missing_predictions_are_reported_not_guessed(tmp_path):
@@ -351,6 +391,7 @@ def scratch_metrics():
 def test_adding_a_metric_is_one_registration(tmp_path, scratch_metrics):
     # The registration ...
     register_metric("grad_norm_p95", label="Grad norm p95", unit="1", higher_is_better=False,
+                    bounds=(0.0, None),
                     summary="mean_sd", display="sig3", in_terminal=True,
                     definition="95th percentile of the gradient norm over the training steps")  # fmt: skip
     # ... and its computation (here: values in the newer records). lstm's records predate the
@@ -375,13 +416,26 @@ def test_adding_a_metric_is_one_registration(tmp_path, scratch_metrics):
 def test_a_metric_registration_is_checked(scratch_metrics):
     with pytest.raises(ValueError, match="metric 'test_accuracy' is already registered"):
         register_metric("test_accuracy", label="x", unit="x", higher_is_better=True,
-                        summary="mean_sd", display="sig3", definition="x")  # fmt: skip
+                        summary="mean_sd", display="sig3", definition="x", bounds=(0, 1))  # fmt: skip
     with pytest.raises(ValueError, match="display must be one of"):
         register_metric("y", label="y", unit="y", higher_is_better=True, summary="mean_sd",
-                        display="stars", definition="y")  # fmt: skip
+                        display="stars", definition="y", bounds=(0, 1))  # fmt: skip
     with pytest.raises(ValueError, match="summary must be one of"):
         register_metric("y", label="y", unit="y", higher_is_better=True, summary="median",
+                        display="sig3", definition="y", bounds=(0, 1))  # fmt: skip
+    with pytest.raises(ValueError, match="bounds .* have the low end above the high one"):
+        register_metric("y", label="y", unit="y", higher_is_better=True, summary="mean_sd",
+                        display="sig3", definition="y", bounds=(1, 0))  # fmt: skip
+    with pytest.raises(TypeError, match="bounds"):  # no default: every metric declares them
+        register_metric("y", label="y", unit="y", higher_is_better=True, summary="mean_sd",
                         display="sig3", definition="y")  # fmt: skip
+
+
+def test_every_registered_metric_declares_its_range_and_shares_are_within_0_and_1():
+    for metric in METRICS.values():
+        assert metric.bounds[0] is not None, metric.name  # none of them can be negative
+        if metric.unit == "fraction" and metric.name != "efficiency":  # efficiency is a ratio
+            assert metric.bounds == (0.0, 1.0), metric.name
 
 
 def test_the_version_1_example_still_renders(tmp_path):
@@ -394,7 +448,7 @@ def test_the_version_1_example_still_renders(tmp_path):
     text = (example / "report.md").read_text(encoding="utf-8")
     for arch in ("rnn", "lstm", "gru", "bilstm", "bag_of_embeddings", "tfidf_logreg"):
         row = _table_row(text, arch)
-        assert row[3].endswith("(n=3)"), row  # a test accuracy over three seeds
+        assert row[3].removesuffix(" ‡").endswith("(n=3)"), row  # a test accuracy over three seeds
     assert _speed_row(text, "lstm")[_speed_headers(text).index("Infer peak MiB ↓")] == "—"
     assert "Not compared: `tfidf_logreg`" in text
     # Its records predate concurrent_runs too: one run at a time, nothing marked as contended.
@@ -513,3 +567,35 @@ def test_the_header_says_when_several_commits_ran_one_code():
                                   "only under `docs/`)")
     two_codes = {"commits": [{**one_code["commits"][0]}, {"commit": "b" * 40, "code": "k"}]}
     assert _git([], two_codes).endswith("(varies across runs)")
+
+
+def test_a_setting_the_runs_device_ignores_is_shown_as_not_applying(rendered):
+    import dataclasses
+
+    from bench.results.records import DEVICE_ONLY_SETTINGS
+    from bench.run.config import RunConfig
+
+    config = RunConfig()
+    for setting in DEVICE_ONLY_SETTINGS:  # each names a real setting
+        group, name = setting.split(".")
+        assert name in {f.name for f in dataclasses.fields(getattr(config, group))}, setting
+    from reports.markdown import _not_applying
+
+    assert _not_applying("train.bf16", {"cpu"}) == " (does not apply: CUDA only)"
+    assert _not_applying("train.bf16", {"cpu", "cuda"}) == ""  # it applies to some runs
+    assert _not_applying("train.flush_denormal", {"cuda"}) == " (does not apply: CPU only)"
+    assert _not_applying("train.lr", {"cpu"}) == ""
+    committed = (REPO / "docs" / "example-report" / "report.md").read_text(encoding="utf-8")
+    assert "| `train.bf16` | `true` (does not apply: CUDA only) |" in committed  # CPU runs
+    assert "| `train.flush_denormal` | `true` |" in committed
+
+
+def test_a_report_defines_the_words_it_uses_and_no_others(rendered):
+    from reports.markdown import with_glossary
+
+    _, _, text = rendered
+    words = text.split("## Words used here", 1)[1]
+    assert "- **tie**: two architectures" in words and "- **Pareto-optimal**:" in words
+    assert "**horizon**" not in words  # an IMDb report has no memory horizon
+    assert with_glossary("nothing special\n") == "nothing special\n"
+    assert "**load**" in with_glossary("at load 2 of 16\n") and "**load**" not in with_glossary("loads it\n")

@@ -9,7 +9,28 @@ from reports.stats import (
     mcnemar_exact,
     mean_std_ci,
     paired_bootstrap,
+    reps_to_bound_quantile,
+    share_interval,
 )
+
+
+def test_a_p95_needs_72_repetitions_to_be_bounded():
+    assert reps_to_bound_quantile() == 72
+    assert 0.95**72 <= 0.025 < 0.95**71
+    assert reps_to_bound_quantile(0.5) == 6  # a median: the interval of summarize_times
+
+
+def test_a_share_interval_covers_the_test_set_even_without_seed_spread():
+    # 88% on 25,000 reviews: 1.96 * sqrt(0.88 * 0.12 / 25,000) = 0.403 points, each side
+    lo, hi = share_interval(0.88, 0.0, 3, 25_000)
+    assert (lo, hi) == pytest.approx((0.88 - 0.004028, 0.88 + 0.004028), abs=1e-6)
+    assert share_interval(0.88, math.nan, 1, 25_000) == pytest.approx((lo, hi))  # one seed
+    # with a spread over seeds the two half-widths add in quadrature
+    seeds = 4.302653 * 0.01 / math.sqrt(3)  # t(0.975, 2) * s / sqrt(n)
+    lo, hi = share_interval(0.88, 0.01, 3, 25_000)
+    assert hi - 0.88 == pytest.approx(math.hypot(seeds, 0.004028), abs=1e-6)
+    assert share_interval(0.99, 0.05, 2, 100)[1] == 1.0  # cut to [0, 1]
+    assert all(math.isnan(v) for v in share_interval(math.nan, math.nan, 0, 25_000))
 
 
 def test_mcnemar_exact_small_table():

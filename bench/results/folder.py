@@ -351,6 +351,24 @@ def with_commit(manifest: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [*map(dict, commits), entry]
 
 
+def with_invocation(manifest: Mapping[str, Any], argv: Sequence[str] | None) -> list[dict[str, Any]]:
+    """The manifest's ``invocations`` (every command that wrote to the folder, in order) with
+    this one appended: its ``argv``, commit, start, and (set when it ends, by
+    :func:`invocation_ended`) its ``wall_time_s``. A folder written before manifests kept them
+    has none: its earlier commands are not known, and the report says so."""
+    earlier = [dict(i) for i in manifest.get("invocations") or [] if isinstance(i, Mapping)]
+    entry = commit_entry()
+    return [*earlier, {"argv": list(argv or []), "commit": entry["commit"], "dirty": entry["dirty"],
+                       "started_utc": records.utc_now(), "wall_time_s": None}]
+
+
+def invocation_ended(manifest: dict[str, Any], wall_time_s: float) -> None:
+    """Record the wall time of the manifest's last invocation (this command's)."""
+    invocations = manifest.get("invocations")
+    if isinstance(invocations, list) and invocations and isinstance(invocations[-1], dict):
+        invocations[-1]["wall_time_s"] = wall_time_s
+
+
 def machine_of(record: Mapping[str, Any]) -> str | None:
     """The processor a record's timings were measured on: its GPU on CUDA, else its CPU."""
     env = record.get("environment") or {}
@@ -469,6 +487,7 @@ def next_manifest(
         "settings": settings,
         "task_settings": {**task_settings(previous), task: settings},
         "commits": with_commit(previous),
+        "invocations": with_invocation(previous, run.get("argv")),
         "started_utc": previous.get("started_utc", records.utc_now()),
         "finished_utc": None,
         "wall_time_s": previous.get("wall_time_s", 0.0),

@@ -58,6 +58,12 @@ class Metric:
         contended: the figure changes when other runs share the machine (a speed, a time, a
             memory peak): the report marks it for runs whose record says they did
             (``concurrent_runs`` above 1).
+        bounds: the values the quantity can take, (low, high), None where it has no bound: a
+            share ``(0, 1)``, a time, a size or a rate ``(0, None)``. An interval over seeds is
+            cut to them (a t interval can pass a bound; the quantity cannot).
+        scored_on: for a share of examples scored right (an accuracy), the key of the record's
+            ``data`` that counts those examples (``n_test``): its interval then covers the
+            examples' sampling as well as the seeds' spread (:func:`reports.stats.share_interval`).
     """
 
     name: str
@@ -71,6 +77,27 @@ class Metric:
     in_table: bool = True
     in_terminal: bool = False
     contended: bool = False
+    bounds: tuple[float | None, float | None] = (None, None)
+    scored_on: str | None = None
+
+    def within_bounds(self, low: float, high: float) -> tuple[float, float]:
+        """The interval ``[low, high]`` cut to :attr:`bounds` (NaN stays NaN)."""
+        floor, ceiling = self.bounds
+        if floor is not None and low < floor:
+            low = floor
+        if ceiling is not None and high > ceiling:
+            high = ceiling
+        return low, high
+
+    @property
+    def range_text(self) -> str:
+        """The bounds as the schema page shows them: ``[0, 1]``, ``>= 0``, or ``—``."""
+        floor, ceiling = self.bounds
+        if floor is not None and ceiling is not None:
+            return f"[{floor:g}, {ceiling:g}]"
+        if floor is not None:
+            return f">= {floor:g}"
+        return f"<= {ceiling:g}" if ceiling is not None else "—"
 
 
 #: Registered metrics by name, in registration (column) order.
@@ -86,15 +113,19 @@ def register_metric(
     summary: str,
     display: str,
     definition: str,
+    bounds: tuple[float | None, float | None],
     required: bool = False,
     in_table: bool = True,
     in_terminal: bool = False,
     contended: bool = False,
+    scored_on: str | None = None,
 ) -> Metric:
-    """Register a metric (see :class:`Metric`); returns it.
+    """Register a metric (see :class:`Metric`); returns it. ``bounds`` has no default: every
+    metric says what values it can take.
 
     Raises:
-        ValueError: a duplicate name, an unknown summary or display, or an empty definition.
+        ValueError: a duplicate name, an unknown summary or display, an empty definition, or
+            bounds whose low end is above the high one.
     """
     if name in METRICS:
         raise ValueError(f"metric {name!r} is already registered")
@@ -104,8 +135,11 @@ def register_metric(
         raise ValueError(f"display must be one of {', '.join(DISPLAYS)}, got {display!r}")
     if not definition.strip() or "\n" in definition or "|" in definition:
         raise ValueError(f"metric {name!r} needs a one-line definition without '|'")
+    low, high = bounds
+    if low is not None and high is not None and low > high:
+        raise ValueError(f"metric {name!r}: bounds {bounds} have the low end above the high one")
     metric = Metric(name, label, unit, higher_is_better, summary, display, definition.strip(),
-                    required, in_table, in_terminal, contended)  # fmt: skip
+                    required, in_table, in_terminal, contended, (low, high), scored_on)  # fmt: skip
     METRICS[name] = metric
     return metric
 
@@ -130,12 +164,13 @@ _END = "<!-- end of metrics table -->"
 
 def metrics_markdown() -> str:
     """The schema page's metrics table (between its markers)."""
-    lines = ["| metric | unit | better | how it is measured |", "|---|---|---|---|"]
+    lines = ["| metric | unit | range | better | how it is measured |", "|---|---|---|---|---|"]
     for group in definition_groups():
         units = list(dict.fromkeys(m.unit for m in group))
+        ranges = list(dict.fromkeys(m.range_text for m in group))
         better = list(dict.fromkeys(_BETTER[m.higher_is_better] for m in group))
         lines.append(f"| {', '.join(f'`{m.name}`' for m in group)} | {', '.join(units)} | "
-                     f"{', '.join(better)} | {group[0].definition} |")  # fmt: skip
+                     f"{', '.join(ranges)} | {', '.join(better)} | {group[0].definition} |")  # fmt: skip
     return "\n".join([_BEGIN, *lines, _END])
 
 
@@ -155,49 +190,49 @@ _TRAIN_SPEED = ("steady-state training throughput: warm-up batches excluded; tok
 _LATENCY = "one review of median length, batch of one, after warm-up"
 _EPOCHS = "early stopping may end before the configured epochs"
 
-register_metric("param_count", label="Params", unit="count", higher_is_better=None, summary="mean",
+register_metric("param_count", bounds=(0.0, None), label="Params", unit="count", higher_is_better=None, summary="mean",
                 display="count", required=True, in_terminal=True,
                 definition="trainable parameters")  # fmt: skip
-register_metric("test_accuracy", label="Test acc %", unit="fraction", higher_is_better=True,
+register_metric("test_accuracy", bounds=(0.0, 1.0), scored_on="n_test", label="Test acc %", unit="fraction", higher_is_better=True,
                 summary="mean_sd", display="percent", required=True, in_terminal=True,
                 definition=_TEST)  # fmt: skip
-register_metric("test_loss", label="Test loss", unit="nats", higher_is_better=False,
+register_metric("test_loss", bounds=(0.0, None), label="Test loss", unit="nats", higher_is_better=False,
                 summary="mean_sd", display="sig3", required=True, in_table=False, definition=_LOSS)
-register_metric("test_precision", label="Precision", unit="fraction", higher_is_better=True,
+register_metric("test_precision", bounds=(0.0, 1.0), label="Precision", unit="fraction", higher_is_better=True,
                 summary="mean_sd", display="fraction", required=True, in_table=False,
                 definition=_TEST)  # fmt: skip
-register_metric("test_recall", label="Recall", unit="fraction", higher_is_better=True,
+register_metric("test_recall", bounds=(0.0, 1.0), label="Recall", unit="fraction", higher_is_better=True,
                 summary="mean_sd", display="fraction", required=True, in_table=False,
                 definition=_TEST)  # fmt: skip
-register_metric("test_f1", label="F1", unit="fraction", higher_is_better=True, summary="mean_sd",
+register_metric("test_f1", bounds=(0.0, 1.0), label="F1", unit="fraction", higher_is_better=True, summary="mean_sd",
                 display="fraction", required=True, definition=_TEST)
-register_metric("test_roc_auc", label="ROC-AUC", unit="fraction", higher_is_better=True,
+register_metric("test_roc_auc", bounds=(0.0, 1.0), label="ROC-AUC", unit="fraction", higher_is_better=True,
                 summary="mean_sd", display="fraction", required=True, definition=_TEST)
-register_metric("val_accuracy", label="Val acc %", unit="fraction", higher_is_better=True,
+register_metric("val_accuracy", bounds=(0.0, 1.0), scored_on="n_val", label="Val acc %", unit="fraction", higher_is_better=True,
                 summary="mean_sd", display="percent", required=True,
                 definition="at the selected epoch")  # fmt: skip
-register_metric("val_loss", label="Val loss", unit="nats", higher_is_better=False,
+register_metric("val_loss", bounds=(0.0, None), label="Val loss", unit="nats", higher_is_better=False,
                 summary="mean_sd", display="sig3", required=True, in_table=False, definition=_LOSS)
-register_metric("train_samples_per_s", contended=True, label="Train samples/s", unit="1/s", higher_is_better=True,
+register_metric("train_samples_per_s", bounds=(0.0, None), contended=True, label="Train samples/s", unit="1/s", higher_is_better=True,
                 summary="mean_sd", display="sig3", required=True, in_terminal=True,
                 definition=_TRAIN_SPEED)  # fmt: skip
-register_metric("train_tokens_per_s", contended=True, label="Train tokens/s", unit="1/s", higher_is_better=True,
+register_metric("train_tokens_per_s", bounds=(0.0, None), contended=True, label="Train tokens/s", unit="1/s", higher_is_better=True,
                 summary="mean_sd", display="sig3", required=True, definition=_TRAIN_SPEED)
-register_metric("infer_samples_per_s", contended=True, label="Infer samples/s", unit="1/s", higher_is_better=True,
+register_metric("infer_samples_per_s", bounds=(0.0, None), contended=True, label="Infer samples/s", unit="1/s", higher_is_better=True,
                 summary="mean_sd", display="sig3", required=True,
                 definition="evaluation-mode forward passes at the evaluation batch size")  # fmt: skip
-register_metric("latency_ms_p50", contended=True, label="Latency p50 ms", unit="ms", higher_is_better=False,
+register_metric("latency_ms_p50", bounds=(0.0, None), contended=True, label="Latency p50 ms", unit="ms", higher_is_better=False,
                 summary="mean_sd", display="sig3", required=True, in_terminal=True,
                 definition=_LATENCY)  # fmt: skip
-register_metric("latency_ms_p95", contended=True, label="Latency p95 ms", unit="ms", higher_is_better=False,
+register_metric("latency_ms_p95", bounds=(0.0, None), contended=True, label="Latency p95 ms", unit="ms", higher_is_better=False,
                 summary="mean_sd", display="sig3", required=True, definition=_LATENCY)
-register_metric("train_peak_mem_mb", contended=True, label="Train peak MiB", unit="MiB", higher_is_better=False,
+register_metric("train_peak_mem_mb", bounds=(0.0, None), contended=True, label="Train peak MiB", unit="MiB", higher_is_better=False,
                 summary="mean_sd", display="sig3", required=True, in_terminal=True,
                 definition="CUDA: `torch.cuda.max_memory_allocated`, reset before training. CPU: "
                 "growth of peak resident memory (VmHWM) over training, above the resident memory "
                 "before it (activations, gradients, optimizer state, allocator slack; the weights "
                 "and data loaded before are excluded)")  # fmt: skip
-register_metric("infer_peak_mem_with_weights_mb", contended=True, label="Infer peak MiB", unit="MiB",
+register_metric("infer_peak_mem_with_weights_mb", bounds=(0.0, None), contended=True, label="Infer peak MiB", unit="MiB",
                 higher_is_better=False, summary="mean_sd", display="sig3",
                 definition="the test pass with the model's weights, at the evaluation batch size. "
                 "CUDA: `torch.cuda.max_memory_allocated`, reset before the pass (weights, "
@@ -211,17 +246,17 @@ register_metric("infer_peak_mem_with_weights_mb", contended=True, label="Infer p
                 "and the peak does not depend on the allocator's history; null where "
                 "`measure.infer_memory` is off (the memory suite) or the kernel does not expose "
                 "peak memory")  # fmt: skip
-register_metric("epochs_run", label="Epochs", unit="count", higher_is_better=None, summary="mean",
+register_metric("epochs_run", bounds=(1.0, None), label="Epochs", unit="count", higher_is_better=None, summary="mean",
                 display="count", required=True, in_table=False, definition=_EPOCHS)  # fmt: skip
-register_metric("best_epoch", label="Best epoch", unit="count", higher_is_better=None,
+register_metric("best_epoch", bounds=(1.0, None), label="Best epoch", unit="count", higher_is_better=None,
                 summary="mean", display="count", required=True, in_table=False, definition=_EPOCHS)
-register_metric("efficiency", contended=True, label="Efficiency %", unit="fraction", higher_is_better=True,
+register_metric("efficiency", bounds=(0.0, None), contended=True, label="Efficiency %", unit="fraction", higher_is_better=True,
                 summary="mean_sd", display="efficiency", required=True,
                 definition="model FLOP/s achieved in training (3 × the FLOPs per token its "
                 "registration declares × real tokens per second) ÷ dense matmul FLOP/s measured on "
                 "the same device in the same process; not measured for a model that declares no "
                 "FLOPs or fits itself")  # fmt: skip
-register_metric("train_time_s", contended=True, label="Train time s", unit="s", higher_is_better=False,
+register_metric("train_time_s", bounds=(0.0, None), contended=True, label="Train time s", unit="s", higher_is_better=False,
                 summary="mean_sd", display="sig3", required=True, in_terminal=True,
                 definition="wall time of the training loop including validation passes")  # fmt: skip
 

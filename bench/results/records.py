@@ -45,6 +45,13 @@ VOCAB_NAME = "vocab.txt"
 CONFIG_NAME = "config.json"
 #: ``--tune``'s trials (:mod:`bench.grid.tune`), beside the runs.
 TUNING_NAME = "tuning.json"
+#: Settings of a run's spec that act on one device only (the setting: that device); on another
+#: device the report shows them as not applying (``train.bf16`` on a CPU run does nothing).
+DEVICE_ONLY_SETTINGS: dict[str, str] = {
+    "train.bf16": "cuda",  # bf16 autocast
+    "train.flush_denormal": "cpu",  # torch.set_flush_denormal, an x86 CPU flag
+    "measure.infer_memory": "cpu",  # on CUDA the inference peak is always measured
+}
 #: Every file a run writes into its run folder (``--overwrite`` removes these and nothing else).
 RUN_FILES = (RECORD_NAME, TEST_PROBS_NAME, TEST_LABELS_NAME, CHECKPOINT_NAME, VOCAB_NAME,
              CONFIG_NAME)

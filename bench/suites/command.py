@@ -373,12 +373,15 @@ class Command:
         finish and wall time current."""
         from bench.results.records import utc_now, write_manifest
 
+        from bench.results.folder import invocation_ended
+
         write_manifest(self.out, manifest)
         started = time.perf_counter()
         outcome = (grid or self.executor())(specs)
-        manifest.update(finished_utc=utc_now(),
-                        wall_time_s=manifest["wall_time_s"] + time.perf_counter() - started,
+        took = time.perf_counter() - started
+        manifest.update(finished_utc=utc_now(), wall_time_s=manifest["wall_time_s"] + took,
                         interrupted=outcome.interrupted)
+        invocation_ended(manifest, took)
         write_manifest(self.out, manifest)
         return outcome
 

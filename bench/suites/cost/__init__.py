@@ -34,10 +34,13 @@ def add_options(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--reps", type=positive_int, default=None, metavar="N",
                        help="timed repetitions per point, one a round, at least 5 (default: 49; smoke 6); "
                        "the suite measures one point at a time whatever --jobs says")
+    group.add_argument("--sittings", type=positive_int, default=None, metavar="N",
+                       help="fresh processes the rounds are split over, one after another, so "
+                       "each figure pools several memory placements (default: 4; smoke 1)")
 
 
 def suite_series(command: Command) -> CostSeries:
-    """The profile's series with ``--lengths``, ``--batches``, ``--reps`` applied."""
+    """The profile's series with ``--lengths``, ``--batches``, ``--reps``, ``--sittings`` applied."""
     from bench.suites.cost.plan import SERIES, parse_sizes, series_for
 
     args = command.args
@@ -45,7 +48,8 @@ def suite_series(command: Command) -> CostSeries:
         raise UsageError(f"--suite cost has no series for profile {command.profile}")
     try:
         return series_for(command.profile, lengths=parse_sizes(args.lengths, "--lengths"),
-                          batches=parse_sizes(args.batches, "--batches"), reps=args.reps)
+                          batches=parse_sizes(args.batches, "--batches"), reps=args.reps,
+                          sittings=args.sittings)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
 
@@ -90,6 +94,6 @@ register_suite(
     description="what each architecture costs, untrained, as T and the batch size double: "
     "training step (forward, backward, optimizer), inference, latency at batch 1, peak memory, "
     "efficiency and the kernels that ran; measured alone, one point at a time whatever --jobs "
-    "says (--lengths, --batches, --reps)",
+    "says (--lengths, --batches, --reps, --sittings)",
     report_sections=("cost: the task's point, growth exponents, crossovers, kernels, plots",),
 )

@@ -4,10 +4,10 @@ Timing discipline as in :mod:`bench.run.instruments`: warm-up repetitions are no
 work is synchronised at the edges of each timed phase, the garbage collector is off while timing.
 A training repetition is timed in three phases (forward with the loss, backward, the optimizer
 step with clipping) whose sum is the step; the model, loss, optimizer and clipping are the shared
-trainer's. A point's repetitions are spread over the suite's rounds, one visit a round, the
-first after the point's warm-up (:class:`PointRun`), so that a slow spell of the machine falls on every point a
-little rather than on a few entirely. Each figure is the median of the repetitions with a
-distribution-free interval (:func:`summarize_times`).
+trainer's. A point's repetitions are spread over the suite's rounds, one visit a round, a
+process's first after the point's warm-up (:class:`PointRun`), so that a slow spell of the
+machine falls on every point a little rather than on a few entirely. Each figure is the median
+of the repetitions with a distribution-free interval (:func:`summarize_times`).
 """
 
 from __future__ import annotations
@@ -33,9 +33,10 @@ from bench.run.trainer import Trainer
 from bench.suites.cost.peak import held_tensors, phase_peak
 from bench.suites.cost.plan import CostPoint, CostSeries
 
-#: Timed repetitions of inference at batch 1, where the p95 latency is read: fewer make its
-#: tail a coin toss (the p95 of 20 is the second slowest).
-LATENCY_REPS = 30
+#: Timed repetitions of inference at batch 1, where the p95 latency is read: 72 is the fewest
+#: whose slowest bounds a 95th percentile at 95% (0.95**72 <= 0.025); a report shows no p95 from
+#: fewer (:func:`reports.stats.reps_to_bound_quantile`). Points measured before 2026-12-03 took 30.
+LATENCY_REPS = 72
 #: Operators whose name says they are a recurrence kernel (oneDNN's, ATen's, cuDNN's).
 RECURRENCE_OP = re.compile(r"rnn|lstm|gru", re.IGNORECASE)
 #: The coverage every timing interval reaches (:func:`summarize_times`).
@@ -143,9 +144,11 @@ class PointRun:
     """One point measured over the suite's rounds (:func:`bench.suites.cost.series.run_points`).
 
     Each :meth:`visit` times one training repetition and one inference repetition
-    (``latency_visit`` of them at batch 1); the first visit also counts the peak memory of each
-    phase, runs its warm-up and, at the task's point, reads the kernels. A point out of memory or
-    failed is visited no more: its outcome is a result. :meth:`measured` summarises the visits.
+    (``latency_visit`` of them at batch 1); a process's first visit runs the warm-up, and the
+    very first also counts the peak memory of each phase and, at the task's point, reads the
+    kernels. The rounds may be split over several processes (sittings): :meth:`state` and
+    :meth:`absorb` carry a point from one to the next. A point out of memory or failed is
+    visited no more: its outcome is a result. :meth:`measured` summarises the visits.
     """
 
     bench: ArchBench
@@ -158,6 +161,22 @@ class PointRun:
     infer: dict[str, Any] | None = None
     error: dict[str, str] | None = None
     found: dict[str, Any] | None = None
+    fit: dict[str, Any] | None = None
+    #: Visits made in this process (the first warms up; a later sitting starts again at 0).
+    visits: int = 0
+
+    #: What a sitting hands the next (:meth:`state`, :meth:`absorb`).
+    CARRIED = ("train_ms", "infer_ms", "train", "infer", "error", "found", "fit")
+
+    def state(self) -> dict[str, Any]:
+        """Everything measured so far, to continue in another process (:meth:`absorb`)."""
+        return {key: getattr(self, key) for key in self.CARRIED}
+
+    def absorb(self, state: dict[str, Any]) -> None:
+        """Continue from an earlier sitting's :meth:`state`: its times, its peaks and kernels
+        (counted once, in the first sitting), its outcome."""
+        for key in self.CARRIED:
+            setattr(self, key, state[key])
 
     @property
     def ended(self) -> bool:
@@ -168,48 +187,54 @@ class PointRun:
         return all(int(lengths.shape[0]) == 1 for _, lengths, _ in self.inputs)
 
     def visit(self) -> None:
-        """One round's repetitions of this point (nothing once it has ended)."""
+        """One round's repetitions of this point (nothing once it has ended): the first visit
+        of a process warms up, the first of all also counts the peaks and reads the kernels."""
         if self.ended:
             return
-        first = not self.infer_ms
+        warm, count = self.visits == 0, self.infer is None
+        self.visits += 1
         if not self.bench.self_fit:
-            phase, self.error = guarded(lambda: self._visit_train(first))
-            if first or phase is None or _oom(phase):  # later visits add times only
+            phase, self.error = guarded(lambda: self._visit_train(warm, count))
+            if count or phase is None or _oom(phase):  # later visits add times only
                 self.train = phase
             if self.ended:
                 return
-        phase, self.error = guarded(lambda: self._visit_infer(first))
-        if first or phase is None or _oom(phase):
+        phase, self.error = guarded(lambda: self._visit_infer(warm, count))
+        if count or phase is None or _oom(phase):
             self.infer = phase
-        if first and not self.ended and self.point.axis == "task":
+        if count and not self.ended and self.point.axis == "task":
             self.found = self._kernels()
 
-    def _warm(self, first: bool, rep: Callable[[], Any],
+    def _warm(self, warm: bool, count: bool, rep: Callable[[], Any],
               optimizer: torch.optim.Optimizer | None) -> dict[str, Any]:  # fmt: skip
-        """A phase's entry before its timed repetition: on the first visit its peak memory
-        (one counted repetition of ``rep``), then the warm-up repetitions; nothing later."""
+        """A phase's entry before its timed repetition: the warm-up repetitions on a process's
+        first visit, then, the first time the point is measured at all, its peak memory (one
+        counted repetition of ``rep``); nothing later. Warmed up first, the counted step is a
+        steady one whatever ran before: the optimizer's state exists (a point measured alone, on
+        ``--resume``, would otherwise count Adam creating it and read more than in a full run)."""
         bench = self.bench
         phase: dict[str, Any] = {"status": "ok"}
-        if first:
-            held = held_tensors(bench.model, optimizer, [t for batch in self.inputs for t in batch])
-            phase.update(phase_peak(rep, bench.device, held))
+        if warm:
             for _ in range(bench.series.warmup):
                 rep()
+        if count:
+            held = held_tensors(bench.model, optimizer, [t for batch in self.inputs for t in batch])
+            phase.update(phase_peak(rep, bench.device, held))
         return phase
 
-    def _visit_train(self, first: bool) -> dict[str, Any]:
+    def _visit_train(self, warm: bool, count: bool) -> dict[str, Any]:
         bench, inputs = self.bench, self.inputs
         bench.model.train()
-        phase = self._warm(first, lambda: _train_rep(bench, inputs), bench.trainer.optimizer)
+        phase = self._warm(warm, count, lambda: _train_rep(bench, inputs), bench.trainer.optimizer)
         with gc_disabled():
             rep = _train_rep(bench, inputs)
         self.train_ms.append(tuple(t * 1e3 / len(inputs) for t in rep))  # type: ignore[arg-type]
         return phase
 
-    def _visit_infer(self, first: bool) -> dict[str, Any]:
+    def _visit_infer(self, warm: bool, count: bool) -> dict[str, Any]:
         bench, inputs = self.bench, self.inputs
         bench.model.eval()
-        phase = self._warm(first, lambda: _infer_rep(bench, inputs), None)
+        phase = self._warm(warm, count, lambda: _infer_rep(bench, inputs), None)
         with gc_disabled():
             for _ in range(self.latency_visit if self.batch_one else 1):
                 start = time.perf_counter()

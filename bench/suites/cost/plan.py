@@ -42,6 +42,11 @@ class CostSeries:
     warmup: int = 2
     #: Batches of the task's own lengths timed as one repetition of the task's point.
     task_batches: int = 4
+    #: Fresh processes the rounds are split over, one after another. With one process, two runs
+    #: (49 rounds each, 2026-12-03, this machine) put 90% of figures within 10% of each other:
+    #: single architectures' steps sat 5-15% apart in every round, an offset a process keeps for
+    #: life (its memory placement, most likely) and pooled processes average out.
+    sittings: int = 4
 
     def __post_init__(self) -> None:
         if self.reps < 5:
@@ -53,7 +58,7 @@ class CostSeries:
 #: The series per profile: smoke tiny; quick (and long) CPU-sized; full for a GPU.
 SERIES: dict[str, CostSeries] = {
     "smoke": CostSeries(lengths=(8, 16, 32), length_batch=4, batches=(1, 2, 4), batch_length=16,
-                        reps=6, warmup=1, task_batches=2),
+                        reps=6, warmup=1, task_batches=2, sittings=1),
     "quick": CostSeries(lengths=doubling(64, 2048), length_batch=64, batches=doubling(1, 256),
                         batch_length=256),
     "long": CostSeries(lengths=doubling(64, 2048), length_batch=64, batches=doubling(1, 256),
@@ -64,10 +69,11 @@ SERIES: dict[str, CostSeries] = {
 
 
 def series_for(profile: str, *, lengths: Sequence[int] | None = None,
-               batches: Sequence[int] | None = None, reps: int | None = None) -> CostSeries:
-    """The profile's series with ``--lengths``, ``--batches`` and ``--reps`` applied
-    (:class:`ValueError` for values out of range)."""
-    changes: dict[str, Any] = {}
+               batches: Sequence[int] | None = None, reps: int | None = None,
+               sittings: int | None = None) -> CostSeries:  # fmt: skip
+    """The profile's series with ``--lengths``, ``--batches``, ``--reps`` and ``--sittings``
+    applied (:class:`ValueError` for values out of range)."""
+    changes: dict[str, Any] = {} if sittings is None else {"sittings": sittings}
     if lengths:
         changes["lengths"] = tuple(sorted(set(lengths)))
     if batches:

@@ -47,6 +47,7 @@ from bench.results.records import (
 )
 from bench.run.execute import initial_model
 from data_pipeline import EncodedSplit, Vocab
+from data_pipeline.memory import load_label
 
 __all__ = [
     "FLOOR",
@@ -318,7 +319,7 @@ def _setting(record: dict[str, Any], batch: ProbeBatch) -> str:
     sequences' length."""
     data = (record.get("spec") or {}).get("data") or {}
     if data.get("distance") is not None:
-        return f"T = {data['distance']}, {data.get('alphabet')} symbols x {data.get('n_signals')}"
+        return f"T = {data['distance']}, load {load_label(data['alphabet'], data['n_signals'])}"
     example = str(task_facts(record).get("example") or "sequence")
     low, high = int(batch.lengths.min()), int(batch.lengths.max())
     return f"{high}-token {example}s" if low == high else f"{example}s of {low}-{high} tokens"
