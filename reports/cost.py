@@ -297,9 +297,9 @@ def _kernel_lines(facts: CostFacts) -> list[str]:
 def _allocator_note(all_facts: Sequence[CostFacts]) -> str:
     if not any(facts.retains_freed_memory for facts in all_facts):
         return ""
-    return (" The process's allocator keeps the memory a step frees for the next step, as a "
-            "caching allocator does (glibc's mallopt): by default a large tensor is a fresh "
-            "mapping, zero-filled at every step, which doubled some steps' time and changed "
+    return (" Each measuring process's allocator keeps the memory a step frees for the next "
+            "step, as a caching allocator does (glibc's mallopt): by default a large tensor is a "
+            "fresh mapping, zero-filled at every step, which doubled some steps' time and changed "
             "during a run.")
 
 
@@ -317,12 +317,14 @@ def _task_intro(facts: CostFacts) -> str:
             "longest review:")
 
 
-def render_cost(all_facts: Sequence[CostFacts], figures: Iterable[str]) -> str:
-    """The section's markdown from its facts."""
+def render_cost(all_facts: Sequence[CostFacts], figures: Iterable[str], sittings: int = 1) -> str:
+    """The section's markdown from its facts (``sittings``: the fresh processes the rounds were
+    split over, from the manifest)."""
+    processes = f", the rounds split over {sittings} fresh processes in turn" if sittings > 1 else ""
     parts = ["## Cost",
              "Each architecture measured alone, untrained, one point at a time (whatever --jobs "
              "said), threads pinned, each point's repetitions spread over rounds through the "
-             "whole run; medians of the timed repetitions with a distribution-free "
+             f"whole run{processes}; medians of the timed repetitions with a distribution-free "
              "95% interval (order statistics; it never goes below zero). Peak memory on CPU: the "
              "bytes of live tensors, counted per operator (it repeats to the byte; the resident "
              "set's peak does not), weights, gradients and optimizer state included."
@@ -404,7 +406,8 @@ def cost_section(context: ReportContext) -> tuple[str, dict[str, bytes]]:
     facts = cost_facts(folder.points, order)
     archs = facts[0].archs if facts else []
     figures = cost_figures(folder.points, archs) if len(facts) == 1 else {}
-    return render_cost(facts, figures), figures
+    series = (context.manifest.get("cost_suite") or {}).get("series") or {}
+    return render_cost(facts, figures, int(series.get("sittings") or 1)), figures
 
 
 def _phase_ok(point: Mapping[str, Any] | None, phase: str) -> dict[str, Any] | None:

@@ -51,6 +51,7 @@ from reports.repeat import (
 )
 from reports.stats import reps_to_bound_quantile
 from reports.table import (
+    BUDGET_MARK,
     MISSING,
     ArchSummary,
     format_ci,
@@ -184,7 +185,8 @@ def accuracy(row: ArchSummary | None, bold: bool = False) -> str:
         return "FAIL"
     stat = row.stats["test_accuracy"]
     text = format_stat(stat, METRICS["test_accuracy"])
-    return f"{f'**{text}**' if bold else text} (n={stat.n})"
+    bound = f" {BUDGET_MARK}" if row.budget_bound else ""
+    return f"{f'**{text}**' if bold else text} (n={stat.n}){bound}"
 
 
 def figure(row: ArchSummary | None, metric: str) -> str:
@@ -290,14 +292,14 @@ def memory_setup(page: str, folder: Committed) -> str:
     budget = suite.get("budget") or {}
     distances = suite.get("distances") or []
     return (f"[memory horizon]({link(page, folder.folder + '/report.md')}): the memory suite, "
-            f"seed 0 at T = {', '.join(map(str, distances))}, {suite.get('seeds_at_change')} seeds "
-            f"where the result changes; each run at most {budget.get('epochs')} epochs on "
+            f"seed 0 at T = {', '.join(map(str, distances))}, up to {suite.get('seeds_at_change')} "
+            f"seeds where the result changes; each run at most {budget.get('epochs')} epochs on "
             f"{budget.get('n_train'):,} sequences, embedding {budget.get('embedding_dim')}, hidden "
             f"{budget.get('hidden_dim')}; {_machine(folder)}, {_at_once(folder)}; git "
             f"{_commit(folder)}. The horizon is the largest distance T between the first and the "
             f"last signal whose mean test accuracy over the seeds run there is at least "
             f"{threshold_of(folder.manifest):.0%}, every shorter T solved too (`< T`: not even the "
-            f"shortest); load A×N: N signals from an alphabet of A.")
+            f"shortest); load N of A: N signals from an alphabet of A.")
 
 
 # ---- blocks ------------------------------------------------------------------------------------
@@ -333,7 +335,8 @@ def headline(page: str) -> str:
         ])
     notes = [
         "Test accuracy: mean ± standard deviation over seeds (n: seeds), **bold** the best of its "
-        "column; the reports give each its 95% interval and paired significance tests. "
+        "column; the reports give each its 95% interval and paired significance tests; "
+        f"{BUDGET_MARK}: some seeds budget-bound (the epoch cap ended training while it improved). "
         + _fitted_note(archs, quick, long) + f"{MISSING}: not run in that report.",
         "",
         "- " + setup(page, quick, "250 tokens"),
@@ -552,7 +555,11 @@ def _repeat_sentence(page: str) -> str:
             f"{len(memory)} peak memories agreed to the byte or within "
             f"max({MEMORY_SHARE:.0%}, {MEMORY_MIB:g} MiB). The largest difference of a time was "
             f"{max((p.off for p in timed), default=0):.0%}: a time quoted here may read that much "
-            "higher or lower when the suite is run again on this machine.")
+            f"higher or lower when the suite is run again on this machine. Part of it is the "
+            f"machine's drift between the runs (the second run's figures were "
+            f"{facts.drift:.2f}x the first's, at the median); divided out, "
+            f"{facts.near_without_drift()} of {len(timed)} agreed within {NEAR:.0%}, so ratios "
+            "between architectures of one run hold better than absolute times.")
 
 
 def _kernel_gap(spent: CostCommitted) -> str:
@@ -737,7 +744,7 @@ def _running_quotes() -> list[Quote]:
     return [
         Quote("README.md", "took 18.6 min", quick, lambda: f"took {_minutes(EXAMPLE)}"),
         Quote("docs/running.md", "took 18.6 min", quick, lambda: f"took {_minutes(EXAMPLE)}"),
-        Quote("docs/running.md", "took 10.1 min", f"{COST}/manifest.json, wall_time_s",
+        Quote("docs/running.md", "took 11.3 min", f"{COST}/manifest.json, wall_time_s",
               lambda: f"took {_minutes(COST)}"),
         Quote("docs/running.md", "took 70.0 min", f"{LONG}/manifest.json, wall_time_s",
               lambda: f"took {_minutes(LONG)}"),

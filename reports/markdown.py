@@ -475,8 +475,9 @@ def plots_section(plot_names: Iterable[str], prefix: str = "", example: str = "r
         title = plot_title(name, example)
         lines += [f"### {title}", "", f"![{title}]({PLOTS_DIR}/{prefix}{name})", ""]
     lines.append(
-        "Each architecture has the same colour in every figure. Speed and memory are this "
-        "machine's; a log axis is used where the values span a factor of ten or more."
+        "Each architecture has one colour in every figure of every report (its place in the "
+        "model registry). Speed and memory are this machine's; a log axis is used where the "
+        "values span a factor of ten or more, and its label says so."
     )
     return "\n".join(lines)
 

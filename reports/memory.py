@@ -357,9 +357,11 @@ def _task_text(facts: MemoryFacts) -> str:
     if spent.target_accuracy is not None:
         budget += (f"; a run stops as soon as its validation accuracy reaches {spent.target_accuracy * 100:g}% "
                    f"({spent.stopped_at_target} of {spent.runs} runs did)")  # fmt: skip
-    seeds = (f"Seed 0 runs at every T; {spent.seeds_at_change} seeds run at the last T each "
-             "architecture solves and the first it fails" if spent.seeds_at_change is not None
-             else "Seeds as listed per cell")  # fmt: skip
+    seeds = (f"Seed 0 runs at every T; up to {spent.seeds_at_change} seeds run where seed 0's "
+             "result changes from solved to not solved (each cell's n says how many ran there: "
+             "where the extra seeds moved the change by one T, the T now beside it has seed 0 "
+             "alone)"
+             if spent.seeds_at_change is not None else "Seeds as listed per cell")  # fmt: skip
     return "\n".join([
         "Each sequence is noise with a few *signal* symbols drawn from an alphabet that never "
         "occurs as noise; the first and the last signal stand exactly T positions apart, and the "
@@ -384,8 +386,8 @@ def _task_text(facts: MemoryFacts) -> str:
         + ("" if facts.threshold_declared else " (the default; the manifest names no threshold)")
         + f"; chance is {CHANCE * 100:g}%. The *horizon* is the largest T solved with every "
         f"smaller T of the sweep solved too (`< T`: not even the smallest; `≥ T`: every T it ran). "
-        f"{seeds}; intervals are 95% Student t intervals over seeds (none with one seed), clipped "
-        "to 0–100%.",
+        f"{seeds}; intervals are 95% and cover the seeds' spread and the test sequences' "
+        "sampling (as in the IMDb tables), clipped to 0–100%.",
     ])
 
 

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from reports.compare import ALPHA, Comparer, PairedComparison
-from reports.table import ArchSummary, format_count, format_number
+from reports.table import BUDGET_MARK, ArchSummary, format_count, format_number
 
 #: The axes of the Pareto set: (metric, higher is better, how it is shown).
 PARETO_AXES: tuple[tuple[str, bool, str], ...] = (
@@ -278,6 +278,8 @@ class Recommendation:
     best_at: tuple[BestAt, ...] = ()
     pareto: tuple[list[ArchSummary], dict[str, str], list[ArchSummary]] = ([], {}, [])
     baselines: tuple[Baseline, ...] = ()
+    #: Architectures with budget-bound runs (:func:`reports.table.budget_bound`), in row order.
+    bound: tuple[str, ...] = ()
 
 
 def _margin(row: ArchSummary, other: ArchSummary, metric: str, higher: bool) -> float | None:
@@ -349,7 +351,8 @@ def recommendation(rows: Sequence[ArchSummary], comparer: Comparer) -> Recommend
             ties.append(Tie(row.arch, cmp, tuple(advantages(row, best))))
     return Recommendation(best, "", len(others), tuple(ties), tuple(untested),
                           tuple(_best_at(rows, best, comparer)), pareto_set(rows),
-                          tuple(_baselines(rows, comparer)))  # fmt: skip
+                          tuple(_baselines(rows, comparer)),
+                          tuple(r.arch for r in rows if r.budget_bound))  # fmt: skip
 
 
 # ---- rendering ---------------------------------------------------------------------------------
@@ -438,7 +441,13 @@ def render_recommendation(facts: Recommendation) -> str:
         return f"{facts.nothing}, so there is nothing to recommend."
     bullets = [_most_accurate_text(facts), *(_best_at_text(entry) for entry in facts.best_at),
                _pareto_sentence(*facts.pareto), *(_baseline_text(b) for b in facts.baselines)]  # fmt: skip
-    return "\n".join(f"- {b}" for b in bullets if b)
+    text = "\n".join(f"- {b}" for b in bullets if b)
+    named = [a for a in facts.bound if f"`{a}`" in text]
+    if named:
+        text += (f"\n\n{BUDGET_MARK} Every statement above that names {_join([f'`{a}`' for a in named])} "
+                 f"rests on budget-bound runs (the epoch cap ended training while it still "
+                 f"improved): more epochs might change it.")
+    return text
 
 
 def recommend(rows: Sequence[ArchSummary], comparer: Comparer) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -64,6 +65,20 @@ class RepeatFacts:
     only_one: list[str]  # point ids measured in one run alone (or not ok in one)
     wall_s: tuple[float | None, float | None]
     commits: tuple[str, str]
+    #: Each run's median calibration matmul FLOP/s over its rounds (None: not recorded).
+    matmul: tuple[float | None, float | None] = (None, None)
+
+    @property
+    def drift(self) -> float:
+        """The second run over the first across every timed figure (the median ratio): how
+        much faster or slower the machine ran the whole second run. It moves every figure of a
+        run alike, so no ranking or ratio within a run changes with it."""
+        return statistics.median(p.ratio for p in self.timed) if self.timed else 1.0
+
+    def near_without_drift(self) -> int:
+        """Timed figures within :data:`NEAR` of each other once :attr:`drift` is divided out."""
+        drift = self.drift
+        return sum(max(r, 1 / r) - 1 <= NEAR for r in (p.ratio / drift for p in self.timed))
 
 
 def _size(point: Mapping[str, Any]) -> str:
@@ -106,10 +121,12 @@ def repeat_facts(first: Path, second: Path) -> RepeatFacts:
                 memory.append(Pair(*base, f"{label} peak", x, y))
     manifests = [_manifest(first), _manifest(second)]
     walls = tuple(m.get("wall_time_s") for m in manifests)
+    rates = [(m.get("cost_suite") or {}).get("round_matmul_flops_per_s") or [] for m in manifests]
+    matmul = tuple(statistics.median(r) if r else None for r in rates)
     commits = tuple(", ".join(c["commit"][:12] + (" (dirty)" if c.get("dirty") else "")
                               for c in m.get("commits") or []) or "unknown" for m in manifests)
     return RepeatFacts(first.name, second.name, timed, short, memory,
-                       sorted(set(a) ^ set(b)), walls, commits)  # type: ignore[arg-type]
+                       sorted(set(a) ^ set(b)), walls, commits, matmul)  # type: ignore[arg-type]
 
 
 def memory_agrees(pair: Pair) -> bool:
@@ -148,6 +165,15 @@ def render_repeat(facts: RepeatFacts) -> str:
         f"| peak memories within max({MEMORY_SHARE:.0%}, {MEMORY_MIB:g} MiB) | "
         f"{_share(mem_ok, len(memory))} |",
         f"| points measured in one run only | {len(facts.only_one)} |",
+        f"| the second run over the first, median of every timed figure | {facts.drift:.3f}"
+        f"{_matmul_note(facts)} |",
+        f"| timed figures within {NEAR:.0%} once that is divided out | "
+        f"{_share(facts.near_without_drift(), len(timed))} |",
+        "",
+        "The median ratio says how much slower or faster the machine ran the whole second run "
+        "(one commit, the same points): a drift shared by every figure of a run changes no "
+        "ranking or ratio between architectures within it, and nothing in the suite controls "
+        "it (the calibration matmul, bound by arithmetic rather than memory, moved less).",
         "",
         f"## Every timed figure of {TIMED_FLOOR_MS:g} ms or more, most different first",
         "",
@@ -165,6 +191,13 @@ def render_repeat(facts: RepeatFacts) -> str:
         lines += [f"| `{p.arch}` | {p.size} | {p.figure} | {p.first:,.2f} | {p.second:,.2f} |"
                   for p in differ]
     return "\n".join(lines) + "\n"
+
+
+def _matmul_note(facts: RepeatFacts) -> str:
+    one, two = facts.matmul
+    if not one or not two:
+        return ""
+    return f" (the calibration matmul, median over rounds: {two / one:.3f})"
 
 
 def _minutes(seconds: float | None) -> str:

@@ -57,6 +57,17 @@ def test_agreement_counts_each_band_and_leaves_out_short_figures(tmp_path):
     assert "| `gru` | T 64, batch 64 | train step peak | 100.00 | 105.00 |" in page
 
 
+def test_a_drift_shared_by_every_figure_is_measured_and_divided_out(tmp_path):
+    # The second run 12% slower throughout, one figure 30% slower: the drift is the median ratio.
+    first, second = _folders(tmp_path, [22.4, 44.8, 104.0, 179.2])
+    facts = repeat.repeat_facts(first, second)
+    assert facts.drift == pytest.approx(1.12)
+    assert sum(p.off <= 0.10 for p in facts.timed) == 0 and facts.near_without_drift() == 3
+    page = repeat.render_repeat(facts)
+    assert "| the second run over the first, median of every timed figure | 1.120 |" in page
+    assert "| timed figures within 10% once that is divided out | 3 of 4 (75.0%) |" in page
+
+
 def test_the_page_is_written_checked_and_refused_without_points(tmp_path, capsys):
     first, second = _folders(tmp_path, [20.0, 40.0, 80.0, 160.0])
     assert repeat.main([str(first), str(second), "--check"]) == 1

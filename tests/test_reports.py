@@ -599,3 +599,27 @@ def test_a_report_defines_the_words_it_uses_and_no_others(rendered):
     assert "**horizon**" not in words  # an IMDb report has no memory horizon
     assert with_glossary("nothing special\n") == "nothing special\n"
     assert "**load**" in with_glossary("at load 2 of 16\n") and "**load**" not in with_glossary("loads it\n")
+
+
+def test_a_budget_bound_run_is_marked_in_the_table_and_the_advice_says_so(tmp_path):
+    from reports.table import budget_bound
+
+    grid = {"lstm": {"accuracy": 0.86}, "gru": {"accuracy": 0.80}}
+    folder, records = make_grid(tmp_path, grid, seeds=[0, 1])
+    lstm = [r for r in records if r["arch"] == "lstm"]
+    for record, best in zip(lstm, (3, 1), strict=True):  # patience 2, 3 epochs run
+        record.update(stop_reason="epochs", metrics={**record["metrics"], "best_epoch": best})
+    assert [budget_bound(r) for r in lstm] == [True, False]  # still improving; stalled for 2
+    assert not budget_bound({**lstm[0], "stop_reason": "early_stop"})
+    rows = summarize(records)
+    assert _row_cells(main_table(rows), "lstm")[3].endswith("(n=2) ‡")
+    assert not _row_cells(main_table(rows), "gru")[3].endswith("‡")
+    text = recommend(rows, Comparer(folder, rows))
+    assert text.endswith("‡ Every statement above that names `lstm` rests on budget-bound runs "
+                         "(the epoch cap ended training while it still improved): more epochs "
+                         "might change it.")
+
+
+def _row_cells(table: str, arch: str) -> list[str]:
+    line = next(ln for ln in table.splitlines() if ln.startswith(f"| `{arch}`"))
+    return [cell.strip() for cell in line.strip("|").split("|")]

@@ -435,14 +435,17 @@ def grid_step(out: Path, data: str, timeout_s: float, *, profile: str) -> StepRe
 
 def cost_step(out: Path, data: str, timeout_s: float, *, cuda: bool) -> StepResult:
     """``run_all.py --suite cost`` into ``out/cost``: the default set at the ``full`` profile's
-    series on CUDA; on CPU, the smoke series for lstm and gru (the plumbing, and the kernels that
-    explain their gap). A point measured before a timeout is kept and summarised."""
+    series on CUDA, in 7 rounds and one process to fit the step's share of the check (the
+    profile's 49 rounds over 4 processes are for figures to quote); on CPU, the smoke series for
+    lstm and gru (the plumbing, and the kernels that explain their gap). Records are written
+    after the last round, so a timeout keeps none: the summary says so."""
     from bench.results import cost
     from bench.suites.cost import SUITE
 
     cost_dir = out / "cost_suite"
     command = [sys.executable, "-m", "run_all", "--suite", SUITE, "--profile",
-               "full" if cuda else "smoke", *([] if cuda else ["--archs", "lstm", "gru"]),
+               "full" if cuda else "smoke",
+               *(["--reps", "7", "--sittings", "1"] if cuda else ["--archs", "lstm", "gru"]),
                "--data", data, "--out", str(cost_dir), "--overwrite", "--no-progress"]
     code, wall_s = run_command(command, out / "cost_suite.txt", timeout_s=timeout_s)
     points = cost.load_points(cost_dir).points if cost_dir.is_dir() else []

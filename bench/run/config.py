@@ -139,7 +139,7 @@ PROFILE_DELTAS: dict[str, dict[str, Any]] = {
         "train.lr": 5e-3,
         "train.epochs": 5,
     },
-    # long: each architecture at its best on whole reviews (IMDb's data delta: max length 1,000,
+    # long: whole reviews, one setting sized on GRUs (IMDb's data delta: max length 1,000,
     # vocabulary 30,000). Chosen on validation loss (2,500 reviews, one seed, best epoch), quick's
     # model widened to embedding 128, on the real data: gru_max hidden 64 lr 5e-3 dropout 0.3
     # 0.2826 (88.40%); hidden 128, same 0.2750 (89.44%) at twice the epoch time (107 vs 62 s);
@@ -172,7 +172,7 @@ PROFILE_DELTAS: dict[str, dict[str, Any]] = {
 
 
 #: A profile's own default architectures (``run_all.py`` without ``--archs``), where they differ
-#: from the registry's default set: ``long`` shows each recurrent cell at its best, so it adds the
+#: from the registry's default set: ``long`` also reads each recurrent cell max-pooled, so it adds the
 #: max-pooled readouts (Johnson & Zhang's 91.9% reads max-pooled states; the mean-pooled ones stay
 #: out to keep the grid within a CPU sitting) beside the notebook's last-state models and floors.
 PROFILE_ARCHS: dict[str, tuple[str, ...]] = {
