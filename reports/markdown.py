@@ -9,6 +9,7 @@ task reads as one report, a folder of several has a section per task.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -16,10 +17,19 @@ from typing import Any
 
 from bench.results.metrics import definition_groups
 from bench.results.records import DEVICE_ONLY_SETTINGS, Unreadable
-from reports.compare import ALPHA, METHOD_BOOTSTRAP, METHOD_MCNEMAR, N_BOOT, THRESHOLD, Comparer
+from reports.compare import (
+    ALPHA,
+    METHOD_BOOTSTRAP,
+    METHOD_MCNEMAR,
+    N_BOOT,
+    THRESHOLD,
+    Comparer,
+    PairedComparison,
+)
 from reports.plots import PLOT_TITLES, PLOTS_DIR, plot_title
 from reports.recommend import format_p, format_points, recommend
 from reports.sections import task_report
+from reports.stats import holm
 from reports.table import (
     HEADLINE,
     MISSING,
@@ -415,42 +425,68 @@ def chosen_section(rows: Sequence[ArchSummary], manifest: Mapping[str, Any]) -> 
     return "\n".join(lines)
 
 
+def _comparison_cells(cmp: PairedComparison, adjusted: float) -> list[str]:
+    """Seeds, examples, difference, interval, p, Holm's p, test and verdict of one comparison."""
+    if not cmp.available:
+        return [MISSING] * 7 + [f"not available: {cmp.reason}"]
+    verdict = cmp.verdict()
+    if cmp.significant and not adjusted < ALPHA:
+        verdict += " (a tie after Holm's correction)"
+    return [", ".join(str(s) for s in cmp.seeds), f"{cmp.n_reviews:,}", format_points(cmp.diff),
+            f"{format_points(cmp.ci_lo)} to {format_points(cmp.ci_hi)}",
+            format_p(cmp.p_value).removeprefix("p = ").removeprefix("p "),
+            format_p(adjusted).removeprefix("p = ").removeprefix("p "), cmp.method, verdict]
+
+
+def leader_pairs(rows: Sequence[ArchSummary]) -> list[tuple[str, ArchSummary, ArchSummary]]:
+    """The comparisons among the leaders beside best-against-each: the best recurrent model
+    against the runner-up recurrent one and against the best floor (by mean test accuracy),
+    as (what it asks, first, second)."""
+    ranked = sorted((r for r in rows if r.value("test_accuracy") is not None),
+                    key=lambda r: -(r.value("test_accuracy") or 0.0))  # fmt: skip
+    recurrent = [r for r in ranked if r.recurrent is True]
+    floors = [r for r in ranked if r.recurrent is False]
+    pairs = []
+    if len(recurrent) >= 2:
+        pairs.append(("best recurrent against the runner-up recurrent", recurrent[0], recurrent[1]))
+    if recurrent and floors:
+        pairs.append(("best recurrent against the best floor", recurrent[0], floors[0]))
+    return pairs
+
+
 def comparison_section(rows: Sequence[ArchSummary], comparer: Comparer, example: str = "review") -> str:
-    """The most accurate architecture against each other one, paired by seed."""
+    """The most accurate architecture against each other one, paired by seed, then the leaders
+    among themselves; every p-value also adjusted for the section's family (Holm)."""
     ok = [r for r in rows if r.value("test_accuracy") is not None]
     lines = ["## Paired comparisons", ""]
     if len(ok) < 2:
         return "\n".join(lines + ["Only one architecture has a test accuracy: nothing to compare."])
     best = max(ok, key=lambda r: r.value("test_accuracy"))
-    body = []
-    for row in ok:
-        if row is best:
-            continue
-        cmp = comparer.compare(best.arch, row.arch)
-        if not cmp.available:
-            body.append([f"`{row.arch}`", MISSING, MISSING, MISSING, MISSING, MISSING, MISSING,
-                         f"not available: {cmp.reason}"])  # fmt: skip
-            continue
-        body.append(
-            [
-                f"`{row.arch}`",
-                ", ".join(str(s) for s in cmp.seeds),
-                f"{cmp.n_reviews:,}",
-                format_points(cmp.diff),
-                f"{format_points(cmp.ci_lo)} to {format_points(cmp.ci_hi)}",
-                format_p(cmp.p_value).removeprefix("p = ").removeprefix("p "),
-                cmp.method,
-                cmp.verdict(),
-            ]
-        )
+    against = [(row, comparer.compare(best.arch, row.arch)) for row in ok if row is not best]
+    seen = {frozenset((best.arch, row.arch)) for row, _ in against}
+    leaders = [(what, a, b, comparer.compare(a.arch, b.arch)) for what, a, b in leader_pairs(ok)
+               if frozenset((a.arch, b.arch)) not in seen]  # fmt: skip
+    family = [cmp for _, cmp in against] + [cmp for *_, cmp in leaders]
+    adjusted = holm([cmp.p_value if cmp.available else math.nan for cmp in family])
+    body = [[f"`{row.arch}`", *_comparison_cells(cmp, q)]
+            for (row, cmp), q in zip(against, adjusted, strict=False)]  # fmt: skip
     headers = ["Against", "Seed ids paired", f"{example.capitalize()}s", f"`{best.arch}` − it (points)",
-               "95% CI (points)", "p", "Test", "Verdict"]  # fmt: skip
+               "95% CI (points)", "p", "Holm p", "Test", "Verdict"]  # fmt: skip
     lines += [
         f"The most accurate architecture, `{best.arch}`, against each other one on the same test "
         f"{example}s (a{'n' if example[:1] in 'aeiou' else ''} {example} counts as predicted positive when its probability exceeds "
         f"{THRESHOLD}; runs paired by seed).",
         "",
-        markdown_table(headers, body, align="lrrrrrll"),
+        markdown_table(headers, body, align="lrrrrrrll"),
+    ]
+    if leaders:
+        body = [[what, f"`{a.arch}` − `{b.arch}`", *_comparison_cells(cmp, q)]
+                for (what, a, b, cmp), q in zip(leaders, adjusted[len(against):], strict=True)]  # fmt: skip
+        lines += ["", "Among the leaders:", "",
+                  markdown_table(["Question", "Pair", "Seed ids paired", f"{example.capitalize()}s",
+                                  "Difference (points)", "95% CI (points)", "p", "Holm p", "Test",
+                                  "Verdict"], body, align="llrrrrrrll")]  # fmt: skip
+    lines += [
         "",
         f"How a tie is decided (significance level {ALPHA:.0%}): with several seeds in common, "
         f"the {METHOD_BOOTSTRAP} ({N_BOOT:,} replicates, each resampling {example}s with replacement "
@@ -461,6 +497,12 @@ def comparison_section(rows: Sequence[ArchSummary], comparer: Comparer, example:
         "exactly one of the two gets right) gives the p-value and the difference is a tie when "
         f"p ≥ {ALPHA}; the interval is then the bootstrap over {example}s alone. Pairs whose runs "
         "kept no test predictions are not available rather than guessed.",
+        "",
+        f"Each verdict is at {ALPHA:.0%} on its own, as the recommendation reads it: each answers "
+        f"one question. Read together, the {sum(c.available for c in family)} comparisons of this "
+        f"section are a family: *Holm p* is each p-value adjusted for it (Holm's step-down "
+        f"method, which holds the chance of any false difference among them at {ALPHA:.0%}), and "
+        "a verdict that would not survive it says so.",
     ]
     return "\n".join(lines)
 

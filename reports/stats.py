@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 from scipy import stats
@@ -61,6 +61,20 @@ def share_interval(mean: float, std: float, n_seeds: int, n_examples: int,
         seeds = float(stats.t.ppf(0.5 + confidence / 2.0, n_seeds - 1)) * std / math.sqrt(n_seeds)
     half = math.hypot(seeds, examples)
     return (max(mean - half, 0.0), min(mean + half, 1.0))
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjusted p-values, in the order given (NaN, an untested pair, stays NaN
+    and does not count in the family). The k-th smallest of m p-values becomes
+    max over j <= k of min(1, (m − j + 1) · p_(j)): a difference whose adjusted p is below α is
+    significant with the chance of any false difference in the family held at α."""
+    tested = sorted((p, i) for i, p in enumerate(p_values) if not math.isnan(p))
+    adjusted = [math.nan] * len(p_values)
+    running, m = 0.0, len(tested)
+    for rank, (p, i) in enumerate(tested):
+        running = max(running, min(1.0, (m - rank) * p))
+        adjusted[i] = running
+    return adjusted
 
 
 def reps_to_bound_quantile(q: float = 0.95, confidence: float = 0.95) -> int:

@@ -226,7 +226,7 @@ def _summarize_group(
         setting=setting,
     )
     for metric, info in METRICS.items():
-        mean, std, lo, hi, n = mean_std_ci(r["metrics"].get(metric) for r in row.ok)
+        mean, std, lo, hi, n = mean_std_ci(metric_value(r, metric) for r in row.ok)
         # With few seeds and a wide spread a t interval can pass what the quantity can take (a
         # share above 1, a time below 0): cut to its bounds, it still covers the mean as often.
         lo, hi = info.within_bounds(lo, hi)
@@ -238,6 +238,23 @@ def _summarize_group(
         row.stats[metric] = MetricStats(mean, std, lo, hi, n,
                                         "seeds and examples" if examples else "seeds")
     return row
+
+
+def metric_value(record: Mapping[str, Any], metric: str) -> Any:
+    """``record``'s value of ``metric``; for ``core_param_count`` in a record written before it
+    existed, derived: ``param_count`` − vocabulary × ``embedding_dim`` for a network (every
+    registered one has one embedding table of that size, which a test checks), None for a
+    self-fitting model."""
+    metrics = record.get("metrics") or {}
+    if metric != "core_param_count" or metric in metrics:
+        return metrics.get(metric)
+    model = (record.get("spec") or {}).get("model") or {}
+    vocab, dim = (record.get("data") or {}).get("vocab_size"), model.get("embedding_dim")
+    total = metrics.get("param_count")
+    if training_of(dict(record)) != "gradient" or not all(isinstance(v, int) for v in (vocab, dim, total)):
+        return None
+    core = total - vocab * dim
+    return core if core > 0 else None  # a total no table of that size fits: not derived
 
 
 #: Tail quantiles and the setting that says from how many repetitions each record took them.
@@ -506,10 +523,9 @@ def main_table_rows(
             stat = row.stats[col.name]
             if not row.ok:
                 # Every seed failed: the failure is the result. Parameters may still be known.
-                if col.name == "param_count" and any(
-                    r["metrics"].get("param_count") is not None for r in row.failed
-                ):
-                    cells.append(format_count(row.failed[0]["metrics"]["param_count"]))
+                sizes = [v for r in row.failed if (v := metric_value(r, col.name)) is not None]
+                if col.name in ("param_count", "core_param_count") and sizes:
+                    cells.append(format_count(sizes[0]))
                 elif col.name == HEADLINE:
                     cells.append(_escape(f"FAIL ({row.failure_text()})"))
                     cells.append(MISSING)

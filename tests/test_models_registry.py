@@ -320,3 +320,20 @@ print(width(plain), width(specs[0]), width(specs[1]))
                          text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == [name, "tfidf_logreg", "128", "512", "64"]
+
+
+def test_every_network_has_one_embedding_table_so_old_records_core_params_are_exact():
+    # reports.table.metric_value derives core_param_count for records written before it as
+    # param_count - vocabulary x embedding_dim: true only while every network keeps one table.
+    from bench.run.execute import core_params, trainable_params
+    from models import create_model, list_models, model_info
+
+    for name in list_models():
+        if model_info(name).training != "gradient":
+            continue
+        sizes = {"embedding_dim": 8, "hidden_dim": 6}
+        accepted = model_info(name).hyperparams
+        model = create_model(name, vocab_size=97, pad_index=1,
+                             **{k: v for k, v in sizes.items() if k in accepted})
+        assert core_params(model) == trainable_params(model) - 97 * 8, name
+        assert 0 < core_params(model) < trainable_params(model), name

@@ -140,8 +140,8 @@ def test_main_table_marks_direction_best_values_and_failures(rendered):
     speed = _speed(text).splitlines()[2]  # speed and memory: a table of their own
     assert "Latency p50 ms ↓" in speed and "Train peak MiB ↓" in speed and "Efficiency % ↑" in speed
     gru = _table_row(text, "gru")
-    assert gru[3].startswith("**86.15")  # the most accurate, in bold
-    assert not _table_row(text, "rnn")[3].startswith("**")
+    assert gru[4].startswith("**86.15")  # the most accurate, in bold
+    assert not _table_row(text, "rnn")[4].startswith("**")
     assert _table_row(text, "lstm")[1] == "2 (1 of 3 failed)"
     assert "`lstm`: 1 of 3 seeds failed (oom: CUDA out of memory" in text
 
@@ -151,7 +151,7 @@ def test_bold_marks_every_value_tied_for_best_as_shown_and_none_when_all_show_al
         records = [make_record(arch, 0, metrics={"test_accuracy": a})
                    for arch, a in accuracies.items()]
         lines = main_table(summarize(records)).splitlines()[2:]
-        return [line.split("|")[1].strip() for line in lines if "**" in line.split("|")[4]]
+        return [line.split("|")[1].strip() for line in lines if "**" in line.split("|")[5]]
 
     # 84.999% and 85.001% both show as 85.00: a tie, bold on both; 84.90% is not the best
     assert bold_rows({"rnn": 0.84999, "lstm": 0.85001, "gru": 0.849}) == ["`rnn`", "`lstm`"]
@@ -166,7 +166,7 @@ def test_an_architecture_whose_every_seed_failed_gets_a_fail_row(tmp_path):
     rows = summarize(records, list(grid))
     row = main_table(rows).splitlines()[3]
     assert "FAIL (oom: out of memory; timeout: over 600 s)" in row
-    assert row.count("FAIL") == 5 and cost_table(rows).splitlines()[3].count("FAIL") == 9
+    assert row.count("FAIL") == 6 and cost_table(rows).splitlines()[3].count("FAIL") == 9
     assert "FAIL" in terminal_summary(records, make_manifest(["lstm", "bilstm"], [0, 1]))
     text = render_report(folder).read_text(encoding="utf-8")
     assert "`bilstm`: 2 of 2 seeds failed" in text
@@ -311,7 +311,7 @@ def test_a_single_architecture_report(tmp_path):
     text = render_report(folder).read_text(encoding="utf-8")
     assert "only architecture in this run" in text
     assert "nothing to compare" in _section(text, "Paired comparisons")
-    assert "**" not in _table_row(text, "lstm")[3]  # nothing to be best against
+    assert "**" not in _table_row(text, "lstm")[4]  # nothing to be best against
 
 
 def test_pareto_set():
@@ -448,7 +448,7 @@ def test_the_version_1_example_still_renders(tmp_path):
     text = (example / "report.md").read_text(encoding="utf-8")
     for arch in ("rnn", "lstm", "gru", "bilstm", "bag_of_embeddings", "tfidf_logreg"):
         row = _table_row(text, arch)
-        assert row[3].removesuffix(" ‡").endswith("(n=3)"), row  # a test accuracy over three seeds
+        assert row[4].removesuffix(" ‡").endswith("(n=3)"), row  # a test accuracy over three seeds
     assert _speed_row(text, "lstm")[_speed_headers(text).index("Infer peak MiB ↓")] == "—"
     assert "Not compared: `tfidf_logreg`" in text
     # Its records predate concurrent_runs too: one run at a time, nothing marked as contended.
@@ -612,8 +612,8 @@ def test_a_budget_bound_run_is_marked_in_the_table_and_the_advice_says_so(tmp_pa
     assert [budget_bound(r) for r in lstm] == [True, False]  # still improving; stalled for 2
     assert not budget_bound({**lstm[0], "stop_reason": "early_stop"})
     rows = summarize(records)
-    assert _row_cells(main_table(rows), "lstm")[3].endswith("(n=2) ‡")
-    assert not _row_cells(main_table(rows), "gru")[3].endswith("‡")
+    assert _row_cells(main_table(rows), "lstm")[4].endswith("(n=2) ‡")
+    assert not _row_cells(main_table(rows), "gru")[4].endswith("‡")
     text = recommend(rows, Comparer(folder, rows))
     assert text.endswith("‡ Every statement above that names `lstm` rests on budget-bound runs "
                          "(the epoch cap ended training while it still improved): more epochs "
@@ -623,3 +623,17 @@ def test_a_budget_bound_run_is_marked_in_the_table_and_the_advice_says_so(tmp_pa
 def _row_cells(table: str, arch: str) -> list[str]:
     line = next(ln for ln in table.splitlines() if ln.startswith(f"| `{arch}`"))
     return [cell.strip() for cell in line.strip("|").split("|")]
+
+
+def test_the_leaders_are_compared_among_themselves_with_holms_correction(tmp_path):
+    grid = {"lstm": {"accuracy": 0.86}, "gru": {"accuracy": 0.87},
+            "bag": {"accuracy": 0.85, "recurrent": False},
+            "tfidf_logreg": {"accuracy": 0.88, "recurrent": False}}  # fmt: skip
+    folder, _ = make_grid(tmp_path, grid, seeds=[0])
+    text = _section(render_report(folder).read_text(encoding="utf-8"), "Paired comparisons")
+    assert "| Against | Seed ids paired | Reviews | `tfidf_logreg` − it (points) | 95% CI (points) | p | Holm p |" in text
+    leaders = text.split("Among the leaders:", 1)[1]
+    # gru against lstm is new; gru against the best floor (tfidf_logreg) is in the table above
+    assert "| best recurrent against the runner-up recurrent | `gru` − `lstm` | 0 |" in leaders
+    assert "against the best floor" not in leaders
+    assert "the 4 comparisons of this section are a family: *Holm p*" in text

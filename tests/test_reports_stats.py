@@ -8,10 +8,19 @@ import pytest
 from reports.stats import (
     mcnemar_exact,
     mean_std_ci,
+    holm,
     paired_bootstrap,
     reps_to_bound_quantile,
     share_interval,
 )
+
+
+def test_holm_adjusts_in_step_down_order_and_skips_untested_pairs():
+    # m = 3: 0.01 * 3, 0.02 * 2 (then the running max), 0.04 * 1 -> 0.04 stays 0.04
+    assert holm([0.04, 0.01, 0.02]) == pytest.approx([0.04, 0.03, 0.04])
+    assert holm([0.5, 0.6]) == pytest.approx([1.0, 1.0])  # capped at 1, never below an earlier
+    adjusted = holm([0.01, math.nan, 0.03])
+    assert adjusted[0] == pytest.approx(0.02) and math.isnan(adjusted[1]) and adjusted[2] == pytest.approx(0.03)
 
 
 def test_a_p95_needs_72_repetitions_to_be_bounded():

@@ -193,6 +193,12 @@ _EPOCHS = "early stopping may end before the configured epochs"
 register_metric("param_count", bounds=(0.0, None), label="Params", unit="count", higher_is_better=None, summary="mean",
                 display="count", required=True, in_terminal=True,
                 definition="trainable parameters")  # fmt: skip
+register_metric("core_param_count", bounds=(0.0, None), label="Core params", unit="count",
+                higher_is_better=None, summary="mean", display="count",
+                definition="trainable parameters outside the embedding table: the recurrence and "
+                "the readout; none for a self-fitting model. Records written before it: "
+                "`param_count` − vocabulary × `embedding_dim` (every registered network has one "
+                "table of that size)")  # fmt: skip
 register_metric("test_accuracy", bounds=(0.0, 1.0), scored_on="n_test", label="Test acc %", unit="fraction", higher_is_better=True,
                 summary="mean_sd", display="percent", required=True, in_terminal=True,
                 definition=_TEST)  # fmt: skip
