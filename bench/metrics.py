@@ -1,8 +1,9 @@
-"""``python -m bench.metrics``: the command of :mod:`bench.results.metrics`, kept at its documented name."""
+"""``python -m bench.metrics [PAGE]``: the command of :mod:`bench.results.schema_page`, kept at its
+documented name: prints the schema page's generated tables, or rewrites them in ``PAGE``."""
 
 import sys
 
-from bench.results.metrics import main
+from bench.results.schema_page import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.results import records
+from bench.results import cost, records, schema_page
 from bench.results.metrics import METRICS, metrics_markdown, required_metrics
 from tests.mounts import read_only, tiny_disk
 
@@ -83,12 +83,55 @@ def test_schema_page_documents_every_metric_and_history_key():
     page = (ROOT / "docs" / "record-schema.md").read_text()
     documented = set(re.findall(r"`([a-z0-9_]+)`", page))
     assert set(METRICS) <= documented
-    assert metrics_markdown() in page, (
-        "the metrics table of docs/record-schema.md is stale: run "
-        "`python -m bench.metrics docs/record-schema.md`"
-    )
+    assert metrics_markdown() in page
     assert set(records.HISTORY_KEYS) <= documented
     assert f"version {records.SCHEMA_VERSION}" in page
+
+
+def test_the_schema_page_is_what_the_schema_generates():
+    page = (ROOT / "docs" / "record-schema.md").read_text(encoding="utf-8")
+    assert schema_page.rewrite(page) == page, (
+        "docs/record-schema.md is stale: run `python -m bench.metrics docs/record-schema.md`"
+    )
+
+
+def _rows(fields):
+    return {name for field in fields for name in field.names}
+
+
+def test_every_field_of_the_committed_records_and_points_has_a_row():
+    keys = {key for path in (ROOT / "docs").glob("*/runs/*/record.json")
+            for key in json.loads(path.read_text(encoding="utf-8"))}  # fmt: skip
+    assert "run_id" in keys and keys <= _rows(schema_page.RECORD_FIELDS)
+    point_keys = {key for path in (ROOT / "docs").glob("*/cost_points/*.json")
+                  for key in json.loads(path.read_text(encoding="utf-8"))}  # fmt: skip
+    assert "point_id" in point_keys and point_keys <= _rows(schema_page.POINT_FIELDS)
+
+
+def test_the_field_table_shows_the_validators_types_and_refuses_a_field_without_a_row(monkeypatch):
+    table = schema_page.record_fields_markdown()
+    assert "| `seed` | int |" in table and "| `error` | object or null |" in table
+    assert f"# Run record schema (version {records.SCHEMA_VERSION})" == schema_page.TITLE
+    monkeypatch.setitem(records.REQUIRED_FIELDS, "new_field", int)
+    with pytest.raises(ValueError, match="run record fields without a row .*: new_field"):
+        schema_page.record_fields_markdown()
+    monkeypatch.setitem(cost.REQUIRED_FIELDS, "other_field", str)
+    with pytest.raises(ValueError, match="cost point fields without a row .*: other_field"):
+        schema_page.point_fields_markdown()
+
+
+def test_the_page_command_rewrites_a_stale_page_and_refuses_one_without_markers(tmp_path, capsys):
+    page = (ROOT / "docs" / "record-schema.md").read_text(encoding="utf-8")
+    stale = tmp_path / "schema.md"
+    stale.write_text(page.replace("| `seed` | int |", "| `seed` | float |", 1)
+                     .replace(schema_page.TITLE, "# Run record schema (version 1)"), encoding="utf-8")
+    assert schema_page.main([str(stale)]) == 0
+    assert stale.read_text(encoding="utf-8") == page
+    bare = tmp_path / "bare.md"
+    bare.write_text("# Run record schema (version 1)\n", encoding="utf-8")
+    assert schema_page.main([str(bare)]) == 2
+    assert "has no 'record fields' block" in capsys.readouterr().err
+    assert bare.read_text(encoding="utf-8") == "# Run record schema (version 1)\n"
 
 
 def test_the_version_1_example_folder_is_still_readable():

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from reports.stats import (
+    holm,
     mcnemar_exact,
     mean_std_ci,
-    holm,
     paired_bootstrap,
     reps_to_bound_quantile,
     share_interval,

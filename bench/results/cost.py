@@ -40,7 +40,8 @@ STATUSES = ("ok", "oom", "failed")
 #: A point file's name is its point id (:func:`point_file`).
 _POINT_ID = re.compile(r"^[A-Za-z0-9_.-]+-(task|length|batch)-T[0-9a-z]+-b[0-9]+-[0-9a-f]{8}$")
 
-_REQUIRED: dict[str, type | tuple[type, ...]] = {
+#: The fields every cost point has, with their types (the schema page shows them).
+REQUIRED_FIELDS: dict[str, type | tuple[type, ...]] = {
     "schema_version": int, "kind": str, "point_id": str, "arch": str, "task": str, "axis": str,
     "length_T": (int, type(None)), "batch": int, "profile": str, "device": str, "threads": int,
     "status": str, "error": (dict, type(None)), "model": dict, "reps": int, "warmup": int,
@@ -85,7 +86,7 @@ def validate_point(point: Any) -> dict[str, Any]:
     """Check a cost point against its schema and return it; :class:`RecordError` if it breaks it."""
     if not isinstance(point, dict):
         raise RecordError("a cost point must be a JSON object")
-    for key, typ in _REQUIRED.items():
+    for key, typ in REQUIRED_FIELDS.items():
         if key not in point:
             raise RecordError(f"cost point is missing {key!r}")
         if not _typed(point[key], typ):

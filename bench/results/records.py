@@ -65,7 +65,8 @@ ERROR_TYPES = ("nan_loss", "diverged", "oom", "killed", "timeout", "crash", "int
 #: Keys of one entry of ``history`` (one per epoch run).
 HISTORY_KEYS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "epoch_time_s")
 
-_REQUIRED_TOP = {
+#: The fields every record has, with their types (the schema page shows them: schema_page.py).
+REQUIRED_FIELDS: dict[str, type] = {
     "schema_version": int,
     "run_id": str,
     "arch": str,
@@ -116,7 +117,7 @@ def validate_record(record: dict[str, Any]) -> dict[str, Any]:
     """Check ``record`` against the schema and return it; raise :class:`RecordError` if not."""
     if not isinstance(record, dict):
         raise RecordError("a record must be a JSON object")
-    for key, typ in _REQUIRED_TOP.items():
+    for key, typ in REQUIRED_FIELDS.items():
         if key not in record:
             raise RecordError(f"record is missing {key!r}")
         if not isinstance(record[key], typ) or (typ is int and isinstance(record[key], bool)):

@@ -371,9 +371,8 @@ class Command:
     ) -> GridOutcome:
         """Run the specs (or ``grid(specs)``: a suite's own plan), keeping the manifest's start,
         finish and wall time current."""
-        from bench.results.records import utc_now, write_manifest
-
         from bench.results.folder import invocation_ended
+        from bench.results.records import utc_now, write_manifest
 
         write_manifest(self.out, manifest)
         started = time.perf_counter()
