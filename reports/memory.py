@@ -23,11 +23,11 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import NullLocator
 
 from bench.results.metrics import METRICS
+from bench.results.records import base_spec, extended_epochs, extensions_of
 from reports.gradients import GRADIENT_PAYLOAD, load_name
 from reports.imdb import IMDB_TASK
 from reports.markdown import _distinct, _spec_value
 from reports.plots import PLOTS_DIR, name_colors, new_figure, png_bytes
-from reports.recommend import best_at_winners, pareto_set
 from reports.sections import (
     Built,
     ClosingSection,
@@ -41,6 +41,7 @@ from reports.table import (
     BUDGET_MARK,
     MISSING,
     ArchSummary,
+    budget_bound,
     budget_note,
     contention_note,
     format_ci,
@@ -155,6 +156,13 @@ class Horizon:
     def point(self, distance: int | None) -> ArchSummary | None:
         return next((p for p in self.points if p.setting["distance"] == distance), None)
 
+    @property
+    def bound_at(self) -> list[int]:
+        """The distances deciding the horizon (last solved, first failed) whose cell rests on a
+        budget-bound run."""
+        return [d for d in (self.last_solved, self.first_failed)
+                if (p := self.point(d)) is not None and p.budget_bound]  # fmt: skip
+
 
 def suite_settings(manifest: Mapping[str, Any]) -> Mapping[str, Any]:
     """The manifest's ``memory_suite`` block (empty when absent)."""
@@ -237,7 +245,8 @@ def _join(names: Sequence[str]) -> str:
 @dataclass(frozen=True)
 class MemoryBudget:
     """What the memory runs were given, as their specs and the suite's manifest block say: the
-    distinct values of each setting over the runs, the early-stopping target, the seeds."""
+    distinct values of each setting over the runs (``epochs``: those of the runs an extension
+    extends, not the extension's), the early-stopping target, the seeds, the extension rule."""
 
     epochs: tuple[Any, ...]
     patience: tuple[Any, ...]
@@ -250,6 +259,27 @@ class MemoryBudget:
     runs: int
     #: Seeds run where the result changes (None: the suite did not say).
     seeds_at_change: int | None
+    #: How many times its epochs a deciding run that was budget-bound and below the threshold
+    #: is given once more (None: the suite declared no such rule; it predates it; 1: none).
+    extension_factor: int | None
+
+
+@dataclass(frozen=True)
+class Extension:
+    """A deciding run of the sweep run once more with more epochs: the run the epoch cap cut off
+    while it improved (``base``) and its extension (``extended``), whose result stands for it."""
+
+    arch: str
+    load: Load
+    distance: int
+    seed: int
+    base: Mapping[str, Any]
+    extended: Mapping[str, Any]
+
+    @property
+    def still_bound(self) -> bool:
+        """Whether the epoch cap cut off the extension too."""
+        return budget_bound(self.extended)
 
 
 @dataclass(frozen=True)
@@ -272,6 +302,14 @@ class MemoryFacts:
     floor_gap: float | None
     #: Architectures with runs whose records do not say their distance and load.
     left_out: tuple[str, ...]
+    #: The budget extensions in the folder (their results stand in the rows).
+    extensions: tuple[Extension, ...] = ()
+
+    @property
+    def bound_decisions(self) -> list[tuple[Horizon, int, ArchSummary]]:
+        """(horizon, T, its cell) for each T that decides a horizon (the last solved and the
+        first failed) whose cell rests on a budget-bound run, extensions already counted."""
+        return [(h, d, h.point(d)) for h in self.horizons for d in h.bound_at]
 
     def horizon(self, arch: str, load: Load) -> Horizon | None:
         return next((h for h in self.horizons if h.arch == arch and h.load == load), None)
@@ -290,14 +328,30 @@ def _distinct_spec(records: Sequence[dict[str, Any]], key: str) -> tuple[Any, ..
 
 def _budget(records: Sequence[dict[str, Any]], manifest: Mapping[str, Any]) -> MemoryBudget:
     suite = suite_settings(manifest)
-    target, seeds = suite.get("target_accuracy"), suite.get("seeds_at_change")
+    target, seeds, factor = (suite.get(key) for key in ("target_accuracy", "seeds_at_change",
+                                                         "extension_factor"))  # fmt: skip
+    bases = [{**r, "spec": base_spec(r.get("spec") or {})} for r in records]
     return MemoryBudget(
-        *(_distinct_spec(records, key) for key in ("train.epochs", "train.patience", "data.n_train",
+        _distinct_spec(bases, "train.epochs"),
+        *(_distinct_spec(records, key) for key in ("train.patience", "data.n_train",
                                                    "model.embedding_dim", "model.hidden_dim")),
         float(target) if isinstance(target, int | float) else None,
         sum(1 for r in records if r.get("stop_reason") == "target_reached"), len(records),
         seeds if isinstance(seeds, int) else None,
+        factor if isinstance(factor, int) and not isinstance(factor, bool) else None,
     )  # fmt: skip
+
+
+def _extensions(records: Sequence[dict[str, Any]]) -> tuple[Extension, ...]:
+    """The folder's budget extensions of runs whose records say their distance and load."""
+    out = []
+    for base, extended in extensions_of(records):
+        data = (base.get("spec") or {}).get("data") or {}
+        values = [data.get(key) for key in ("alphabet", "n_signals", "distance")]
+        if all(isinstance(v, int) for v in values):
+            out.append(Extension(base["arch"], Load(values[0], values[1]), values[2], base["seed"],
+                                 base, extended))  # fmt: skip
+    return tuple(sorted(out, key=lambda e: (e.load.bits, e.distance, e.seed)))
 
 
 def memory_facts(records: Sequence[dict[str, Any]], manifest: Mapping[str, Any]) -> MemoryFacts:
@@ -314,6 +368,7 @@ def memory_facts(records: Sequence[dict[str, Any]], manifest: Mapping[str, Any])
         _budget([r for row in rows for r in row.records], manifest), tuple(rows), tuple(loads),
         tuple(found), tuple(_ordered_horizons(found, loads)), tuple(floors),
         max(gaps) if gaps else None, tuple(sorted({r.arch for r in unusable})),
+        _extensions(records),
     )  # fmt: skip
 
 
@@ -348,6 +403,87 @@ def _values(values: Sequence[Any]) -> str:
     return ", ".join(f"{v:,}" if isinstance(v, int) else str(v) for v in values) or MISSING
 
 
+def _extension_rule(spent: MemoryBudget) -> str:
+    """The declared extension of budget-bound runs, or that there was none."""
+    factor = spent.extension_factor
+    if factor is None:
+        return ("**No run here was extended**: the sweep that made these runs predates the suite's "
+                "rule of running a deciding run once more with more epochs when the epoch cap cut "
+                "it off while it still improved (*budget-bound*, ‡) below the threshold (the "
+                "manifest declares no extension), so every result below comes from a run of at "
+                f"most {_values(spent.epochs)} epochs.")  # fmt: skip
+    if factor == 1:
+        return ("The suite declared no extension (factor 1): a horizon may rest on a run the epoch "
+                "cap cut off while it still improved (*budget-bound*, ‡).")  # fmt: skip
+    longer = _values([e * factor for e in spent.epochs if isinstance(e, int)])
+    return (f"Declared extension: a run whose result decides a horizon (seed 0 at each T of an "
+            "architecture's series, and the extra seeds where its result changes) that the epoch "
+            f"cap ended while it still improved (*budget-bound*, ‡) below the threshold is run once "
+            f"more, the same run with {factor}× its epochs ({longer}), and that run's result stands "
+            "for it in every table of this section; an extension is not extended again, and a "
+            "budget-bound run that reached the threshold is not extended (its architecture's "
+            "series went on).")  # fmt: skip
+
+
+def _extension_line(extension: Extension) -> str:
+    """```gru` at T = 128, 2 of 16, seed 0: 60.00% after 12 epochs ‡ → 99.00% after 24``."""
+    base, longer = extension.base, extension.extended
+
+    def run(record: Mapping[str, Any]) -> str:
+        accuracy = format_number(record["metrics"].get("test_accuracy"), "percent")
+        mark = f" {BUDGET_MARK}" if budget_bound(record) else ""
+        return f"{accuracy}% after {record['spec']['train']['epochs']} epochs{mark}"
+
+    return (f"`{extension.arch}` at T = {extension.distance}, {extension.load.label}, seed "
+            f"{extension.seed}: {run(base)} → {run(longer)}")
+
+
+def _decision_line(horizon: Horizon, distance: int, point: ArchSummary, threshold: float) -> str:
+    """```lstm`, 2 of 16, T = 64 (first failed): 3 of 3 seeds (3 below the threshold, not
+    extended)``: a horizon decision resting on budget-bound runs, and what they are."""
+    bound = point.budget_bound
+    kinds = {"extended and cut off again": sum(1 for r in bound if extended_epochs(r["spec"])),
+             "at the threshold or above": sum(1 for r in bound if not extended_epochs(r["spec"])
+                                              and r["metrics"]["test_accuracy"] >= threshold),
+             "below the threshold, not extended": sum(
+                 1 for r in bound if not extended_epochs(r["spec"])
+                 and r["metrics"]["test_accuracy"] < threshold)}  # fmt: skip
+    which = "last solved" if distance == horizon.last_solved else "first failed"
+    detail = ", ".join(f"{k} {what}" for what, k in kinds.items() if k)
+    return (f"`{horizon.arch}`, {horizon.load.label}, T = {distance} ({which}): {len(bound)} of "
+            f"{len(point.ok)} seeds ({detail})")
+
+
+def _extension_text(facts: MemoryFacts) -> str:
+    """Which runs were extended and which horizon decisions still rest on budget-bound runs."""
+    factor, lines = facts.budget.extension_factor, []
+    order = {arch: i for i, arch in enumerate(facts.order)}
+    extended = sorted(facts.extensions, key=lambda e: order.get(e.arch, len(order)))
+    if extended:
+        lines.append("Extended runs (each extension's result stands for its run in the tables "
+                     "above): " + "; ".join(map(_extension_line, extended)) + ".")  # fmt: skip
+    elif factor is not None and factor > 1:
+        lines.append("No deciding run needed an extension.")
+    bound = facts.bound_decisions
+    after = " after the extensions" if extended else ""
+    if not bound:
+        lines.append(f"No horizon decision (an architecture's last solved or first failed T) "
+                     f"rests on a budget-bound run{after}.")  # fmt: skip
+        return "\n\n".join(lines)
+    several = len(bound) > 1
+    text = (f"{len(bound)} horizon decision{'s' if several else ''} (an architecture's last solved "
+            f"or first failed T) {'still ' if after else ''}rest{'' if several else 's'} on "
+            f"budget-bound runs (‡){after}, so more epochs "
+            "might move them: "
+            + "; ".join(_decision_line(h, t, p, facts.threshold) for h, t, p in bound) + ".")  # fmt: skip
+    if factor is None:
+        text += (" Under the suite's rule, each run below the threshold and not extended would be "
+                 "run once more with more epochs before deciding; running the suite into this "
+                 "folder again (`--resume`) runs those extensions, and what their results then call for.")  # fmt: skip
+    lines.append(text)
+    return "\n\n".join(lines)
+
+
 def _task_text(facts: MemoryFacts) -> str:
     spent = facts.budget
     budget = (f"at most {_values(spent.epochs)} epochs with early stopping after "
@@ -377,9 +513,9 @@ def _task_text(facts: MemoryFacts) -> str:
         "(how many symbols to hold, from how large an alphabet) is a setting, and horizons are "
         "reported per load.",
         "",
-        f"Training budget: {budget}. **Horizons depend on this budget**: a longer training may "
-        "solve larger T, so they say what these models reach within it, not what they could "
-        "ever hold.",
+        f"Training budget: {budget}. {_extension_rule(spent)} **Horizons depend on this budget**: "
+        "a longer training may solve larger T, so they say what these models reach within it, "
+        "not what they could ever hold.",
         "",
         f"A distance T counts as *solved* when the mean test accuracy over the seeds run there "
         f"is at least {facts.threshold * 100:g}%"
@@ -522,6 +658,7 @@ def render_memory(facts: MemoryFacts, figure: str | None = None, imdb_present: b
             f"`{r.arch}` at T = {r.setting.get('distance')}, load {load_of(r).label}"))
         if bound:
             lines += ["", bound]
+        lines += ["", _extension_text(facts)]
     else:
         lines += ["", "No recurrent architecture has a memory run with its distance and load."]
     if facts.floors:
@@ -600,10 +737,15 @@ SPEED_TIE = 1.10
 USE_CASE_RULES: dict[str, str] = {
     "Short sequences": "its memory horizon ranks last of the four",
     "Long sequences": "its memory horizon ranks first of the four",
-    "Balanced": "it is Pareto-optimal among the four on IMDb (test accuracy, latency p50, peak "
-    "training memory) and its horizon does not rank last",
-    "Full context needed": "it is the most accurate of the four on IMDb (mean test accuracy)",
+    "Balanced": "its weakest rank in the Speed, Long-term Memory and Test acc columns is the "
+    "best weakest rank of the four (it gives up least where it is weakest; when every model's "
+    "weakest rank is the same, the rule tells none apart)",
+    "Full context needed": "it ranks first of the four in the Test acc column (IMDb)",
 }
+#: The ranked columns whose weakest rank decides "Balanced", in the order a cell names them.
+BALANCE_COLUMNS = ("Speed", "Long-term Memory", "Test acc")
+#: The ordinal places a column without adjectives shows (the Test acc column).
+PLACES = ("1st", "2nd", "3rd", "4th")
 
 
 @dataclass(frozen=True)
@@ -682,12 +824,37 @@ def _ordinal(n: int) -> str:
     return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
 
 
+def _accuracy_tied(leader: float, other: float) -> bool:
+    """Test accuracies equal as the Test acc column shows them (percent, two decimals)."""
+    return format_number(leader, "percent") == format_number(other, "percent")
+
+
 #: What the models ranked before one do, in each adjective column, said of one and of several.
 _AHEAD_VERBS: dict[str, tuple[str, str]] = {
     "Parameters": ("has fewer", "have fewer"),
     "Speed": ("is faster", "are faster"),
     "Long-term Memory": ("holds longer", "hold longer"),
 }
+
+
+@dataclass(frozen=True)
+class Weakest:
+    """A model's weakest place in :data:`BALANCE_COLUMNS`: the rank, of how many, and the
+    columns where it ranks so."""
+
+    rank: int
+    of: int
+    columns: tuple[str, ...]
+
+
+def weakest_rank(ranks: Mapping[str, Ranked | None]) -> Weakest | None:
+    """The weakest of ``ranks`` (one per :data:`BALANCE_COLUMNS`; None: a column did not rank
+    the model, so nothing is decided)."""
+    if any(ranks.get(column) is None for column in BALANCE_COLUMNS):
+        return None
+    worst = max(ranks[c].rank for c in BALANCE_COLUMNS)
+    return Weakest(worst, max(ranks[c].of for c in BALANCE_COLUMNS),
+                   tuple(c for c in BALANCE_COLUMNS if ranks[c].rank == worst))
 #: The notebook table's columns that carry a verdict, in order.
 VERDICT_COLUMNS = ("Parameters", "Speed", "Long-term Memory", "Use Case")
 
@@ -699,8 +866,8 @@ class Verdict:
     ``outcome``: ``"yes"``, ``"no"``, ``"not measured"`` or ``"cannot tell"`` (every model alike
     there). ``ranked``: the model's place in the column, where it was ranked. A Use Case "no"
     says why in ``reason`` (``"holds longer"``: ``others`` hold longer; ``"holds less"``: only
-    ``others`` hold less; ``"dominated"``: ``others[0]`` dominates it on IMDb; ``"horizon last"``:
-    Pareto-optimal, but its horizon ranks last; ``"more accurate"``: ``others[0]`` is).
+    ``others`` hold less; ``"gives up more"``: ``others`` have a better weakest rank;
+    ``"more accurate"``: ``others`` rank before it in the Test acc column).
     """
 
     outcome: str
@@ -732,12 +899,12 @@ class NotebookLine:
     memory: Ranked | None
     #: The trained model's gradient decay per span and where it was measured (None: no probe).
     gradient: tuple[float, str] | None
+    #: Its place in the Test acc column (mean IMDb test accuracy, highest first).
+    accuracy: Ranked | None
+    #: Its weakest place in :data:`BALANCE_COLUMNS` (None: a column did not rank it).
+    weakest: Weakest | None
     #: The notebook's use cases whose rule it meets.
     use_cases: tuple[str, ...]
-    #: The recommendation's roles it wins among the four (``reports.recommend.BEST_AT`` titles).
-    best_at: tuple[str, ...]
-    pareto: bool
-    dominated_by: str | None
     #: A verdict per :data:`VERDICT_COLUMNS`, in that order (empty: neither task ran it).
     verdicts: dict[str, Verdict]
 
@@ -759,6 +926,8 @@ class NotebookFacts:
     span: int
     #: The IMDb rows of the four that ran (their contention note closes the section).
     compared: tuple[ArchSummary, ...]
+    #: The best weakest rank of the four (None: none has one), which "Balanced" asks for.
+    best_weakest: int | None = None
 
     def line(self, arch: str) -> NotebookLine:
         return next(line for line in self.lines if line.said.arch == arch)
@@ -780,7 +949,19 @@ def _adjective_verdict(said: str, ranked: Ranked | None) -> Verdict:
     return Verdict("yes" if ranked.adjective == said else "no", ranked)
 
 
-def _use_cases(arch: str, memory: Mapping[str, Ranked], front: set[str], most_accurate: str | None) -> list[str]:
+def _balanced(weakest: Mapping[str, Weakest]) -> tuple[set[str], int | None]:
+    """Who meets "Balanced" (the best weakest rank), and that rank; nobody when every model's
+    weakest rank is the same (the rule then tells none apart)."""
+    if not weakest:
+        return set(), None
+    best = min(w.rank for w in weakest.values())
+    if all(w.rank == best for w in weakest.values()):
+        return set(), best
+    return {arch for arch, w in weakest.items() if w.rank == best}, best
+
+
+def _use_cases(arch: str, memory: Mapping[str, Ranked], accuracy: Mapping[str, Ranked],
+               balanced: set[str]) -> list[str]:  # fmt: skip
     """The notebook's use cases whose rule (:data:`USE_CASE_RULES`) ``arch`` meets."""
     held = []
     rank = memory.get(arch)
@@ -789,32 +970,35 @@ def _use_cases(arch: str, memory: Mapping[str, Ranked], front: set[str], most_ac
             held.append("Long sequences")
         if rank.rank == max(r.rank for r in memory.values()):
             held.append("Short sequences")
-    if arch in front and "Short sequences" not in held:
+    if arch in balanced:
         held.append("Balanced")
-    if arch == most_accurate:
+    place = accuracy.get(arch)
+    if place is not None and not place.all_tied and place.rank == 1:
         held.append("Full context needed")
     return held
 
 
 def _use_case_verdict(nb: NotebookRow, held: Sequence[str], memory: Mapping[str, Ranked],
-                      dominated_by: Mapping[str, str], front: set[str],
-                      most_accurate: str | None) -> Verdict:  # fmt: skip
+                      accuracy: Mapping[str, Ranked], weakest: Mapping[str, Weakest],
+                      balanced: set[str]) -> Verdict:  # fmt: skip
     if nb.use_case in held:
         return Verdict("yes")
-    rank = memory.get(nb.arch)
-    if nb.use_case in ("Short sequences", "Long sequences"):
-        if rank is None:
-            return Verdict("not measured")
-        if rank.all_tied:
-            return Verdict("cannot tell", rank)
-        if nb.use_case == "Long sequences":
-            return Verdict("no", rank, "holds longer", rank.ahead)
-        return Verdict("no", rank, "holds less", tuple(a for a, r in memory.items() if r.rank > rank.rank))
     if nb.use_case == "Balanced":
-        if nb.arch in dominated_by:
-            return Verdict("no", reason="dominated", others=(dominated_by[nb.arch],))
-        return Verdict("no", reason="horizon last") if nb.arch in front else Verdict("not measured")
-    return Verdict("no", reason="more accurate", others=(most_accurate,)) if most_accurate else Verdict("not measured")
+        if nb.arch not in weakest:
+            return Verdict("not measured")
+        if not balanced:
+            return Verdict("cannot tell", reason="weakest alike")
+        return Verdict("no", reason="gives up more", others=tuple(sorted(balanced, key=list(weakest).index)))
+    rank = (accuracy if nb.use_case == "Full context needed" else memory).get(nb.arch)
+    if rank is None:
+        return Verdict("not measured")
+    if rank.all_tied:
+        return Verdict("cannot tell", rank, "accuracy alike" if nb.use_case == "Full context needed" else "")
+    if nb.use_case == "Long sequences":
+        return Verdict("no", rank, "holds longer", rank.ahead)
+    if nb.use_case == "Short sequences":
+        return Verdict("no", rank, "holds less", tuple(a for a, r in memory.items() if r.rank > rank.rank))
+    return Verdict("no", rank, "more accurate", tuple(a for a, r in accuracy.items() if r.rank == 1))
 
 
 def notebook_facts(
@@ -842,21 +1026,23 @@ def notebook_facts(
     memory_scores = {nb.arch: memory_score(found, nb.arch, loads)
                      for nb in NOTEBOOK if any(h.arch == nb.arch for h in found)}  # fmt: skip
     memory = rank_adjectives(memory_scores, SCALES["Long-term Memory"], lambda a, b: a == b)
-    winners = best_at_winners(four)
-    front_rows, dominated_by, _ = pareto_set(four)
-    front = {r.arch for r in front_rows}
-    most_accurate = next((row.arch for title, row in winners if title == "Most accurate"), None)
+    accuracy = rank_adjectives({r.arch: r.value("test_accuracy") for r in four
+                                if r.value("test_accuracy") is not None}, PLACES, _accuracy_tied)  # fmt: skip
+    columns = {"Speed": speed, "Long-term Memory": memory, "Test acc": accuracy}
+    weakest = {nb.arch: w for nb in NOTEBOOK
+               if (w := weakest_rank({c: ranks.get(nb.arch) for c, ranks in columns.items()}))}  # fmt: skip
+    balanced, best_weakest = _balanced(weakest)
     by_horizon = {(h.arch, h.load): h for h in found}
     lines = []
     for nb in NOTEBOOK:
         row = ok_imdb.get(nb.arch)
-        held = _use_cases(nb.arch, memory, front, most_accurate)
+        held = _use_cases(nb.arch, memory, accuracy, balanced)
         ran = row is not None or nb.arch in memory_scores
         verdicts = {
             "Parameters": _adjective_verdict(nb.parameters, params.get(nb.arch)),
             "Speed": _adjective_verdict(nb.speed, speed.get(nb.arch)),
             "Long-term Memory": _adjective_verdict(nb.memory, memory.get(nb.arch)),
-            "Use Case": _use_case_verdict(nb, held, memory, dominated_by, front, most_accurate),
+            "Use Case": _use_case_verdict(nb, held, memory, accuracy, weakest, balanced),
         } if ran else {}  # fmt: skip
         lines.append(NotebookLine(
             nb, row, params.get(nb.arch), speeds.get(nb.arch) if row is not None else None,
@@ -864,12 +1050,10 @@ def notebook_facts(
             tuple(by_horizon[(nb.arch, load)] for load in loads if (nb.arch, load) in by_horizon),
             memory.get(nb.arch),
             gradient_decay(gradient_payload, nb.arch) if nb.arch in memory_scores else None,
-            tuple(held), tuple(title for title, winner in winners if winner.arch == nb.arch),
-            row is not None and nb.arch in front,
-            dominated_by.get(nb.arch) if row is not None else None, verdicts,
+            accuracy.get(nb.arch), weakest.get(nb.arch), tuple(held), verdicts,
         ))  # fmt: skip
     span = (gradient_payload or {}).get("span", GRADIENT_SPAN)
-    return NotebookFacts(tuple(lines), span, tuple(four))
+    return NotebookFacts(tuple(lines), span, tuple(four), best_weakest)
 
 
 # ---- the notebook's table, rendered from its facts ---------------------------------------------
@@ -892,7 +1076,8 @@ def _verdict_text(column: str, verdict: Verdict) -> str:
     if verdict.outcome in ("yes", "not measured"):
         return verdict.outcome
     if verdict.outcome == "cannot tell":
-        return "cannot tell, " + ("every horizon alike here" if column == "Use Case" else "all alike here")
+        return "cannot tell, " + (_ALIKE.get(verdict.reason, "every horizon alike here")
+                                  if column == "Use Case" else "all alike here")  # fmt: skip
     if column != "Use Case":
         assert ranked is not None  # an adjective's "no" is a rank
         ahead = _join([f"`{a}`" for a in ranked.ahead]) if ranked.ahead else ""
@@ -901,18 +1086,64 @@ def _verdict_text(column: str, verdict: Verdict) -> str:
     return "no, " + {
         "holds longer": lambda: _names_do(verdict.others, "longer"),
         "holds less": lambda: _names_do(verdict.others, "less"),
-        "dominated": lambda: f"dominated on IMDb by `{verdict.others[0]}`",
-        "horizon last": lambda: "its horizon ranks last",
-        "more accurate": lambda: f"`{verdict.others[0]}` is more accurate on IMDb",
+        "gives up more": lambda: f"{_join([f'`{a}`' for a in verdict.others])} "
+        f"{'gives' if len(verdict.others) == 1 else 'give'} up less where weakest",
+        "more accurate": lambda: f"{_join([f'`{a}`' for a in verdict.others])} "
+        f"{'ranks' if len(verdict.others) == 1 else 'rank'} first in Test acc",
     }[verdict.reason]()
 
 
-def _notebook_cells(line: NotebookLine, span: int) -> list[str]:
+#: A Use Case "cannot tell", by what was alike (``Verdict.reason``; else every horizon).
+_ALIKE = {"weakest alike": "every weakest rank alike here", "accuracy alike": "every accuracy alike here"}
+
+
+def _place(ranked: Ranked) -> str:
+    return "alike" if ranked.all_tied else f"{_ordinal(ranked.rank)} of {ranked.of}"
+
+
+def _use_case_cell(line: NotebookLine, best_weakest: int | None) -> str:
+    """The rules met, in bold, and the column places they rest on, e.g. ``**Balanced**: Speed
+    2nd, Long-term Memory 3rd, Test acc 2nd of 4; weakest 3rd, the four's best``."""
+    met = f"**{' / '.join(line.use_cases)}**" if line.use_cases else "**none of the four**"
+    ranks = {"Speed": line.speed, "Long-term Memory": line.memory, "Test acc": line.accuracy}
+    shown = [f"{column} {_ordinal(r.rank)}" for column, r in ranks.items() if r is not None]
+    if not shown:
+        return met
+    text = f"{met}: {', '.join(shown)} of {max(r.of for r in ranks.values() if r is not None)}"
+    if line.weakest is not None and best_weakest is not None:
+        best = ("the four's best" if line.weakest.rank == best_weakest
+                else f"the four's best: {_ordinal(best_weakest)}")  # fmt: skip
+        text += f"; weakest {_ordinal(line.weakest.rank)}, {best}"
+    return text
+
+
+def _memory_cell(line: NotebookLine, span: int) -> str:
+    """Horizons per load (‡ where a deciding T rests on a budget-bound run), the gradient figure."""
+    if not line.horizons:
+        return MISSING
+    text = "horizon " + ", ".join(f"{h.text}{f' {BUDGET_MARK}' if h.bound_at else ''} "
+                                  f"({h.load.label})" for h in line.horizons)  # fmt: skip
+    if line.gradient is not None:
+        text += f"; gradient ×{line.gradient[0]:.2g} per {span} steps ({line.gradient[1]})"
+    return _cell(text, line.memory)
+
+
+def _accuracy_cell_imdb(line: NotebookLine) -> str:
+    """``87.14% ‡ (1st of 4)``: the mean IMDb test accuracy and its place."""
+    row = line.imdb
+    if row is None or row.value("test_accuracy") is None:
+        return MISSING
+    text = f"{format_number(row.value('test_accuracy'), 'percent')}%" + (
+        f" {BUDGET_MARK}" if row.budget_bound else "")
+    return text + (f" ({_place(line.accuracy)})" if line.accuracy is not None else "")
+
+
+def _notebook_cells(line: NotebookLine, facts: NotebookFacts) -> list[str]:
     """One row of the rendered table: the measured cells, what the notebook said, the verdicts."""
     nb, row = line.said, line.imdb
     said = f"{nb.parameters} · {nb.speed} · {nb.memory} · {nb.use_case}"
     if not line.ran:
-        return [f"{nb.model} (`{nb.arch}`)", MISSING, MISSING, MISSING, MISSING, said, "not run"]
+        return [f"{nb.model} (`{nb.arch}`)", MISSING, MISSING, MISSING, MISSING, MISSING, said, "not run"]
     count = line.param_count
     param_cell = _cell(format_count(count), line.params) if count is not None else MISSING
     speed_cell = MISSING
@@ -920,60 +1151,57 @@ def _notebook_cells(line: NotebookLine, span: int) -> list[str]:
         parts = [f"{label} {marked(row, METRICS[metric], format_number(row.value(metric), 'sig3'))}"
                  for label, metric in (("train", "train_samples_per_s"), ("infer", "infer_samples_per_s"))
                  if row.value(metric) is not None]  # fmt: skip
+        # the figure the column ranks, so a reader can check the adjective and every place quoted
+        parts.append(f"geometric mean {format_number(line.speed_score, 'sig3')}")
         speed_cell = _cell(", ".join(parts) + " samples/s", line.speed)
-    memory_cell = MISSING
-    if line.horizons:
-        text = "horizon " + ", ".join(f"{h.text} ({h.load.label})" for h in line.horizons)
-        if line.gradient is not None:
-            text += f"; gradient ×{line.gradient[0]:.2g} per {span} steps ({line.gradient[1]})"
-        memory_cell = _cell(text, line.memory)
-    roles = [title.lower() for title in line.best_at]
-    if line.pareto:
-        roles.append("Pareto-optimal on IMDb")
-    elif line.dominated_by is not None:
-        roles.append(f"dominated on IMDb by `{line.dominated_by}`")
-    # the roles are among these four: the IMDb section above may name a floor instead
-    use_cell = (f"**{' / '.join(line.use_cases)}**" if line.use_cases else "**none of the four**") + (
-        f": among the four, {'; '.join(roles)}" if roles else "")
     verdicts = "; ".join(f"{column}: {_verdict_text(column, v)}" for column, v in line.verdicts.items())
-    return [f"{nb.model} (`{nb.arch}`)", param_cell, speed_cell, memory_cell, use_cell, said, verdicts]
+    return [f"{nb.model} (`{nb.arch}`)", param_cell, speed_cell, _memory_cell(line, facts.span),
+            _accuracy_cell_imdb(line), _use_case_cell(line, facts.best_weakest), said, verdicts]
 
 
 def render_notebook(facts: NotebookFacts) -> str:
     """The markdown of "The notebook's table, measured", from its facts."""
-    headers = ["Model", "Parameters", "Speed (IMDb)", "Long-term Memory", "Use Case",
-               "Notebook said", "Holds?"]  # fmt: skip
-    body = [_notebook_cells(line, facts.span) for line in facts.lines]
+    headers = ["Model", "Parameters", "Speed (IMDb)", "Long-term Memory", "Test acc (IMDb)",
+               "Use Case", "Notebook said", "Holds?"]  # fmt: skip
+    body = [_notebook_cells(line, facts) for line in facts.lines]
     lines = [
         "## The notebook's table, measured", "",
         "The notebook this project grew from ends with a table of adjectives. Here is each of its "
         "cells measured in this folder: the value, the adjective that value earns (in bold), what "
         "the notebook said, and whether it holds.", "",
-        markdown_table(headers, body, align="lllllll"), "",
+        markdown_table(headers, body, align="llllllll"), "",
         f"The notebook's adjective holds in {facts.holds} of {facts.judged} cells that could be judged.",
         "", "How the adjectives are given (ranks among the four models above that ran):", "",
         f"- **Parameters**: trainable parameters on IMDb, fewest first: "
         f"{', '.join(SCALES['Parameters'])}; equal counts tie.",
         f"- **Speed**: the geometric mean of IMDb training and inference throughput (samples/s, "
-        f"this machine), fastest first: {', '.join(SCALES['Speed'])}; speeds within "
-        f"{(SPEED_TIE - 1) * 100:.0f}% of the fastest of their group tie.",
+        f"this machine; shown in the cell), fastest first: {', '.join(SCALES['Speed'])}; speeds "
+        f"within {(SPEED_TIE - 1) * 100:.0f}% of the fastest of their group tie. Every place in "
+        "Speed quoted in this section is this ranking's.",
         f"- **Long-term Memory**: the memory horizons (heaviest load first, then the lighter ones), "
         f"longest first: {', '.join(SCALES['Long-term Memory'])}; equal horizons at every load tie. "
         f"The gradient figure, where the gradient-flow probe ran, is the factor by which the norm "
         f"of the loss gradient with respect to an input embedding changes per "
         f"{facts.span} steps of distance from the "
-        "readout, after training (`gradient_flow.json`); it is shown, not ranked.",
+        "readout, after training (`gradient_flow.json`); it is shown, not ranked. "
+        f"{BUDGET_MARK} after a horizon: the test accuracy at one of the distances that decide it "
+        "(its last solved or first failed T) rests on a budget-bound run (the memory section "
+        "lists them).",
+        "- **Test acc**: the mean IMDb test accuracy, highest first, placed 1st to 4th (the "
+        "notebook gave it no adjective); equal as shown (two decimals) ties. Whether a "
+        "difference between two of them is significant, the IMDb section's paired tests say.",
         "- Ranks: tied models share the best rank of their group, and the next group's rank "
         "counts the models before it; with all four ranked, rank k gets the k-th adjective "
         "(with fewer, the ranks spread evenly over the four). All four alike: no adjective.",
-        "- **Use Case**: the notebook's use cases as rules on the measurements; a model earns each "
-        "rule it meets (after the colon: what the report's recommendation names it for among the "
-        "four, and its place on the IMDb Pareto front): "
+        "- **Use Case**: the notebook's use cases as rules on the columns of this table; a model "
+        "earns each rule it meets (after the colon: its places in the Speed, Long-term Memory and "
+        "Test acc columns, the weakest of them, and the best weakest place of the four): "
         + "; ".join(f"*{name}*: {rule}" for name, rule in USE_CASE_RULES.items()) + ".",
     ]  # fmt: skip
-    note = contention_note(facts.compared)
-    if note:
-        lines += ["", note]
+    for note in (budget_note(facts.compared, lambda r: f"`{r.arch}` on IMDb"),
+                 contention_note(facts.compared)):
+        if note:
+            lines += ["", note]
     return "\n".join(lines)
 
 

@@ -16,7 +16,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from bench.results.metrics import METRICS, Metric
-from bench.results.records import DEFAULT_TASK, ok_records, task_of
+from bench.results.records import DEFAULT_TASK, budget_bound, current, ok_records, task_of
 from reports.sections import AloneFigures, swept_settings
 from reports.stats import mean_std_ci, reps_to_bound_quantile, share_interval
 
@@ -108,22 +108,6 @@ class ArchSummary:
 BUDGET_MARK = "‡"
 
 
-def budget_bound(record: Mapping[str, Any]) -> bool:
-    """Whether the epoch cap ended the run before early stopping or the target accuracy would
-    have: ``stop_reason: epochs`` with its best validation loss within the patience of the last
-    epoch (still improving, or not for long enough to stop). More epochs might change its
-    figures. A run whose last ``patience`` epochs brought no better loss would have stopped there
-    anyway: not budget-bound."""
-    if record.get("stop_reason") != "epochs":
-        return False
-    metrics = record.get("metrics") or {}
-    train = ((record.get("spec") or {}).get("train") or {})
-    epochs, best, patience = metrics.get("epochs_run"), metrics.get("best_epoch"), train.get("patience")
-    if not all(isinstance(v, int | float) for v in (epochs, best, patience)):
-        return True  # the cap ended it and nothing says it had stopped learning
-    return epochs - best < patience
-
-
 def _one_line(text: str, limit: int = 80) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -171,10 +155,12 @@ def summarize(
     manifest's ``archs``, i.e. the registry order), then any other architecture in order of
     first appearance in ``records``. An architecture named in ``arch_order`` without any record
     gets no row. A task that sweeps settings (:func:`reports.sections.swept_settings`) gets a
-    row per architecture and value of those settings, in ascending order of the values.
+    row per architecture and value of those settings, in ascending order of the values. A run
+    that a successful budget extension supersedes is left out: the extension stands for it
+    (:func:`bench.results.records.current`).
     """
     rows = []
-    for task, task_records in by_task(records, task_order).items():
+    for task, task_records in by_task(current(records), task_order).items():
         rows += _summarize_task(task, task_records, arch_order)
     return rows
 

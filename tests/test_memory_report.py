@@ -1,6 +1,8 @@
 """The memory suite's report section and the notebook's table, from hand-made records."""
 
+import itertools
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -10,6 +12,7 @@ from bench.results.records import RecordError
 from reports import render_report, summary_frame, terminal_summary
 from reports.memory import (
     SCALES,
+    Load,
     Verdict,
     horizons,
     memory_facts,
@@ -148,6 +151,80 @@ def test_memory_section_tables_sentences_and_intervals():
     assert "Run the IMDb comparison into this folder too" in text
 
 
+def _cut_off(record, *, epochs=12, extends=0):
+    """``record`` ended by its epoch cap while still improving (budget-bound), trained for
+    ``epochs``; ``extends``: the epochs of the run it extends (a budget extension, its own run
+    id), 0: none."""
+    record["stop_reason"] = "epochs"
+    record["metrics"].update(epochs_run=epochs, best_epoch=epochs)
+    return _trained_for(record, epochs=epochs, extends=extends)
+
+
+def _trained_for(record, *, epochs, extends=0):
+    record["spec"]["train"]["epochs"] = epochs
+    if extends:
+        record["spec"]["train"]["extends_epochs"] = extends
+        record["run_id"] += f"-x{epochs}"
+    return record
+
+
+def _extended_sweep():
+    """gru at 2 of 16: solves 16; at 32 cut off at 12 epochs (60%), solved at 24 (99%); fails
+    64 early. lstm: cut off at 32, and cut off again at 24 epochs (70%)."""
+    records = make_memory_records({"gru": {LIGHT: {16: [1.0], 64: [0.55]}},
+                                   "lstm": {LIGHT: {16: [0.99]}}}, floors=())  # fmt: skip
+    records.append(_cut_off(make_memory_record("gru", 0, distance=32, accuracy=0.6)))
+    records.append(_trained_for(make_memory_record("gru", 0, distance=32, accuracy=0.99),
+                                epochs=24, extends=12))  # fmt: skip
+    records.append(_cut_off(make_memory_record("lstm", 0, distance=32, accuracy=0.6)))
+    records.append(_cut_off(make_memory_record("lstm", 0, distance=32, accuracy=0.7), epochs=24,
+                            extends=12))  # fmt: skip
+    return records
+
+
+def test_an_extension_decides_in_place_of_the_run_it_extends_and_the_report_says_so():
+    records = _extended_sweep()
+    manifest = make_manifest(["gru", "lstm"], [0], **memory_suite_manifest(extension_factor=2))
+    facts = memory_facts(records, manifest)
+    gru, lstm = facts.horizon("gru", Load(*LIGHT)), facts.horizon("lstm", Load(*LIGHT))
+    # The extension's result stands for the run: solved at 32, one run there, not two.
+    assert (gru.last_solved, gru.first_failed) == (32, 64) and len(gru.point(32).ok) == 1
+    assert gru.point(32).ok[0]["spec"]["train"]["epochs"] == 24
+    assert (lstm.last_solved, lstm.first_failed) == (16, 32) and lstm.point(32).budget_bound
+    assert [(e.arch, e.distance, e.still_bound) for e in facts.extensions] == [
+        ("gru", 32, False), ("lstm", 32, True)]
+    assert facts.budget.epochs == (12,) and facts.budget.extension_factor == 2
+    assert [(h.arch, t) for h, t, _ in facts.bound_decisions] == [("lstm", 32)]
+    text, _ = memory_section(records, manifest)
+    # The declared budget, in words, and which cells rest on an extension.
+    assert "Declared extension: a run whose result decides a horizon" in text
+    assert "is run once more, the same run with 2× its epochs (24)" in text
+    assert ("Extended runs (each extension's result stands for its run in the tables above): "
+            "`gru` at T = 32, 2 of 16, seed 0: 60.00% after 12 epochs ‡ → 99.00% after 24 epochs; "
+            "`lstm` at T = 32, 2 of 16, seed 0: 60.00% after 12 epochs ‡ → 70.00% after 24 epochs ‡.") in text
+    assert ("1 horizon decision (an architecture's last solved or first failed T) still rests on "
+            "budget-bound runs (‡) after the extensions") in text
+    assert "`lstm`, 2 of 16, T = 32 (first failed): 1 of 1 seeds (1 extended and cut off again)" in text
+    # summary.csv holds the extension's row, not both.
+    rows, _ = memory_rows(records)
+    assert len([r for r in rows if r.arch == "gru" and r.setting["distance"] == 32][0].records) == 1
+
+
+def test_a_sweep_without_the_extension_rule_says_no_run_was_extended():
+    records = [r for r in _extended_sweep() if not r["spec"]["train"].get("extends_epochs")]
+    text, _ = memory_section(records, make_manifest(["gru", "lstm"], [0], **memory_suite_manifest()))
+    assert "**No run here was extended**: the sweep that made these runs predates" in text
+    assert "Extended runs" not in text and "still rest" not in text
+    assert ("2 horizon decisions (an architecture's last solved or first failed T) rest on "
+            "budget-bound runs (‡), so more epochs might move them: `gru`, 2 of 16, T = 32 (first "
+            "failed): 1 of 1 seeds (1 below the threshold, not extended)") in text
+    assert "running the suite into this folder again (`--resume`) runs those extensions" in text
+    clean, _ = memory_section(make_memory_records(SWEEP), make_manifest(
+        ARCHS, [0], tasks=["memory"], **memory_suite_manifest(extension_factor=2)))
+    assert "No deciding run needed an extension." in clean
+    assert "No horizon decision (an architecture's last solved or first failed T) rests on a budget-bound run." in clean
+
+
 def test_a_failed_run_is_not_a_solved_distance():
     records = make_memory_records({"gru": {LIGHT: {16: [0.99], 32: [0.99]}}})
     records.append(make_memory_record("gru", 0, distance=64, error=("oom", "out of memory")))
@@ -273,13 +350,17 @@ def test_the_notebook_table_measured_for_a_hand_made_case(tmp_path):
     assert lstm.gradient is None and facts.span == 50
     assert outcomes("Long-term Memory") == {"rnn": "yes", "lstm": "yes", "gru": "no", "bilstm": "no"}
     assert bilstm.verdicts["Long-term Memory"].ranked.ahead == ("gru",)
-    # Use cases, as rules on the measurements.
+    # Test acc: bilstm 87%, gru 86%, lstm 85%, rnn 80%.
+    assert [facts.line(a).accuracy.rank for a in ("bilstm", "gru", "lstm", "rnn")] == [1, 2, 3, 4]
+    # Use cases, as rules on the columns. Weakest places (Speed, Memory, Test acc): rnn 4th
+    # (3, 4, 4), lstm 3rd (1, 2, 3), gru 2nd (2, 1, 2), bilstm 4th (4, 2, 1): gru alone is
+    # Balanced, the others give up more where they are weakest.
+    assert [(facts.line(a).weakest.rank, facts.line(a).weakest.columns) for a in NOTEBOOK_GRID] == [
+        (4, ("Long-term Memory", "Test acc")), (3, ("Test acc",)), (2, ("Speed", "Test acc")),
+        (4, ("Speed",))]
+    assert facts.best_weakest == 2
     assert rnn.use_cases == ("Short sequences",) and gru.use_cases == ("Long sequences", "Balanced")
-    assert bilstm.use_cases == ("Balanced", "Full context needed") and lstm.use_cases == ()
-    assert rnn.best_at == ("Lowest latency", "Fewest parameters among the gradient-trained networks",
-                           "Least training memory")
-    assert bilstm.best_at == ("Most accurate",) and lstm.best_at == ("Most training samples/s",)
-    assert (lstm.pareto, lstm.dominated_by) == (False, "gru") and gru.pareto and bilstm.pareto
+    assert bilstm.use_cases == ("Full context needed",) and lstm.use_cases == ()
     assert lstm.verdicts["Use Case"] == Verdict("no", lstm.memory, "holds longer", ("gru",))
     assert outcomes("Use Case") == {"rnn": "yes", "lstm": "no", "gru": "yes", "bilstm": "yes"}
     assert (facts.holds, facts.judged) == (11, 16)
@@ -287,16 +368,83 @@ def test_the_notebook_table_measured_for_a_hand_made_case(tmp_path):
     rows = _notebook_rows(render_notebook(facts))
     assert [rows[a][1] for a in ("rnn", "gru", "lstm", "bilstm")] == [
         "10.0k (**Low**)", "25.0k (**Medium**)", "33.0k (**High**)", "66.0k (**Highest**)"]
-    assert rows["rnn"][2] == "train 500, infer 2,000 samples/s (**Slow**)"
-    assert "Speed: no, Slow here (3rd of 4; `lstm` and `gru` are faster)" in rows["rnn"][6]
-    assert "Long-term Memory: no, Best here (1st of 4, first here)" in rows["gru"][6]
+    assert rows["rnn"][2] == "train 500, infer 2,000, geometric mean 1,000 samples/s (**Slow**)"
+    assert "Speed: no, Slow here (3rd of 4; `lstm` and `gru` are faster)" in rows["rnn"][7]
+    assert "Long-term Memory: no, Best here (1st of 4, first here)" in rows["gru"][7]
     assert rows["gru"][3] == ("horizon ≥ 512 (2 of 16), 128 (3 of 16); gradient ×0.83 per 50 steps "
                               "(memory, 2 of 16, T = 64) (**Best**)")
-    assert rows["lstm"][4] == "**none of the four**: among the four, most training samples/s; dominated on IMDb by `gru`"
-    assert "Use Case: no, `gru` holds longer" in rows["lstm"][6]
-    assert rows["lstm"][5] == "High · Slow · Excellent · Long sequences"
+    assert rows["lstm"][4] == "85.00% (3rd of 4)"
+    assert rows["lstm"][5] == ("**none of the four**: Speed 1st, Long-term Memory 2nd, Test acc 3rd "
+                               "of 4; weakest 3rd, the four's best: 2nd")
+    assert rows["gru"][5].startswith("**Long sequences / Balanced**: Speed 2nd,")
+    assert "Use Case: no, `gru` holds longer" in rows["lstm"][7]
+    assert rows["lstm"][6] == "High · Slow · Excellent · Long sequences"
     assert "The notebook's adjective holds in 11 of 16 cells that could be judged." in render_notebook(facts)
     assert notebook_section(*_notebook_case(tmp_path / "again"), GRADIENTS) == render_notebook(facts)
+
+
+def _place(cell: str, column: str) -> int:
+    """The place a Use Case cell quotes for ``column`` (``Speed 2nd`` -> 2)."""
+    return int(re.search(rf"{column} (\d)(?:st|nd|rd|th)", cell).group(1))
+
+
+def _number(text: str) -> float:
+    return float(text.replace(",", ""))
+
+
+def assert_the_notebook_text_follows_its_columns(text: str) -> None:
+    """Every place, rule and verdict of the notebook's table is that of the column it quotes: a
+    model said 1st in Speed has the highest geometric mean the Speed column shows, its adjective
+    is the place's, "Balanced" goes to the best weakest place, and so on."""
+    rows = list(_notebook_rows(text.split("## The notebook's table, measured", 1)[1]).values())
+    rows = [r for r in rows if r[7] != "not run"]
+    places = {column: [_place(r[5], column) for r in rows]
+              for column in ("Speed", "Long-term Memory", "Test acc")}  # fmt: skip
+    figures = {"Speed": [_number(re.search(r"geometric mean ([\d,.]+)", r[2]).group(1)) for r in rows],
+               "Test acc": [_number(re.search(r"^([\d.]+)%", r[4]).group(1)) for r in rows]}
+    for column, values in figures.items():  # a higher figure never has a worse place
+        for i, j in itertools.permutations(range(len(rows)), 2):
+            if values[i] > values[j]:
+                assert places[column][i] <= places[column][j], (column, rows[i][0], rows[j][0])
+            if column == "Test acc" and values[i] == values[j]:
+                assert places[column][i] == places[column][j]
+    for r, speed, memory, accuracy in zip(rows, *places.values(), strict=True):
+        assert f"(**{SCALES['Speed'][speed - 1]}**)" in r[2]
+        assert f"(**{SCALES['Long-term Memory'][memory - 1]}**)" in r[3]
+        assert f"({accuracy}" in r[4] and r[4].endswith(f" of {len(rows)})")
+        weakest = max(speed, memory, accuracy)
+        assert f"weakest {weakest}" in r[5]
+        met = r[5].split("**")[1].split(" / ")
+        best = min(max(p) for p in zip(*places.values(), strict=True))
+        assert ("Balanced" in met) == (weakest == best)
+        assert ("Full context needed" in met) == (accuracy == 1)
+        assert ("Long sequences" in met) == (memory == 1)
+        assert ("Short sequences" in met) == (memory == max(places["Long-term Memory"]))
+        verdict = re.search(r"Speed: no, \w+ here \((\d)", r[7])
+        assert verdict is None or int(verdict.group(1)) == speed
+    for phrase in ("latency", "Pareto", "most training samples/s"):  # figures the table lacks
+        assert phrase not in text.split("## The notebook's table, measured", 1)[1].split("## Words")[0]
+
+
+def test_no_sentence_of_the_notebook_table_contradicts_its_columns(tmp_path):
+    assert_the_notebook_text_follows_its_columns(render_notebook(
+        notebook_facts(*_notebook_case(tmp_path), GRADIENTS)))
+    committed = Path(__file__).resolve().parents[1] / "docs" / "memory-report" / "report.md"
+    assert_the_notebook_text_follows_its_columns(committed.read_text(encoding="utf-8"))
+
+
+def test_balanced_tells_no_model_apart_when_every_weakest_place_is_the_same():
+    from reports.memory import NOTEBOOK, Weakest, _balanced, _use_case_verdict
+
+    alike = {"lstm": Weakest(3, 4, ("Speed",)), "gru": Weakest(3, 4, ("Test acc",))}
+    assert _balanced(alike) == (set(), 3)
+    gru = next(nb for nb in NOTEBOOK if nb.arch == "gru")
+    assert _use_case_verdict(gru, [], {}, {}, alike, set()) == Verdict("cannot tell", reason="weakest alike")
+    apart = {**alike, "rnn": Weakest(4, 4, ("Test acc",))}
+    assert _balanced(apart) == ({"lstm", "gru"}, 3)
+    assert _balanced({**apart, "lstm": Weakest(4, 4, ("Speed",))}) == ({"gru"}, 3)
+    assert _use_case_verdict(gru, [], {}, {}, {"lstm": alike["lstm"], "gru": Weakest(4, 4, ("Speed",))},
+                             {"lstm"}) == Verdict("no", reason="gives up more", others=("lstm",))  # fmt: skip
 
 
 def test_the_notebook_table_when_a_model_did_not_run_or_all_are_alike(tmp_path):
@@ -305,7 +453,7 @@ def test_the_notebook_table_when_a_model_did_not_run_or_all_are_alike(tmp_path):
     alike = {arch: {LIGHT: {16: [1.0], 32: [0.5]}} for arch in ("rnn", "lstm", "gru")}
     facts = notebook_facts([r for r in rows if r.arch != "bilstm"], make_memory_records(alike), manifest)
     assert not facts.line("bilstm").ran and facts.line("bilstm").verdicts == {}
-    assert _notebook_rows(render_notebook(facts))["bilstm"][6] == "not run"
+    assert _notebook_rows(render_notebook(facts))["bilstm"][7] == "not run"
     assert all(facts.line(a).memory.all_tied for a in ("rnn", "lstm", "gru"))
     assert facts.line("rnn").verdicts["Long-term Memory"].outcome == "cannot tell"
     assert facts.line("rnn").verdicts["Use Case"].outcome == "cannot tell"

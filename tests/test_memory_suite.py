@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 import run_all
 from bench.grid.runner import GridOutcome, plan_grid
 from bench.results import records
-from bench.run.config import RunSpec, profile_config
+from bench.run.config import RunSpec, apply_overrides, profile_config
 from bench.suites.memory.sweep import SUITE_DELTAS, SuiteConfig, run_suite, suite_overrides
 from data_pipeline import make_synthetic_archive
 from tests.factories import make_record
@@ -97,6 +98,115 @@ def test_a_replayed_sweep_asks_for_the_same_runs(tmp_path):
     run_suite(suite_specs(), suite, tmp_path, run=fake_run(tmp_path, first), log=lambda _: None)
     run_suite(suite_specs(), suite, tmp_path, run=fake_run(tmp_path, second), log=lambda _: None)
     assert [points(p) for p in first] == [points(p) for p in second]
+
+
+#: Where a run beyond its horizon is cut off while still improving (budget-bound) rather than
+#: stopped early, and the largest T it solves given twice the epochs (rnn at 4 symbols: still
+#: budget-bound beyond 32, and no better).
+STILL_LEARNING = {("gru", (16, 2)): 128, ("rnn", (4, 2)): 32}
+
+
+def learning_run(out: Path, executed: list[RunSpec]):
+    """A stand-in for run_grid with budget-bound runs: as :func:`fake_run` (HORIZONS), but a
+    failed run of a pair in STILL_LEARNING ends at its epoch cap still improving, and solves up
+    to STILL_LEARNING's T when given more epochs than the profile's. It skips a spec whose record
+    succeeded, as run_grid does on --resume, and lists those it ran in ``executed``."""
+    base_epochs = suite_specs()["gru"].config.train.epochs
+
+    def run(planned: list[RunSpec]) -> GridOutcome:
+        ran = []
+        for spec in planned:
+            path = out / records.RUNS_DIR / spec.run_id / records.RECORD_NAME
+            if path.is_file() and records.read_record(path)["status"] == "ok":
+                continue
+            executed.append(spec)
+            ran.append(spec.run_id)
+            data, epochs = spec.config.data, spec.config.train.epochs
+            key = (spec.arch, (data.alphabet, data.n_signals))
+            horizon = HORIZONS.get(key, 0)
+            if epochs > base_epochs:
+                horizon = max(horizon, STILL_LEARNING.get(key, 0))
+            accuracy = 1.0 if data.distance <= horizon else 0.6
+            bound = accuracy < 1.0 and key in STILL_LEARNING
+            record = make_record(spec.arch, spec.seed, metrics={
+                "test_accuracy": accuracy, "best_epoch": epochs if bound else 2})
+            record["metrics"]["epochs_run"] = epochs if bound else 2 + spec.config.train.patience
+            record.update(run_id=spec.run_id, task="memory", spec=spec.to_dict(),
+                          stop_reason="epochs" if bound else "early_stop" if accuracy < 1.0
+                          else "target_reached")  # fmt: skip
+            records.write_record(out / records.RUNS_DIR / spec.run_id, record)
+        return GridOutcome(ran=ran)
+
+    return run
+
+
+def extensions(executed: list[RunSpec]) -> set[tuple[str, int, int, int, int]]:
+    """(arch, alphabet, T, seed, epochs) of each budget extension that ran."""
+    return {(s.arch, s.config.data.alphabet, s.config.data.distance, s.seed, s.config.train.epochs)
+            for s in executed if s.config.train.extends_epochs}  # fmt: skip
+
+
+def test_a_budget_bound_failure_is_extended_once_and_its_extension_decides(tmp_path):
+    suite = SuiteConfig(loads=((16, 2), (4, 2)), first_distance=16, limit_distance=1024,
+                        seeds_at_change=2)  # fmt: skip
+    executed: list[RunSpec] = []
+    outcome, state = run_suite(suite_specs(), suite, tmp_path, run=learning_run(tmp_path, executed),
+                               log=lambda _: None)  # fmt: skip
+    base = suite_specs()["gru"].config.train.epochs
+    # gru at 2 of 16 fails T = 128 at its epoch cap still improving: run once more at 2x the
+    # epochs, it solves 128, and the chain goes on to fail 256 (cut off again: extended once
+    # more, at 256 only, and never the extension itself). rnn at 2 of 4: budget-bound beyond 32,
+    # where twice the epochs change nothing. rnn at 2 of 16 and gru at 2 of 4 stop early: no
+    # extension.
+    assert extensions(executed) == {
+        ("gru", 16, 128, 0, 2 * base), ("gru", 16, 256, 0, 2 * base), ("rnn", 4, 64, 0, 2 * base),
+        # the extra seeds where the result changes, each failing its base run cut off likewise
+        ("gru", 16, 128, 1, 2 * base), ("gru", 16, 256, 1, 2 * base), ("rnn", 4, 64, 1, 2 * base),
+    }
+    assert all(s.config.train.extends_epochs == base for s in executed if s.config.train.extends_epochs)
+    assert state.last_solved[((16, 2), "gru")] == 128 and state.first_failed[((16, 2), "gru")] == 256
+    assert state.last_solved[((4, 2), "rnn")] == 32 and state.first_failed[((4, 2), "rnn")] == 64
+    # stopped early: decided by its own run
+    assert state.first_failed[((16, 2), "rnn")] == 32 and state.first_failed[((4, 2), "gru")] == 256
+    assert not any(s.arch == "bag_of_embeddings" and s.config.train.extends_epochs for s in executed)
+    assert len(state.extended) == 6 and len(outcome.ran) == len(executed)
+    # The extension is a run of its own, beside the run it extends, with that run's settings.
+    from bench.results.folder import settings_of
+    from bench.suites.memory.sweep import at, extension
+
+    spec = at(suite_specs()["gru"], 128, (16, 2))
+    longer = extension(spec, suite)
+    assert longer.run_id != spec.run_id and longer.config.train.epochs == 2 * base
+    assert settings_of(longer.to_dict()) == settings_of(spec.to_dict())
+    other = dataclasses.replace(longer, config=apply_overrides(longer.config, {"train.extends_epochs": 5}))
+    assert settings_of(other.to_dict())["train.epochs"] == 5  # extends another budget: refused
+
+
+def test_a_resumed_sweep_runs_no_extension_again(tmp_path):
+    suite = SuiteConfig(loads=((16, 2),), first_distance=16, limit_distance=1024, seeds_at_change=2)
+    first: list[RunSpec] = []
+    run_suite(suite_specs(), suite, tmp_path, run=learning_run(tmp_path, first), log=lambda _: None)
+    assert extensions(first)
+    again: list[RunSpec] = []
+    _, state = run_suite(suite_specs(), suite, tmp_path, run=learning_run(tmp_path, again),
+                         log=lambda _: None)  # fmt: skip
+    assert again == [] and state.last_solved[((16, 2), "gru")] == 128  # decided from the records
+    # Without its extension's record, a resume runs that one alone.
+    gone = next(s for s in first if s.config.train.extends_epochs and s.config.data.distance == 128)
+    (tmp_path / records.RUNS_DIR / gone.run_id / records.RECORD_NAME).unlink()
+    _, state = run_suite(suite_specs(), suite, tmp_path, run=learning_run(tmp_path, again),
+                         log=lambda _: None)  # fmt: skip
+    assert [s.run_id for s in again] == [gone.run_id] and state.last_solved[((16, 2), "gru")] == 128
+
+
+def test_no_extension_when_the_suite_declares_none(tmp_path):
+    suite = SuiteConfig(loads=((16, 2),), first_distance=16, limit_distance=1024, extension_factor=1)
+    executed: list[RunSpec] = []
+    _, state = run_suite(suite_specs(), suite, tmp_path, run=learning_run(tmp_path, executed),
+                         log=lambda _: None)  # fmt: skip
+    assert not extensions(executed) and state.first_failed[((16, 2), "gru")] == 128
+    with pytest.raises(ValueError, match="extension factor must be >= 1"):
+        SuiteConfig(extension_factor=0)
 
 
 @pytest.mark.parametrize(("argv", "message"), [

@@ -409,13 +409,17 @@ def pending_specs(specs: Sequence[RunSpec], out_dir: Path, *, resume: bool, log=
 
 def start_line(i: int, total: int, spec: RunSpec, durations: Sequence[float], jobs: int) -> str:
     """``[i/total] arch seed s (run id)``, with the time left once a run has finished; a task
-    whose settings have a ``run_label()`` (the memory task's T and load) adds it after the seed."""
+    whose settings have a ``run_label()`` (the memory task's T and load) adds it after the seed,
+    and a budget extension says so."""
     eta = ""
     if durations:
         left = sum(durations) / len(durations) * (total - i + 1) / jobs
         eta = f", about {_format_duration(left)} left for the grid"
     label = getattr(spec.config.data, "run_label", None)
     at = f" at {label()}" if callable(label) else ""
+    train = spec.config.train
+    if train.extends_epochs:
+        at += f", {train.epochs} epochs extending a budget-bound run of {train.extends_epochs}"
     return f"[{i}/{total}] {spec.arch} seed {spec.seed}{at} ({spec.run_id}){eta}"
 
 

@@ -228,8 +228,10 @@ def _flatten(value: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 def settings_of(spec_dict: Mapping[str, Any], per_arch: Iterable[str] = ()) -> dict[str, Any]:
     """The settings of a run (a spec as :meth:`RunSpec.to_dict` or a record writes it), flat
     (``"train.epochs": 2``), without what identifies the run in its folder and without the
-    ``per_arch`` keys (those ``--tune`` chooses per architecture)."""
-    flat = _flatten({k: v for k, v in spec_dict.items() if k not in _RUN_KEYS})
+    ``per_arch`` keys (those ``--tune`` chooses per architecture). A budget extension has the
+    settings of the run it extends (:func:`bench.results.records.base_spec`): its folder holds
+    both, and its ``train.extends_epochs`` must still match that run's epochs."""
+    flat = _flatten({k: v for k, v in records.base_spec(spec_dict).items() if k not in _RUN_KEYS})
     for key in (*per_arch, *_RECORD_ONLY_KEYS):
         flat.pop(key, None)
     return flat

@@ -22,7 +22,7 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -405,6 +405,66 @@ def task_facts(record: dict[str, Any]) -> dict[str, Any]:
 def ok_records(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """The successful records only."""
     return [r for r in records if r["status"] == "ok"]
+
+
+# --- budget-bound runs and their extensions -----------------------------------------------------
+
+
+def budget_bound(record: Mapping[str, Any]) -> bool:
+    """Whether the epoch cap ended the run before early stopping or the target accuracy would
+    have: ``stop_reason: epochs`` with its best validation loss within the patience of the last
+    epoch (still improving, or not for long enough to stop). More epochs might change its
+    figures. A run whose last ``patience`` epochs brought no better loss would have stopped there
+    anyway: not budget-bound."""
+    if record.get("stop_reason") != "epochs":
+        return False
+    metrics = record.get("metrics") or {}
+    train = ((record.get("spec") or {}).get("train") or {})
+    epochs, best, patience = metrics.get("epochs_run"), metrics.get("best_epoch"), train.get("patience")
+    if not all(isinstance(v, int | float) for v in (epochs, best, patience)):
+        return True  # the cap ended it and nothing says it had stopped learning
+    return epochs - best < patience
+
+
+def extended_epochs(spec: Mapping[str, Any]) -> int:
+    """The epochs of the run that a record's spec extends (``train.extends_epochs``; 0: the run
+    is no budget extension)."""
+    value = (spec.get("train") or {}).get("extends_epochs", 0)
+    return value if isinstance(value, int) else 0
+
+
+def base_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """The spec of the run that ``spec`` extends (its ``train.epochs`` those it extends, without
+    ``train.extends_epochs``); ``spec`` itself (a copy) when it is no budget extension. A budget
+    extension and the run it extends have the same settings in every other respect."""
+    out = dict(spec)
+    extends = extended_epochs(spec)
+    if extends:
+        out["train"] = {k: v for k, v in spec["train"].items() if k != "extends_epochs"}
+        out["train"]["epochs"] = extends
+    return out
+
+
+def _run_key(spec: Mapping[str, Any]) -> str:
+    return json.dumps(base_spec(spec), sort_keys=True, default=str)
+
+
+def extensions_of(records: Iterable[dict[str, Any]]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """Each successful budget extension among ``records`` with the run it extends, as (extended
+    run, extension), in the extensions' order; an extension whose run is not among them is left
+    out."""
+    records = list(records)
+    bases = {_run_key(r["spec"]): r for r in records if not extended_epochs(r.get("spec") or {})}
+    return [(bases[_run_key(r["spec"])], r) for r in ok_records(records)
+            if extended_epochs(r.get("spec") or {}) and _run_key(r["spec"]) in bases]
+
+
+def current(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``records`` without every run that a successful budget extension among them supersedes:
+    the extension's result stands for that run (a failed extension supersedes nothing)."""
+    records = list(records)
+    superseded = {id(base) for base, _ in extensions_of(records)}
+    return [r for r in records if id(r) not in superseded]
 
 
 # --- gradient flow ------------------------------------------------------------------------------

@@ -64,6 +64,11 @@ class TrainConfig:
     # Stop once validation accuracy reaches this (0 disables): a memory probe stops when solved.
     target_accuracy: float = 0.0
     max_time_s: float = 0.0  # wall-clock limit of the training loop; 0 means none
+    # A budget extension (0: an ordinary run): this run repeats, with ``epochs`` epochs, a run of
+    # this many epochs that its epoch cap ended while it was still improving (budget-bound). It
+    # changes no number (``epochs`` does); it names what the run extends, so its record tells it
+    # apart and a results folder counts it as that run's settings (the memory sweep extends runs).
+    extends_epochs: int = 0
     bf16: bool = True  # bf16 autocast, used on CUDA only
     # Flush denormal floats to zero on CPU. Early in training the recurrent backward pass is full
     # of denormals, which x86 cores process ~100x slower: measured here, an LSTM epoch ran 7x
@@ -81,6 +86,8 @@ class TrainConfig:
         _check(0.0 <= self.target_accuracy <= 1.0,
                "train.target_accuracy must be in [0, 1] (0 disables it)")
         _check(self.max_time_s >= 0, "train.max_time_s must be >= 0 (0 means no limit)")
+        _check(0 <= self.extends_epochs < self.epochs,
+               "train.extends_epochs must be 0 (not an extension) or fewer than train.epochs")
         _check(self.eval_batch_size >= 1, "train.eval_batch_size must be >= 1")
 
 
@@ -392,6 +399,7 @@ def parse_model_settings(
 #: settings still match). A missing key reads back as the field's default.
 _ADDED_LATER: dict[tuple[str, str], Any] = {
     ("train", "target_accuracy"): 0.0,
+    ("train", "extends_epochs"): 0,
     ("measure", "infer_memory"): True,
 }
 

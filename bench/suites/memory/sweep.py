@@ -10,10 +10,21 @@ any architecture still solves it, up to a limit. Then the T where each architect
 changes (its last solved and first failed T) get more seeds, and the floors (the architectures
 without recurrence) run at the first and the last T, where they must stay at chance.
 
+A horizon is not decided by a run its epoch cap cut off while it was still improving: a run of
+the sweep whose result decides a horizon (a recurrent architecture's seed 0 at a T of its series,
+and its extra seeds where the result changes) that is budget-bound
+(:func:`bench.results.records.budget_bound`) and below the threshold is run once more, the same
+run with :attr:`SuiteConfig.extension_factor` times its epochs (a budget extension,
+``train.extends_epochs``), and the extension's result decides in its place. A budget-bound run
+that solved its T is not extended: the cap did not stop it short of the threshold, and its chain
+goes on regardless (the report marks such a run ‡ all the same). An extension is extended no further.
+
 Every run is an ordinary run of the task ``memory``: a record in ``runs/`` like any other, through
 the one executor and trainer. The runs of one folder share every setting but the architecture,
-the seed and the sweep's axes (:data:`AXES`: distance and load). What a sweep decides next is read
-back from the records, so ``--resume`` replays it and runs only what is missing.
+the seed and the sweep's axes (:data:`AXES`: distance and load); an extension has the settings
+of the run it extends (:func:`bench.results.folder.settings_of`). What a sweep decides next is
+read back from the records, extensions included, so ``--resume`` replays it and runs only what is
+missing.
 """
 
 from __future__ import annotations
@@ -49,6 +60,9 @@ class SuiteConfig:
         threshold: the test accuracy at or above which a run has solved its T.
         seeds_at_change: seeds at each architecture's last solved and first failed T.
         probe_distance: the T whose trained models the gradient probe reads (first load).
+        extension_factor: a deciding run that is budget-bound and below the threshold is run
+            once more with this many times its epochs (1: never); the declared budget of the
+            suite is the profile's ``train.epochs``, extended so once.
     """
 
     loads: tuple[tuple[int, int], ...] = ((16, 2), (4, 2))
@@ -57,6 +71,7 @@ class SuiteConfig:
     threshold: float = 0.95
     seeds_at_change: int = 3
     probe_distance: int = 64
+    extension_factor: int = 2
 
     def __post_init__(self) -> None:
         if not self.loads:
@@ -71,6 +86,8 @@ class SuiteConfig:
             raise ValueError("the memory suite's threshold must be in (0.5, 1]")
         if self.seeds_at_change < 1:
             raise ValueError("the memory suite needs at least 1 seed at the change points")
+        if self.extension_factor < 1:
+            raise ValueError("the memory suite's extension factor must be >= 1 (1: no extension)")
 
     def distances(self) -> list[int]:
         """The doubling series, first to limit."""
@@ -132,14 +149,45 @@ def solved(record: Mapping[str, Any] | None, threshold: float) -> bool:
             and record["metrics"]["test_accuracy"] >= threshold)
 
 
+def extension(spec: RunSpec, suite: SuiteConfig) -> RunSpec:
+    """The budget extension of ``spec``: the same run with ``suite.extension_factor`` times its
+    epochs, marked as extending them (``train.extends_epochs``)."""
+    epochs = spec.config.train.epochs
+    return dataclasses.replace(spec, config=apply_overrides(spec.config, {
+        "train.epochs": epochs * suite.extension_factor, "train.extends_epochs": epochs,
+    }))
+
+
+def needs_extension(record: Mapping[str, Any] | None, suite: SuiteConfig) -> bool:
+    """Whether a deciding run's record calls for its extension: a successful run, itself no
+    extension, budget-bound and below the threshold (and the suite extends at all)."""
+    return (suite.extension_factor > 1 and record is not None and record.get("status") == "ok"
+            and not records.extended_epochs(record["spec"]) and records.budget_bound(record)
+            and not solved(record, suite.threshold))
+
+
+def deciding_record(out_dir: Path, spec: RunSpec, suite: SuiteConfig) -> dict[str, Any] | None:
+    """The record whose result decides for ``spec``: its extension's when it needed one that
+    succeeded, else its own (None: not run)."""
+    record = _record(out_dir, spec)
+    if needs_extension(record, suite):
+        extended = _record(out_dir, extension(spec, suite))
+        if extended is not None and extended.get("status") == "ok":
+            return extended
+    return record
+
+
 @dataclass
 class SweepState:
-    """Where each (load, architecture) chain stands: its last solved and first failed T."""
+    """Where each (load, architecture) chain stands: its last solved and first failed T (each
+    decided by the run's extension where it had one)."""
 
     alive: set[tuple[tuple[int, int], str]]
     last_solved: dict[tuple[tuple[int, int], str], int] = dataclasses.field(default_factory=dict)
     first_failed: dict[tuple[tuple[int, int], str], int] = dataclasses.field(default_factory=dict)
     distances: list[int] = dataclasses.field(default_factory=list)
+    #: The run ids of the budget extensions the sweep asked for, in order.
+    extended: list[str] = dataclasses.field(default_factory=list)
 
     def change_points(self) -> list[tuple[tuple[int, int], str, int]]:
         """(load, arch, T) for every T where a chain's result changes."""
@@ -172,6 +220,7 @@ def run_suite(
     total = GridOutcome()
     series = suite.distances()
     done: set[str] = set()
+    times = f"{suite.extension_factor}x"
 
     def stage(planned: list[RunSpec], what: str) -> bool:
         planned = [spec for spec in dict.fromkeys(planned) if spec.run_id not in done]
@@ -187,6 +236,13 @@ def run_suite(
         total.interrupted = outcome.interrupted
         return not outcome.interrupted
 
+    def extend(deciding: list[RunSpec], what: str) -> bool:
+        """Run the extensions the ``deciding`` runs call for (:func:`needs_extension`)."""
+        extensions = [extension(spec, suite) for spec in deciding
+                      if needs_extension(_record(out_dir, spec), suite)]  # fmt: skip
+        state.extended += [spec.run_id for spec in extensions if spec.run_id not in state.extended]
+        return stage(extensions, f"{what}: budget-bound runs below the threshold, {times} epochs")
+
     for distance in series:
         if not state.alive:
             break
@@ -194,26 +250,28 @@ def run_suite(
         planned = [at(specs[arch], distance, load) for load, arch in chains]
         if distance == series[0]:
             planned += [at(specs[arch], distance, load) for load in suite.loads for arch in floors]
-        if not stage(planned, f"T = {distance}"):
+        deciding = [at(specs[arch], distance, load) for load, arch in chains]
+        if not stage(planned, f"T = {distance}") or not extend(deciding, f"T = {distance}"):
             return total, state
         state.distances.append(distance)
-        for load, arch in chains:
-            if solved(_record(out_dir, at(specs[arch], distance, load)), suite.threshold):
+        for (load, arch), spec in zip(chains, deciding, strict=True):
+            if solved(deciding_record(out_dir, spec, suite), suite.threshold):
                 state.last_solved[(load, arch)] = distance
             else:
                 state.first_failed[(load, arch)] = distance
                 state.alive.discard((load, arch))
 
-    planned = [at(specs[arch], distance, load, seed)
-               for load, arch, distance in state.change_points()
-               for seed in range(1, suite.seeds_at_change)]
+    seeds = [at(specs[arch], distance, load, seed) for load, arch, distance in state.change_points()
+             for seed in range(1, suite.seeds_at_change)]  # fmt: skip
+    planned = list(seeds)
     last = state.distances[-1] if state.distances else None
     if last is not None and last != series[0]:
         planned += [at(specs[arch], last, load) for load in suite.loads for arch in floors]
     # The gradient probe reads every recurrent architecture trained at one T and load, whether or
     # not its sweep got there (then it is one run past its horizon).
     planned += probe_points(specs, suite)
-    stage(planned, "more seeds where a result changes, floors at the last T, the probe's T")
+    if stage(planned, "more seeds where a result changes, floors at the last T, the probe's T"):
+        extend(seeds, "the extra seeds")
     return total, state
 
 
@@ -298,6 +356,10 @@ def manifest_entry(suite: SuiteConfig, config: RunConfig, state: SweepState) -> 
         "limit_distance": suite.limit_distance,
         "seeds_at_change": suite.seeds_at_change,
         "probe_distance": suite.probe_distance,
+        # The declared budget: ``budget.epochs``, and once this many times as many for a deciding
+        # run that was budget-bound and below the threshold.
+        "extension_factor": suite.extension_factor,
+        "extensions": len(state.extended),
         "budget": {
             "epochs": config.train.epochs, "patience": config.train.patience,
             "lr": config.train.lr, "batch_size": config.train.batch_size,
