@@ -28,7 +28,7 @@ import functools
 import posixpath
 import re
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -286,6 +286,17 @@ def setup(page: str, folder: Committed, name: str) -> str:
             f"{_at_once(folder)}; git {_commit(folder)}.")
 
 
+def epochs_budget(suite: Mapping[str, Any]) -> str:
+    """``12 epochs``, and the declared extension where the suite had one (a manifest written
+    before it has none: then runs were never extended)."""
+    epochs, factor = (suite.get("budget") or {}).get("epochs"), suite.get("extension_factor")
+    text = f"{epochs} epochs"
+    if isinstance(epochs, int) and isinstance(factor, int) and factor > 1:
+        text += (f" (a deciding run the cap cut off below the threshold: {epochs * factor} "
+                 "once more)")
+    return text
+
+
 def memory_setup(page: str, folder: Committed) -> str:
     """One line naming the memory suite's setup and what a horizon is, linked to its report."""
     suite = folder.manifest.get("memory_suite") or {}
@@ -293,7 +304,7 @@ def memory_setup(page: str, folder: Committed) -> str:
     distances = suite.get("distances") or []
     return (f"[memory horizon]({link(page, folder.folder + '/report.md')}): the memory suite, "
             f"seed 0 at T = {', '.join(map(str, distances))}, up to {suite.get('seeds_at_change')} "
-            f"seeds where the result changes; each run at most {budget.get('epochs')} epochs on "
+            f"seeds where the result changes; each run at most {epochs_budget(suite)} on "
             f"{budget.get('n_train'):,} sequences, embedding {budget.get('embedding_dim')}, hidden "
             f"{budget.get('hidden_dim')}; {_machine(folder)}, {_at_once(folder)}; git "
             f"{_commit(folder)}. The horizon is the largest distance T between the first and the "
@@ -464,8 +475,8 @@ def memory_horizons(page: str) -> str:
             body.append([f"`{arch}`"] + [held.get(load, MISSING) for load in load_names]
                         + grads.get(arch, [MISSING] * len(panels)))  # fmt: skip
     low, high = floor_range(mem)
-    budget = (mem.manifest.get("memory_suite") or {}).get("budget") or {}
-    notes = (f"Horizons depend on the training budget (at most {budget.get('epochs')} epochs per "
+    suite = mem.manifest.get("memory_suite") or {}
+    notes = (f"Horizons depend on the training budget (at most {epochs_budget(suite)} per "
              f"run). The non-recurrent floors scored {100 * low:.2f}% to {100 * high:.2f}% at "
              f"every distance they ran (chance: {CHANCE:.0%}). Gradient ×: the factor by which "
              f"the norm of the loss gradient with respect to a token's embedding shrinks per "

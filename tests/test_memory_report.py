@@ -205,6 +205,12 @@ def test_an_extension_decides_in_place_of_the_run_it_extends_and_the_report_says
     assert ("1 horizon decision (an architecture's last solved or first failed T) still rests on "
             "budget-bound runs (‡) after the extensions") in text
     assert "`lstm`, 2 of 16, T = 32 (first failed): 1 of 1 seeds (1 extended and cut off again)" in text
+    # The README's and findings' headline says the declared budget too (not for an older folder).
+    from reports.headline import epochs_budget
+
+    assert epochs_budget(manifest["memory_suite"]) == (
+        "12 epochs (a deciding run the cap cut off below the threshold: 24 once more)")
+    assert epochs_budget(memory_suite_manifest()["memory_suite"]) == "12 epochs"
     # summary.csv holds the extension's row, not both.
     rows, _ = memory_rows(records)
     assert len([r for r in rows if r.arch == "gru" and r.setting["distance"] == 32][0].records) == 1
