@@ -70,8 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "may hold several tasks, each reported in its own section")
     parser.add_argument(
         "--archs", nargs="+", default=None, metavar="NAME",
-        help="architectures: registry names or glob patterns, space- or comma-separated "
-        "(see --list-archs); default: the registry's default set",
+        help="architectures: registry names, glob patterns or family:NAME (classic, modern, "
+        "floor), space- or comma-separated (see --list-archs); default: the registry's default set",
     )
     parser.add_argument("--seeds", type=positive_int, default=1, metavar="N",
                         help="run every architecture with model seeds 0..N-1")
@@ -151,15 +151,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 def list_archs() -> str:
-    from models import list_models, model_info
+    from models import FAMILIES, list_models, model_info
 
     lines = []
-    for name in list_models():
-        info = model_info(name)
-        mark = "*" if info.default else " "
-        lines.append(f"{mark} {name:<20} {info.description}")
-        defaults = ", ".join(f"{key}={value!r}" for key, value in info.hyperparams.items())
-        lines.append(f"  {'':<20} builder defaults: {defaults or '(none)'}")
+    for family in FAMILIES:
+        lines.append(f"family {family} (--archs family:{family}):")
+        for name in list_models(family=family):
+            info = model_info(name)
+            mark = "*" if info.default else " "
+            lines.append(f"{mark} {name:<20} {info.description}")
+            defaults = ", ".join(f"{key}={value!r}" for key, value in info.hyperparams.items())
+            lines.append(f"  {'':<20} builder defaults: {defaults or '(none)'}")
     lines.append("(* = in the default set. Each profile sets its own sizes over these defaults "
                  "(docs/configuration.md); set one model's own value with --set NAME.KEY=VALUE)")
     return "\n".join(lines)

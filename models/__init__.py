@@ -17,6 +17,7 @@ from models.base import TextClassifier, check_batch
 from models.fitted import SelfFitReport, SelfFitting, SplitLike
 from models.recurrent import PADDING_MODES, FusedRecurrentEncoder, RecurrentClassifier
 from models.registry import (
+    FAMILIES,
     TRAINING_KINDS,
     ModelInfo,
     UnknownModelError,
@@ -46,6 +47,7 @@ def _import_models() -> None:
 _import_models()
 
 __all__ = [
+    "FAMILIES",
     "PADDING_MODES",
     "TRAINING_KINDS",
     "FusedRecurrentEncoder",

@@ -48,6 +48,7 @@ class BagOfEmbeddings(TextClassifier):
     description="Baseline without recurrence: mean of the real tokens' embeddings, then linear",
     default=True,
     recurrent=False,
+    family="floor",
     training="gradient",
     # Embedding, then Linear(embedding_dim -> 1) with its bias.
     param_count=lambda vocab_size, hp: vocab_size * hp["embedding_dim"] + hp["embedding_dim"] + 1,

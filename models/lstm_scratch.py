@@ -57,18 +57,20 @@ class ScratchLSTM(nn.Module):
         for weight in self.parameters():
             nn.init.uniform_(weight, -bound, bound)
 
-    def forward(self, inputs: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, inputs: Tensor, lengths: Tensor) -> tuple[Tensor, list[Tensor]]:
         """Run the stack over right-padded ``inputs [B, T, input_dim]`` with CPU ``lengths [B]``.
 
         Returns:
-            ``(outputs, final)``: the top layer's outputs ``[B, T, H]`` (at padding positions they
-            repeat the last real state) and its state at each review's last real token ``[B, H]``.
+            ``(outputs, finals)``: the top layer's outputs ``[B, T, H]`` (at padding positions they
+            repeat the last real state) and every layer's ``h`` and ``c`` at each review's last real
+            token, ``[B, H]`` each, in the order ``h_0, c_0, h_1, c_1, ...``.
         """
         batch_size, max_time, _ = inputs.shape
         # active[t, b]: step t is a real token of review b. Built on the host, moved once.
         active = (torch.arange(max_time).unsqueeze(1) < lengths.unsqueeze(0)).unsqueeze(2)
         active = active.to(inputs.device, non_blocking=True)
         layer_input = inputs
+        finals: list[Tensor] = []
         for layer in range(self.num_layers):
             weight_ih = getattr(self, f"weight_ih_l{layer}")
             weight_hh = getattr(self, f"weight_hh_l{layer}")
@@ -91,9 +93,10 @@ class ScratchLSTM(nn.Module):
                 cell = torch.where(active[t], new_cell, cell)
                 steps.append(hidden)
             layer_input = torch.stack(steps, dim=1)
+            finals += [hidden, cell]
             if layer < self.num_layers - 1:
                 layer_input = F.dropout(layer_input, p=self.dropout, training=self.training)
-        return layer_input, hidden
+        return layer_input, finals
 
 
 class ScratchLSTMEncoder(nn.Module):
@@ -113,8 +116,12 @@ class ScratchLSTMEncoder(nn.Module):
 
     def forward(self, embedded: Tensor, lengths: Tensor) -> Tensor:
         """Top-layer state at each review's last real token, ``[B, hidden_dim]``."""
-        _, final = self.rnn(embedded, lengths)
-        return final
+        _, finals = self.rnn(embedded, lengths)
+        return finals[-2]
+
+    def final_state(self, embedded: Tensor, lengths: Tensor) -> list[Tensor]:
+        """Every layer's ``h`` and ``c`` at each review's last real token, ``[B, H]`` each."""
+        return self.rnn(embedded, lengths)[1]
 
 
 # The lstm's layout, so the lstm's declared size and cost.
@@ -123,8 +130,8 @@ _COSTS = ClassifierCosts("lstm")
 
 @register_model(
     description="LSTM with a hand-written cell (Python loop over steps), no fused kernel",
-    recurrent=True, training="gradient", param_count=_COSTS.param_count,
-    flops_per_token=_COSTS.flops_per_token,
+    recurrent=True, family="classic", training="gradient", param_count=_COSTS.param_count,
+    flops_per_token=_COSTS.flops_per_token, state_size=_COSTS.state_size,
 )
 def lstm_scratch(
     *,

@@ -163,6 +163,12 @@ class ClassifierCosts:
         """
         return recurrent_flops_per_token(self.cell, **self._shape(hp)) + 2.0 * self._head_inputs(hp)
 
+    def state_size(self, hp: Mapping[str, Any]) -> int:
+        """Floats carried per sequence: ``h`` (and an LSTM's ``c``) of every layer and direction."""
+        shape = self._shape(hp)
+        per_direction = shape["hidden_dim"] * (2 if self.cell == "lstm" else 1)
+        return per_direction * shape["num_layers"] * (2 if self.bidirectional else 1)
+
 
 def reverse_index(lengths: Tensor, max_time: int, device: torch.device) -> Tensor:
     """Index ``[B, T]`` reversing each row within its own length; padding positions map to themselves.
@@ -278,6 +284,15 @@ class FusedRecurrentEncoder(nn.Module):
             return self._forward_packed(embedded, lengths)
         return self._forward_padded(embedded, lengths)
 
+    def final_state(self, embedded: Tensor, lengths: Tensor) -> list[Tensor]:
+        """What the recurrence carries past each review's last real token: ``h`` (and an LSTM's
+        ``c``) of every layer and direction, ``[B, H]`` each (the backward direction's is its
+        state after the first token). Read from the packed run, which stops at each length."""
+        packed = pack_padded_sequence(embedded, lengths, batch_first=True, enforce_sorted=False)
+        _, hidden = self.rnn(packed)
+        carried = hidden if self.cell == "lstm" else (hidden,)
+        return [state for tensor in carried for state in tensor.unbind(0)]
+
     def _forward_packed(self, embedded: Tensor, lengths: Tensor) -> Tensor:
         packed = pack_padded_sequence(embedded, lengths, batch_first=True, enforce_sorted=False)
         outputs, hidden = self.rnn(packed)
@@ -359,7 +374,8 @@ class RecurrentClassifier(TextClassifier):
 
     The recurrent part is any encoder module with ``input_dim``, ``output_dim`` and
     ``forward(embedded [B, T, input_dim], lengths [B]) -> [B, output_dim]`` reading each review at
-    its last real token: :class:`FusedRecurrentEncoder` (rnn/lstm/gru, uni- or bidirectional) or
+    its last real token, and ``final_state(embedded, lengths) -> list[Tensor]`` (the state it
+    carries past that token): :class:`FusedRecurrentEncoder` (rnn/lstm/gru, uni- or bidirectional) or
     the hand-written LSTM of ``models.lstm_scratch``. Use :meth:`fused` for the former.
 
     Args:
@@ -405,6 +421,11 @@ class RecurrentClassifier(TextClassifier):
             readout=readout,
         )
         return cls(vocab_size=vocab_size, pad_index=pad_index, encoder=encoder, dropout=dropout)
+
+    def final_state(self, tokens: Tensor, lengths: Tensor) -> list[Tensor]:
+        """The encoder's carried state past each review's last real token, ``[B, ...]`` each
+        (what the declared ``state_size`` counts)."""
+        return self.encoder.final_state(self.embedding(tokens), lengths)
 
     def classify(self, tokens: Tensor, lengths: Tensor) -> Tensor:
         """Logits ``[B]`` of a validated batch."""

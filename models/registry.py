@@ -21,7 +21,12 @@ missing declaration gives "not declared"):
 - ``param_count(vocab_size, hyperparams)``: its trainable parameters, for a gradient-trained model
   (the contract tests hold it equal to the built module's);
 - ``flops_per_token(hyperparams)``: forward FLOPs per real token; without it a run reports no
-  efficiency rather than a wrong one.
+  efficiency rather than a wrong one;
+- ``state_size(hyperparams)``: the floats a recurrent model carries from one step to the next per
+  sequence (Zoology's axis for recall: what a fixed-size state can hold), tested against the
+  tensors the model returns as its final state;
+- ``family``: one of :data:`FAMILIES` (required: the report groups rows by it and
+  ``--archs family:NAME`` selects one).
 
 Mistakes fail loudly (as in lm-evaluation-harness, unlike timm which only warns on duplicates): a
 duplicate name raises, an unknown name raises :class:`UnknownModelError` with close matches and the
@@ -41,6 +46,7 @@ from typing import Any
 from torch import nn
 
 __all__ = [
+    "FAMILIES",
     "TRAINING_KINDS",
     "ModelInfo",
     "UnknownModelError",
@@ -56,12 +62,19 @@ _DATA_ARGS = ("vocab_size", "pad_index")
 #: How a model learns: through the shared trainer's gradient steps, or by fitting itself.
 TRAINING_KINDS = ("gradient", "self_fit")
 
+#: What a model is, for grouping: the notebook's recurrences and their variants, the
+#: parallel-trainable recurrences of 2023-2024 (minGRU, Mamba, LRU, Hawk...), and the baselines
+#: without recurrence a recurrent model must beat.
+FAMILIES = ("classic", "modern", "floor")
+
 Builder = Callable[..., nn.Module]
 #: ``fn(hyperparams) -> forward FLOPs per real token``, hyperparams being the resolved builder
 #: arguments (defaults updated by overrides).
 FlopsPerToken = Callable[[Mapping[str, Any]], float]
 #: ``fn(vocab_size, hyperparams) -> trainable parameters``.
 ParamCount = Callable[[int, Mapping[str, Any]], int]
+#: ``fn(hyperparams) -> floats carried from one step to the next, per sequence``.
+StateSize = Callable[[Mapping[str, Any]], int]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,9 +88,12 @@ class ModelInfo:
         builder: ``fn(*, vocab_size, pad_index, **hyperparams) -> nn.Module``.
         hyperparams: the builder's keyword defaults (the model's defaults), by name.
         recurrent: whether the model has a recurrence.
+        family: one of :data:`FAMILIES`.
         training: one of :data:`TRAINING_KINDS`.
         param_count: declared trainable parameters, or None (not declared).
         flops_per_token: declared forward FLOPs per real token, or None (not declared).
+        state_size: declared floats carried per sequence from step to step, or None (not
+            declared; a model without recurrence carries none).
     """
 
     name: str
@@ -88,8 +104,10 @@ class ModelInfo:
     hyperparams: dict[str, Any] = dataclasses.field(hash=False)
     recurrent: bool
     training: str
+    family: str
     param_count: ParamCount | None = None
     flops_per_token: FlopsPerToken | None = None
+    state_size: StateSize | None = None
 
     def resolve(self, overrides: Mapping[str, Any]) -> dict[str, Any]:
         """The builder's hyperparameters: its defaults updated by ``overrides``.
@@ -110,6 +128,12 @@ class ModelInfo:
         if self.flops_per_token is None:
             return None
         return float(self.flops_per_token(self.resolve(overrides)))
+
+    def declared_state_size(self, **overrides: Any) -> int | None:
+        """Floats carried per sequence from one step to the next; None if not declared."""
+        if self.state_size is None:
+            return None
+        return int(self.state_size(self.resolve(overrides)))
 
     def declared_param_count(self, vocab_size: int, **overrides: Any) -> int | None:
         """Trainable parameters at this vocabulary and these hyperparameters; None if not declared."""
@@ -160,9 +184,11 @@ def register_model(
     *,
     description: str,
     recurrent: bool,
+    family: str,
     training: str = "gradient",
     param_count: ParamCount | None = None,
     flops_per_token: FlopsPerToken | None = None,
+    state_size: StateSize | None = None,
     default: bool = False,
 ) -> Callable[[Builder], Builder]:
     """Decorator registering a model builder under ``name`` (the function's name when omitted).
@@ -171,17 +197,20 @@ def register_model(
         name: registry name; defaults to ``fn.__name__``.
         description: a single line describing the model.
         recurrent: whether the model has a recurrence.
+        family: one of :data:`FAMILIES`.
         training: ``"gradient"`` (the shared trainer) or ``"self_fit"`` (the model implements
             :class:`models.fitted.SelfFitting` and fits itself).
         param_count: ``fn(vocab_size, hyperparams) -> int``, the trainable parameters of a
             gradient-trained model (a self-fitting model's size is known only after fitting).
         flops_per_token: ``fn(hyperparams) -> float``, forward FLOPs per real token.
+        state_size: ``fn(hyperparams) -> int``, floats carried per sequence from step to step
+            (a recurrent model's; the contract tests hold it equal to its final state's size).
         default: include the model in the default comparison set.
 
     Raises:
         ValueError: the name is already registered, the description is empty or multi-line,
-            ``training`` is not a known kind, or a declared cost is not a positive number at the
-            builder's defaults.
+            ``training`` or ``family`` is not a known kind, or a declared cost is not a positive
+            number at the builder's defaults.
         TypeError: the builder's signature does not follow the builder contract, or ``recurrent``
             is not a bool.
     """
@@ -191,6 +220,8 @@ def register_model(
         raise TypeError(f"recurrent must be True or False, got {recurrent!r}")
     if training not in TRAINING_KINDS:
         raise ValueError(f"training must be one of {', '.join(TRAINING_KINDS)}, got {training!r}")
+    if family not in FAMILIES:
+        raise ValueError(f"family must be one of {', '.join(FAMILIES)}, got {family!r}")
 
     def decorator(fn: Builder) -> Builder:
         model_name = name if name is not None else fn.__name__
@@ -208,8 +239,10 @@ def register_model(
             hyperparams=_hyperparams_of(model_name, fn),
             recurrent=recurrent,
             training=training,
+            family=family,
             param_count=param_count,
             flops_per_token=flops_per_token,
+            state_size=state_size,
         )
         _check_declared_costs(info)
         _REGISTRY[model_name] = info
@@ -222,6 +255,7 @@ def _check_declared_costs(info: ModelInfo) -> None:
     """A declared cost must evaluate to a positive number at the builder's defaults."""
     for what, value in (
         ("flops_per_token", info.declared_flops_per_token()),
+        ("state_size", info.declared_state_size()),
         # Any vocabulary will do: the check is that the function runs and gives a count.
         ("param_count", info.declared_param_count(vocab_size=2)),
     ):
@@ -245,17 +279,26 @@ def _lookup(name: str) -> ModelInfo:
         ) from None
 
 
-def list_models(pattern: str = "*", *, default_only: bool = False) -> list[str]:
+def list_models(
+    pattern: str = "*", *, default_only: bool = False, family: str | None = None
+) -> list[str]:
     """Registered model names matching the fnmatch glob ``pattern``, in registration order.
 
     Args:
         pattern: a shell-style glob, e.g. ``"*lstm*"``.
         default_only: keep only the models of the default comparison set.
+        family: keep only the models of this family (one of :data:`FAMILIES`).
+
+    Raises:
+        ValueError: ``family`` is not one of :data:`FAMILIES`.
     """
+    if family is not None and family not in FAMILIES:
+        raise ValueError(f"unknown family {family!r}; families: {', '.join(FAMILIES)}")
     return [
         name
         for name, info in _REGISTRY.items()
         if fnmatch.fnmatchcase(name, pattern) and (info.default or not default_only)
+        and (family is None or info.family == family)
     ]
 
 

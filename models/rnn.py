@@ -73,8 +73,9 @@ def register_fused(
     builder.__name__ = builder.__qualname__ = name
     builder.__doc__ = f"{description}."
     register_model(
-        name, description=description, default=default, recurrent=True, training="gradient",
-        param_count=costs.param_count, flops_per_token=costs.flops_per_token,
+        name, description=description, default=default, recurrent=True, family="classic",
+        training="gradient", param_count=costs.param_count, flops_per_token=costs.flops_per_token,
+        state_size=costs.state_size,
     )(builder)
 
 

@@ -226,6 +226,7 @@ class TfidfLogReg(TextClassifier):
     "validation (same truncated inputs as the others)",
     default=True,
     recurrent=False,
+    family="floor",
     training="self_fit",
     # No declared size (the kept n-grams are counted by fitting) and no FLOPs: the forward pass is
     # a sparse lookup, not multiply-adds a matmul calibration can rate.

@@ -681,6 +681,7 @@ def source_match(path: str, pattern: str) -> re.Match[str]:
 
 
 GATE, GPU_CHECK = "bench/dev/gate.py", "bench/dev/gpu_check.py"
+SCAN_BENCH = "tests/benchmarks/test_bench_scan.py"
 COST_MEASURE, COST_REPORT = "bench/suites/cost/measure.py", "reports/cost.py"
 
 
@@ -791,6 +792,10 @@ def _tool_quotes() -> list[Quote]:
         Quote(page, "goal 1.05x, fails above 1.15x", f"{GATE}, TRAINER_OVERHEAD_GOAL and _LIMIT",
               lambda: f"goal {_gate('TRAINER_OVERHEAD_GOAL')}, fails above "
                       f"{_gate('TRAINER_OVERHEAD_LIMIT')}"),
+        Quote(page, "T = 1,000", f"{SCAN_BENCH}, STEPS",
+              lambda: f"T = {source_constant(SCAN_BENCH, 'STEPS'):,}"),
+        Quote(page, "takes over 1.15x GRU's time", f"{SCAN_BENCH}, SLOWDOWN_LIMIT",
+              lambda: f"takes over {source_constant(SCAN_BENCH, 'SLOWDOWN_LIMIT'):.2f}x GRU's time"),
         Quote("docs/gpu.md", "11.2 ms forward and 14.3 ms backward",
               f"{GPU_CHECK}, the anchor step's published figures",
               lambda: "{} ms forward and {} ms backward".format(*source_match(

@@ -87,3 +87,31 @@ def check_declared_param_count(name: str) -> None:
     assert info.declared_param_count(VOCAB_SIZE, **small_hyperparams(name)) == trainable_params(build(name))
     default = create_model(name, vocab_size=1_000, pad_index=PAD_INDEX)
     assert info.declared_param_count(1_000) == trainable_params(default)
+
+
+def carried_floats(model: nn.Module, tokens: torch.Tensor, lengths: torch.Tensor) -> list[int]:
+    """Floats ``model.final_state`` holds per review (a complex number counts two), per review."""
+    states = model.final_state(tokens, lengths)
+    for state in states:
+        assert state.shape[0] == len(lengths), f"a state of shape {tuple(state.shape)} is not [B, ...]"
+    return [sum(s[row].numel() * (2 if s.is_complex() else 1) for s in states)
+            for row in range(len(lengths))]  # fmt: skip
+
+
+def check_declared_state_size(name: str) -> None:
+    """A recurrent model declares the floats it carries from step to step, and its
+    ``final_state(tokens, lengths)`` holds that many per review, at small sizes and at its
+    defaults; a review's state does not depend on the batch's padding."""
+    info = model_info(name)
+    assert info.state_size is not None, f"recurrent model {name} declares no state_size"
+    model = build(name).eval()
+    lengths = [7, 3, 12, 1]
+    tokens, lengths_tensor = make_batch(lengths, max_time=12)
+    with torch.no_grad():
+        sizes = carried_floats(model, tokens, lengths_tensor)
+        assert sizes == [info.declared_state_size(**small_hyperparams(name))] * len(lengths)
+        batched = model.final_state(tokens, lengths_tensor)
+        alone = model.final_state(tokens[1:2, :3], torch.tensor([3]))
+        torch.testing.assert_close([s[1:2] for s in batched], alone, rtol=0, atol=1e-5)
+        default = create_model(name, vocab_size=VOCAB_SIZE, pad_index=PAD_INDEX).eval()
+        assert carried_floats(default, tokens, lengths_tensor)[0] == info.declared_state_size()

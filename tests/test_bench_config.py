@@ -149,6 +149,14 @@ def test_the_long_profile_runs_the_pooled_readouts_beside_the_last_state_models(
     assert {"lstm", "gru", "bilstm", "gru_max", "bilstm_max", "tfidf_logreg"} <= set(archs)
     assert run_all.resolve_archs(None, "quick") == run_all.resolve_archs(None)
     assert run_all.resolve_archs(["gru_max"], "long") == ["gru_max"]
+
+
+def test_archs_select_a_family_in_registry_order() -> None:
+    import run_all
+
+    modern = run_all.resolve_archs(["family:modern"])
+    assert {"mingru", "mingru_max", "minlstm", "minlstm_max"} <= set(modern)
+    assert run_all.resolve_archs(["family:floor", "lstm"]) == ["lstm", "bag_of_embeddings", "tfidf_logreg"]
     # the command line offers every profile (it lists them itself, so --help needs no torch)
     (profile_option,) = [a for a in run_all.build_parser()._actions if "--profile" in a.option_strings]
     assert tuple(profile_option.choices) == PROFILES

@@ -272,6 +272,21 @@ def test_speedup_over_the_notebook(epoch_s: float, status: str) -> None:
     assert finding.name == "speed-up over the notebook's loop cpu"
 
 
+@pytest.mark.parametrize(("mingru_s", "status", "verdict"),
+                         [(0.09, gate.CHECK_OK, "meets"), (0.11, gate.CHECK_OK, "misses"),
+                          (0.12, gate.CHECK_FAILED, "misses")])  # fmt: skip
+def test_a_speedup_limit_below_one_and_the_figures_beside_it(mingru_s, status, verdict) -> None:
+    # The scan benchmark: goal 1.0 (minGRU no slower than GRU), failing only below 1 / 1.15.
+    entry = bench("s::test_mingru_layer_vs_gru_layer[cpu]", mingru_s, kind="scan_layer")
+    entry["extra_info"].update(reference="nn.GRU", reference_min_s=0.10, speedup_goal=1.0,
+                               speedup_limit=1 / 1.15, beside_min_s={"nn.LSTM": 0.12},
+                               elementwise_pass_min_s=0.001)  # fmt: skip
+    [finding] = _checks(run_of(entry))
+    assert finding.status == status
+    assert f"{verdict} the 1.00x goal; gate limit 0.87x; nn.LSTM takes" in finding.message
+    assert "element-wise passes" in finding.message
+
+
 def _write(path: Path, run: dict[str, Any]) -> str:
     path.write_text(json.dumps(run))
     return str(path)

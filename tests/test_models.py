@@ -24,6 +24,7 @@ from tests.model_contracts import (
     VOCAB_SIZE,
     build,
     check_declared_param_count,
+    check_declared_state_size,
     check_output_and_gradients,
     check_padding_invariance,
     make_batch,
@@ -77,6 +78,20 @@ def test_logit_does_not_depend_on_padding(name: str, mode: str | None) -> None:
 @pytest.mark.parametrize("name", GRADIENT_MODELS)
 def test_declared_parameter_count_is_the_module_s(name: str) -> None:
     check_declared_param_count(name)
+
+
+@pytest.mark.parametrize("name", [name for name in GRADIENT_MODELS if model_info(name).recurrent])
+def test_declared_state_size_is_the_carried_state_s(name: str) -> None:
+    torch.manual_seed(0)
+    check_declared_state_size(name)
+
+
+def test_state_size_counts_every_layer_direction_and_cell() -> None:
+    # Written out: the notebook's LSTM carries h and c of 2 layers of 256; the BiLSTM twice that.
+    assert model_info("lstm").declared_state_size() == 2 * 2 * 256
+    assert model_info("bilstm").declared_state_size() == 2 * 2 * 2 * 256
+    assert model_info("gru").declared_state_size() == model_info("rnn").declared_state_size() == 512
+    assert model_info("mingru").declared_state_size(hidden_dim=64, num_layers=3) == 3 * 64
 
 
 @pytest.mark.parametrize("name", list(NOTEBOOK_PARAM_COUNTS))
@@ -208,16 +223,18 @@ def test_scratch_lstm_matches_nn_lstm_outputs_and_gradients() -> None:
     real = (torch.arange(9).unsqueeze(0) < lengths.unsqueeze(1)).unsqueeze(2)
 
     inputs_ref = inputs.clone().requires_grad_()
-    packed_out, (h_n, _) = reference(
+    packed_out, (h_n, c_n) = reference(
         pack_padded_sequence(inputs_ref, lengths, batch_first=True, enforce_sorted=False)
     )
     outputs_ref, _ = pad_packed_sequence(packed_out, batch_first=True, total_length=9)
     final_ref = h_n[-1]
 
     inputs_scratch = inputs.clone().requires_grad_()
-    outputs_scratch, final_scratch = scratch(inputs_scratch, lengths)
+    outputs_scratch, finals = scratch(inputs_scratch, lengths)
+    final_scratch = finals[-2]
 
-    torch.testing.assert_close(final_scratch, final_ref, rtol=0, atol=1e-5)
+    carried_ref = [state for layer in range(2) for state in (h_n[layer], c_n[layer])]
+    torch.testing.assert_close(finals, carried_ref, rtol=0, atol=1e-5)
     torch.testing.assert_close(outputs_scratch * real, outputs_ref * real, rtol=0, atol=1e-5)
 
     # A loss touching every real output and the final state, with uneven weights.
@@ -276,10 +293,11 @@ def test_pool_over_time_reads_only_the_real_steps() -> None:
 @pytest.mark.parametrize("mode", EXACT_MODES)
 @pytest.mark.parametrize("name", POOLED_MODELS)
 def test_pooled_gradient_reaches_every_real_step_and_no_padding(name: str, mode: str) -> None:
-    # Hidden 32: with max pooling a step gets gradient when some unit peaks at or after it (before
+    # Width 32: with max pooling a step gets gradient when some unit peaks at or after it (before
     # it, for the backward direction); with 32 units over 12 steps one peaks at the last step.
+    # (A residual block model pools its stream, embedding_dim wide; a classic one its hidden_dim.)
     torch.manual_seed(0)
-    model = build(name, padding_mode=mode, hidden_dim=32, dropout=0.0).eval()
+    model = build(name, padding_mode=mode, hidden_dim=32, embedding_dim=32, dropout=0.0).eval()
     embedded: list[torch.Tensor] = []
     model.embedding.register_forward_hook(lambda _m, _i, out: embedded.append(out) or out.retain_grad())
     tokens, lengths = make_batch([12, 7], max_time=12, seed=3)

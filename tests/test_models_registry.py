@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from models import (
+    FAMILIES,
     ModelInfo,
     TextClassifier,
     UnknownModelError,
@@ -48,7 +49,7 @@ def glob_registry(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     monkeypatch.setattr(registry_module, "_REGISTRY", {})
     names = ["rnn", "lstm", "gru", "bilstm", "lstm_scratch", "bigru_matched"]
     for name in names:
-        register_model(name, description="throwaway", recurrent=True,
+        register_model(name, description="throwaway", recurrent=True, family="classic",
                        default=name in ("lstm", "bilstm"))(_embedding_builder)  # fmt: skip
     return names
 
@@ -86,7 +87,7 @@ def test_duplicate_name_raises_and_keeps_the_original(scratch_registry: dict[str
     original = scratch_registry["lstm"]
     with pytest.raises(ValueError, match=r"model 'lstm' is already registered \(by models\.rnn\.lstm\)"):
 
-        @register_model("lstm", description="an impostor", recurrent=False)
+        @register_model("lstm", description="an impostor", recurrent=False, family="floor")
         def impostor(*, vocab_size: int, pad_index: int) -> nn.Module:
             return nn.Linear(1, 1)
 
@@ -158,7 +159,7 @@ def test_every_model_has_a_one_line_description(name: str) -> None:
 
 
 def test_a_new_model_is_registered_listed_and_built(scratch_registry: dict[str, ModelInfo]) -> None:
-    @register_model(description="Tiny test model", recurrent=False)
+    @register_model(description="Tiny test model", recurrent=False, family="floor")
     def tiny(*, vocab_size: int, pad_index: int, width: int = 3) -> nn.Module:
         return nn.Embedding(vocab_size, width, padding_idx=pad_index)
 
@@ -173,24 +174,24 @@ def test_builder_contract_is_checked_at_registration(scratch_registry: dict[str,
     before = list_models()
     with pytest.raises(TypeError, match="hyperparameter 'width' of model 'no_default' has no default"):
 
-        @register_model(description="x", recurrent=False)
+        @register_model(description="x", recurrent=False, family="floor")
         def no_default(*, vocab_size: int, pad_index: int, width: int) -> nn.Module:
             return nn.Linear(width, 1)
 
     with pytest.raises(TypeError, match=r"takes \*\*kwargs"):
 
-        @register_model(description="x", recurrent=False)
+        @register_model(description="x", recurrent=False, family="floor")
         def open_ended(*, vocab_size: int, pad_index: int, **kwargs: object) -> nn.Module:
             return nn.Linear(1, 1)
 
     with pytest.raises(TypeError, match=r"must accept keyword arguments \['pad_index'\]"):
 
-        @register_model(description="x", recurrent=False)
+        @register_model(description="x", recurrent=False, family="floor")
         def no_pad(*, vocab_size: int) -> nn.Module:
             return nn.Linear(1, 1)
 
     with pytest.raises(ValueError, match="single non-empty line"):
-        register_model(description="two\nlines", recurrent=False)
+        register_model(description="two\nlines", recurrent=False, family="floor")
     assert list_models() == before
 
 
@@ -198,24 +199,42 @@ def test_facts_are_declared_and_checked_at_registration(scratch_registry: dict[s
     with pytest.raises(TypeError, match="recurrent"):
         register_model(description="x")  # type: ignore[call-arg]  # recurrent has no default
     with pytest.raises(TypeError, match="recurrent must be True or False, got None"):
-        register_model(description="x", recurrent=None)  # type: ignore[arg-type]
+        register_model(description="x", recurrent=None, family="floor")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="family"):
+        register_model(description="x", recurrent=False)  # type: ignore[call-arg]  # no default
+    with pytest.raises(ValueError, match="family must be one of classic, modern, floor, got 'novel'"):
+        register_model(description="x", recurrent=True, family="novel")
     with pytest.raises(ValueError, match="training must be one of gradient, self_fit, got 'closed_form'"):
-        register_model(description="x", recurrent=False, training="closed_form")
+        register_model(description="x", recurrent=False, family="floor", training="closed_form")
     with pytest.raises(ValueError, match="model 'free' declares flops_per_token 0.0 at its defaults"):
-        register_model("free", description="x", recurrent=False, flops_per_token=lambda hp: 0.0)(
+        register_model("free", description="x", recurrent=False, family="floor", flops_per_token=lambda hp: 0.0)(
             _embedding_builder
         )
     assert "free" not in scratch_registry
-    register_model("declared", description="x", recurrent=True, training="self_fit",
+    register_model("declared", description="x", recurrent=True, family="classic", training="self_fit",
                    param_count=lambda vocab_size, hp: vocab_size * hp["width"],
                    flops_per_token=lambda hp: 2.0 * hp["width"])(_embedding_builder)  # fmt: skip
     info = model_info("declared")
     assert (info.recurrent, info.training) == (True, "self_fit")
     assert info.declared_flops_per_token() == 6.0 and info.declared_flops_per_token(width=5) == 10.0
     assert info.declared_param_count(7, width=5) == 35
-    register_model("undeclared", description="x", recurrent=False)(_embedding_builder)
+    register_model("undeclared", description="x", recurrent=False, family="floor")(_embedding_builder)
     assert model_info("undeclared").declared_flops_per_token() is None
     assert model_info("undeclared").declared_param_count(7) is None
+    assert model_info("undeclared").declared_state_size() is None
+
+
+def test_every_model_has_a_family_and_families_select() -> None:
+    names = list_models()
+    by_family = {family: list_models(family=family) for family in FAMILIES}
+    assert sorted(sum(by_family.values(), [])) == sorted(names)
+    assert {"rnn", "lstm", "gru", "bilstm"} <= set(by_family["classic"])
+    assert {"mingru", "minlstm", "mingru_max", "minlstm_max"} <= set(by_family["modern"])
+    assert set(by_family["floor"]) == {"bag_of_embeddings", "tfidf_logreg"}
+    assert all(model_info(name).recurrent for name in by_family["classic"] + by_family["modern"])
+    assert not set(list_models(default_only=True)) & set(by_family["modern"])
+    with pytest.raises(ValueError, match="unknown family 'novel'; families: classic, modern, floor"):
+        list_models(family="novel")
 
 
 class _MeanPool(TextClassifier):
@@ -241,7 +260,7 @@ def _register_mean_pool(name: str, *, read_padding: bool = False, extra_params: 
                          read_padding=read_padding)  # fmt: skip
 
     register_model(
-        name, description="throwaway mean-pool model", recurrent=False,
+        name, description="throwaway mean-pool model", recurrent=False, family="floor",
         param_count=lambda vocab_size, hp: (vocab_size + 1) * hp["embedding_dim"] + 1 + extra_params,
         flops_per_token=lambda hp: 2.0 * hp["embedding_dim"],
     )(builder)
@@ -294,8 +313,8 @@ import models
 from bench.run.config import profile_config, split_model_settings, parse_model_settings
 from bench.run.execute import model_hyperparams
 from bench.grid.runner import plan_grid
-from tests.model_contracts import (build, check_declared_param_count, check_output_and_gradients,
-                                   check_padding_invariance)
+from tests.model_contracts import (build, check_declared_param_count, check_declared_state_size,
+                                   check_output_and_gradients, check_padding_invariance)
 assert models.__file__.startswith({str(pkg)!r}), models.__file__
 names = models.list_models()
 print(names[-2], names[-1])
@@ -303,6 +322,8 @@ torch.manual_seed(0)
 check_output_and_gradients(build({name!r}))
 check_padding_invariance(build({name!r}))
 check_declared_param_count({name!r})
+check_declared_state_size({name!r})
+assert models.model_info({name!r}).family == "classic"
 # quick profile: hidden_dim 64 reaches the model, which doubles it; --set {name}.hidden_dim=256
 # gives this model alone 512 units.
 quick = profile_config("quick")

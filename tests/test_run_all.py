@@ -39,6 +39,7 @@ def run_cli(capsys, *argv):
     [
         (["--archs", "lsmt"], "did you mean 'lstm'"),
         (["--archs", "zz*"], "matches no architecture"),
+        (["--archs", "family:novel"], "unknown family 'novel'; families: classic, modern, floor"),
         (["--set", "train.lr=-1"], "train.lr must be > 0"),
         (["--set", "train.batch_size=0"], "train.batch_size must be >= 1"),
         (["--set", "data.max_len=0"], "max_len"),
@@ -108,6 +109,9 @@ def test_list_archs_comes_from_the_registry(capsys):
     for name in list_models():
         assert f" {name} " in out
     assert "min_df=2" in out and "c_grid=(0.25, 1.0, 4.0, 16.0, 64.0)" in out
+    # Grouped by family, each under its header: a modern model listed after the modern header.
+    assert out.index("family classic") < out.index(" lstm ") < out.index("family modern")
+    assert out.index("family modern") < out.index(" mingru ") < out.index("family floor")
 
 
 def test_smoke_grid_end_to_end_then_report_only_reproduces_the_report(capsys, tmp_path, archive):

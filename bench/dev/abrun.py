@@ -41,6 +41,7 @@ CI_OTHER = (
     glob.escape("::test_trainer_epoch[") + "*",
     glob.escape("::test_trainer_vs_notebook_loop[") + "*",
     "*/test_bench_data.py::*",
+    "*/test_bench_scan.py::*",
 )
 
 _PLUGIN_NAME = "rnnbench_ab_probe"

@@ -103,17 +103,23 @@ def split_archs(values: list[str] | None) -> list[str] | None:
 
 
 def resolve_archs(patterns: list[str] | None, profile: str | None = None) -> list[str]:
-    """Registry names from names or globs, in registry order; unknown names fail with hints.
-    Without patterns, the profile's own set (:data:`bench.run.config.PROFILE_ARCHS`), else the
-    registry's default set."""
+    """Registry names from names, globs or ``family:NAME`` (every model of that family), in
+    registry order; unknown names fail with hints. Without patterns, the profile's own set
+    (:data:`bench.run.config.PROFILE_ARCHS`), else the registry's default set."""
     from bench.run.config import PROFILE_ARCHS
-    from models import list_models, model_info
+    from models import FAMILIES, list_models, model_info
 
     if not patterns:
         return list(PROFILE_ARCHS.get(profile, ())) or list_models(default_only=True)
     chosen: list[str] = []
     for pattern in patterns:
-        if any(ch in pattern for ch in "*?["):
+        if pattern.startswith("family:"):
+            family = pattern.removeprefix("family:")
+            if family not in FAMILIES:
+                raise UsageError(f"--archs {pattern!r}: unknown family {family!r}; families: "
+                                 f"{', '.join(FAMILIES)}")
+            matched = list_models(family=family)
+        elif any(ch in pattern for ch in "*?["):
             matched = list_models(pattern)
             if not matched:
                 raise UsageError(
