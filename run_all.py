@@ -61,8 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--profile", choices=("smoke", "quick", "long", "full"), default=None,
         help="configuration profile: smoke (a minute, subsampled data), quick (~20 min on 2 CPU "
-        "cores), long (whole reviews, vocabulary 30,000, larger models and the pooled readouts: "
-        "each architecture at its best; ~45 min per seed on 2 CPU cores), full (the notebook's "
+        "cores), long (whole reviews, vocabulary 30,000, a wider embedding and the pooled readouts, "
+        "one setting sized on GRUs; ~45 min per seed on 2 CPU cores), full (the notebook's "
         "configuration, meant for a GPU); default: full on CUDA, quick on CPU",
     )
     parser.add_argument("--task", default=None, metavar="NAME",

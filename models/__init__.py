@@ -27,10 +27,11 @@ from models.registry import (
     register_model,
 )
 
-# Importing a module registers its models. Registration order is report order: the built-in
-# models first, in a fixed order; then any other module of this package, alphabetically (so a new
-# architecture needs only its own module); the linear floor last, as the last row.
-_FIRST = ("rnn", "lstm_scratch", "bag_of_embeddings", "matched")
+# Importing a module registers its models. Registration order is report order (within each
+# family): the built-in models first, in a fixed order; then any other module of this package,
+# alphabetically (so a new architecture needs only its own module); the linear floor last.
+_FIRST = ("rnn", "lstm_scratch", "bag_of_embeddings", "matched", "pooled", "min_rnn", "mamba",
+          "lru", "hawk")
 _LAST = ("tfidf",)
 
 

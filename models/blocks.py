@@ -241,31 +241,42 @@ class BlockCosts:
 EMBEDDING_DIM, HIDDEN_DIM, NUM_LAYERS, DROPOUT = 100, 256, 2, 0.5
 
 
+#: The readouts every modern architecture is registered with: ``NAME`` reads the last real step,
+#: ``NAME_max`` max-pools over the real steps (as the classic ``*_max`` registrations do).
+READOUTS = {"": ("last", "last state"), "_max": ("max", "max-pooled")}
+
+
 def register_block(
     name: str,
     *,
-    description: str,
+    title: str,
     mixer: Callable[[int, int, str], nn.Module],
     layer_cost: Callable[[int, int], LayerCost],
     mlp: Callable[[int], nn.Module] | None,
     mlp_cost: Callable[[int], LayerCost] | None,
-    readout: str = "last",
 ) -> None:
-    """Register ``name``: a :class:`ResidualClassifier` over ``mixer``, family ``modern``.
+    """Register ``name`` and ``name_max``: a :class:`ResidualClassifier` over ``mixer``, family
+    ``modern``, read at the last real step and max-pooled (:data:`READOUTS`).
 
     Args:
-        name: registry name.
-        description: the registry's one-line description.
+        name: registry name of the last-state model.
+        title: what the model is, for the registry's one-line descriptions (the readout is added).
         mixer: ``fn(dim, hidden, scan_method) -> mixer`` for one layer.
         layer_cost: ``fn(dim, hidden) -> LayerCost`` of that mixer (parameters, FLOPs, state).
         mlp: ``fn(dim) -> module``, the block's MLP, or None where the paper's block has none.
         mlp_cost: its ``fn(dim) -> LayerCost``, None with ``mlp``.
-        readout: ``"last"`` or ``"max"``. Max pooling adds no parameters and a few element-wise
-            operations per token: the declared costs are the last-state model's.
-    """
-    from models.registry import register_model  # registry imports nothing from here
 
+    Max pooling adds no parameters and a few element-wise operations per token: both
+    registrations declare the last-state model's costs.
+    """
     costs = BlockCosts(layer_cost, mlp_cost)
+    for suffix, (readout, read) in READOUTS.items():
+        _register_one(name + suffix, f"{title}, {read}", mixer, mlp, costs, readout)
+
+
+def _register_one(name: str, description: str, mixer: Callable[[int, int, str], nn.Module],
+                  mlp: Callable[[int], nn.Module] | None, costs: BlockCosts, readout: str) -> None:  # fmt: skip
+    from models.registry import register_model  # registry imports nothing from here
 
     def builder(
         *,

@@ -97,17 +97,15 @@ class MinRNNMixer(nn.Module):
         return layer.cost(dim, hidden_dim) + out
 
 
-def _register(name: str, layer: type[MinGRULayer], title: str) -> None:
-    for suffix, readout, read in (("", "last", "last state"), ("_max", "max", "max-pooled")):
-        register_block(
-            name + suffix,
-            description=f"{title} (Feng et al. 2024) in residual blocks with an MLP, {read}",
-            mixer=lambda dim, hidden, method, layer=layer: MinRNNMixer(
-                layer(dim, hidden, method), hidden, dim),
-            layer_cost=lambda dim, hidden, layer=layer: MinRNNMixer.cost(layer, dim, hidden),
-            mlp=Mlp, mlp_cost=Mlp.cost, readout=readout,
-        )
-
-
-_register("mingru", MinGRULayer, "minGRU")
-_register("minlstm", MinLSTMLayer, "minLSTM")
+register_block(
+    "mingru", title="minGRU (Feng et al. 2024) in residual blocks with an MLP",
+    mixer=lambda dim, hidden, method: MinRNNMixer(MinGRULayer(dim, hidden, method), hidden, dim),
+    layer_cost=lambda dim, hidden: MinRNNMixer.cost(MinGRULayer, dim, hidden),
+    mlp=Mlp, mlp_cost=Mlp.cost,
+)
+register_block(
+    "minlstm", title="minLSTM (Feng et al. 2024) in residual blocks with an MLP",
+    mixer=lambda dim, hidden, method: MinRNNMixer(MinLSTMLayer(dim, hidden, method), hidden, dim),
+    layer_cost=lambda dim, hidden: MinRNNMixer.cost(MinLSTMLayer, dim, hidden),
+    mlp=Mlp, mlp_cost=Mlp.cost,
+)

@@ -158,7 +158,7 @@ def _runs_at_once(records: Sequence[dict[str, Any]], manifest: Mapping[str, Any]
     how = {"ray": "Ray tasks", "local": f"`--jobs {manifest.get('jobs', 1)}`"}.get(
         manifest.get("executor", "local"), MISSING)
     if most == 1:
-        return f"1: every run had the machine to itself ({how})"
+        return f"1: no two runs of this grid at once ({how})"
     return f"up to {most} ({how}); figures marked † were measured while runs shared the machine"
 
 
@@ -762,8 +762,9 @@ GLOSSARY: tuple[tuple[str, str, str], ...] = (
      "a size (T or batch) past which one architecture's cost falls below another's, with 95% "
      "intervals that do not overlap"),
     ("budget-bound", r"budget-bound|‡",
-     "a run the epoch cap ended while its validation loss was still improving within the "
-     "patience (‡ marks figures resting on one): more epochs might change them"),
+     "a run the epoch cap ended before early stopping would have (its best validation loss "
+     "within the last patience epochs; ‡ marks figures resting on one): more epochs might "
+     "change them"),
     ("†", "†", "a speed, time or memory figure measured while other runs shared the machine"),
 )
 

@@ -389,6 +389,7 @@ def _horizon_sentence(load: Load, facts: MemoryFacts) -> str:
             what = f"up to T = {first.last_solved}"
         parts.append(" ".join(p for p in (names, verb, what) if p))
     text = f"**{load.label}**: " + "; ".join(parts) + "."
+    text += _seeds_behind(load, facts)
     for horizon in (h for h in facts.horizons if h.load == load):
         late = horizon.solved_after_failing
         if late:
@@ -396,6 +397,21 @@ def _horizon_sentence(load: Load, facts: MemoryFacts) -> str:
                      f"{', '.join(map(str, late))} after failing T = {horizon.first_failed}; the "
                      "horizon counts unbroken success only.")  # fmt: skip
     return text
+
+
+def _seeds_behind(load: Load, facts: MemoryFacts) -> str:
+    """Where the horizons of ``load`` rest on different numbers of seeds (at each one's last
+    solved T), a sentence saying so; empty where they rest on as many."""
+    seeds = {}
+    for horizon in (h for h in facts.horizons if h.load == load and h.last_solved is not None):
+        point = horizon.point(horizon.last_solved)
+        seeds[horizon.arch] = point.stats["test_accuracy"].n if point is not None else 0
+    if len(set(seeds.values())) < 2:
+        return ""
+    listed = "; ".join(f"`{arch}` {n} at T = {facts.horizon(arch, load).last_solved}"
+                       for arch, n in seeds.items())  # fmt: skip
+    return (f" These horizons rest on different numbers of seeds ({listed}): the sweep adds seeds "
+            "only where a result changes, and a horizon of fewer seeds may shorten with more.")
 
 
 def _values(values: Sequence[Any]) -> str:
@@ -409,16 +425,18 @@ def _extension_rule(spent: MemoryBudget) -> str:
     if factor is None:
         return ("**No run here was extended**: the sweep that made these runs predates the suite's "
                 "rule of running a deciding run once more with more epochs when the epoch cap cut "
-                "it off while it still improved (*budget-bound*, ‡) below the threshold (the "
+                "it off before early stopping would have stopped it (*budget-bound*, ‡) below the "
+                "threshold (the "
                 "manifest declares no extension), so every result below comes from a run of at "
                 f"most {_values(spent.epochs)} epochs.")  # fmt: skip
     if factor == 1:
         return ("The suite declared no extension (factor 1): a horizon may rest on a run the epoch "
-                "cap cut off while it still improved (*budget-bound*, ‡).")  # fmt: skip
+                "cap cut off before early stopping would have stopped it (*budget-bound*, ‡).")  # fmt: skip
     longer = _values([e * factor for e in spent.epochs if isinstance(e, int)])
     return (f"Declared extension: a run whose result decides a horizon (seed 0 at each T of an "
             "architecture's series, and the extra seeds where its result changes) that the epoch "
-            f"cap ended while it still improved (*budget-bound*, ‡) below the threshold is run once "
+            f"cap ended before early stopping would have stopped it (*budget-bound*, ‡) below the "
+            "threshold is run once "
             f"more, the same run with {factor}× its epochs ({longer}), and that run's result stands "
             "for it in every table of this section; an extension is not extended again, and a "
             "budget-bound run that reached the threshold is not extended (its architecture's "

@@ -444,9 +444,10 @@ def render_recommendation(facts: Recommendation) -> str:
     text = "\n".join(f"- {b}" for b in bullets if b)
     named = [a for a in facts.bound if f"`{a}`" in text]
     if named:
-        text += (f"\n\n{BUDGET_MARK} Every statement above that names {_join([f'`{a}`' for a in named])} "
-                 f"rests on budget-bound runs (the epoch cap ended training while it still "
-                 f"improved): more epochs might change it.")
+        which = ("any of " if len(named) > 1 else "") + _join([f"`{a}`" for a in named])
+        text += (f"\n\n{BUDGET_MARK} Every statement above that names {which} "
+                 f"rests on budget-bound runs (the epoch cap ended training before early stopping would have): "
+                 f"more epochs might change it.")
     return text
 
 

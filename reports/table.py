@@ -56,6 +56,7 @@ class ArchSummary:
     recurrent: bool | None
     training: str  # "gradient" or "self_fit" (see training_of)
     records: list[dict[str, Any]]
+    family: str = "classic"  # see family_of
     ok: list[dict[str, Any]] = field(default_factory=list)
     failed: list[dict[str, Any]] = field(default_factory=list)
     stats: dict[str, MetricStats] = field(default_factory=dict)
@@ -125,12 +126,45 @@ def training_of(record: dict[str, Any]) -> str:
     return "self_fit" if record.get("stop_reason") == "fitted" else "gradient"
 
 
+#: The families of the registry (``models.registry.FAMILIES``), in the order the report groups
+#: rows by, and what each group is called where a table shows more than one.
+FAMILY_LABELS = {"classic": "classic recurrences", "modern": "modern recurrences",
+                 "floor": "floors (not recurrent)"}  # fmt: skip
+
+
+def _registered(arch: str) -> Any:
+    """The registry's entry for ``arch``, or None where this checkout does not register it."""
+    from models import UnknownModelError, model_info
+
+    try:
+        return model_info(arch)
+    except UnknownModelError:
+        return None
+
+
+def family_of(record: Mapping[str, Any]) -> str:
+    """The run's model family, as its record declares it (``spec.model.family``). Records written
+    before the registry declared families: the registry's family for the architecture, else
+    ``floor`` for a model not recurrent and ``classic`` for one that is."""
+    model = (record.get("spec") or {}).get("model") or {}
+    declared = model.get("family")
+    if isinstance(declared, str) and declared in FAMILY_LABELS:
+        return declared
+    info = _registered(str(record.get("arch")))
+    if info is not None:
+        return info.family
+    return "classic" if model.get("recurrent", True) else "floor"
+
+
 def _arch_order(records: Sequence[dict[str, Any]], arch_order: Iterable[str] | None) -> list[str]:
+    """``arch_order``, then the rest in order of appearance; grouped by family (stable)."""
     order: list[str] = []
     for arch in list(arch_order or []) + [r["arch"] for r in records]:
         if arch not in order:
             order.append(arch)
-    return order
+    family = {r["arch"]: family_of(r) for r in records}
+    rank = {name: i for i, name in enumerate(FAMILY_LABELS)}
+    return sorted(order, key=lambda arch: rank.get(family.get(arch, "classic"), 0))
 
 
 def by_task(
@@ -206,6 +240,7 @@ def _summarize_group(
         recurrent=recurrent if isinstance(recurrent, bool) else None,
         training=training_of(first),
         records=recs,
+        family=family_of(first),
         ok=ok_records(recs),
         failed=[r for r in recs if r["status"] != "ok"],
         task=task,
@@ -230,17 +265,30 @@ def metric_value(record: Mapping[str, Any], metric: str) -> Any:
     """``record``'s value of ``metric``; for ``core_param_count`` in a record written before it
     existed, derived: ``param_count`` − vocabulary × ``embedding_dim`` for a network (every
     registered one has one embedding table of that size, which a test checks), None for a
-    self-fitting model."""
+    self-fitting model; for ``state_size`` likewise, the registry's declaration at the record's
+    hyperparameters."""
     metrics = record.get("metrics") or {}
-    if metric != "core_param_count" or metric in metrics:
+    if metric not in ("core_param_count", "state_size") or metric in metrics:
         return metrics.get(metric)
     model = (record.get("spec") or {}).get("model") or {}
+    if metric == "state_size":
+        return _declared_state_size(str(record.get("arch")), model)
     vocab, dim = (record.get("data") or {}).get("vocab_size"), model.get("embedding_dim")
     total = metrics.get("param_count")
     if training_of(dict(record)) != "gradient" or not all(isinstance(v, int) for v in (vocab, dim, total)):
         return None
     core = total - vocab * dim
     return core if core > 0 else None  # a total no table of that size fits: not derived
+
+
+def _declared_state_size(arch: str, model: Mapping[str, Any]) -> int | None:
+    """The registry's ``state_size`` of ``arch`` at a record's hyperparameters (``spec.model``),
+    for a record written before it was recorded; None for a model that is not recurrent or not
+    registered here."""
+    info = _registered(arch)
+    if info is None or not info.recurrent or info.state_size is None:
+        return None
+    return info.declared_state_size(**{k: v for k, v in model.items() if k in info.hyperparams})
 
 
 #: Tail quantiles and the setting that says from how many repetitions each record took them.
@@ -474,9 +522,9 @@ def budget_note(rows: Sequence[ArchSummary],
     if not bound:
         return None
     which = "; ".join(f"{name(r)}: {k} of {len(r.ok)} seeds" for r, k in bound)
-    return (f"{BUDGET_MARK} budget-bound: the epoch cap ended training while validation loss was "
-            f"still improving within the patience (`stop_reason: epochs`), so more epochs might "
-            f"change the figure: {which}.")
+    return (f"{BUDGET_MARK} budget-bound: the epoch cap ended training before early stopping "
+            f"would have (`stop_reason: epochs` with the best validation loss within the last "
+            f"`patience` epochs), so more epochs might change the figure: {which}.")
 
 
 def seeds_cell(row: ArchSummary) -> str:
@@ -503,14 +551,19 @@ def main_table_rows(
             headers.append("Test acc 95% CI")
     best = _best_values(rows, columns)
     body = []
-    for row in rows:
+    grouped = len({row.family for row in rows}) > 1
+    for index, row in enumerate(rows):
+        if grouped and (index == 0 or rows[index - 1].family != row.family):
+            # A label row opens each family's group, where the table holds more than one.
+            width = len(headers)
+            body.append([f"*{FAMILY_LABELS.get(row.family, row.family)}*"] + [""] * (width - 1))
         cells = [f"`{row.arch}`", seeds_cell(row)]
         for col in columns:
             stat = row.stats[col.name]
             if not row.ok:
                 # Every seed failed: the failure is the result. Parameters may still be known.
                 sizes = [v for r in row.failed if (v := metric_value(r, col.name)) is not None]
-                if col.name in ("param_count", "core_param_count") and sizes:
+                if col.name in ("param_count", "core_param_count", "state_size") and sizes:
                     cells.append(format_count(sizes[0]))
                 elif col.name == HEADLINE:
                     cells.append(_escape(f"FAIL ({row.failure_text()})"))

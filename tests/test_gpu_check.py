@@ -33,6 +33,13 @@ def test_cpu_run_skips_cuda_steps_and_measures_the_rest(tmp_path: Path) -> None:
     assert any("float" in dtypes for dtypes in precision[0]["kernel_input_dtypes"].values())
     anchor = steps["anchor"]["data"]["rows"][0]
     assert anchor["forward_ms"] > 0 and anchor["backward_ms"] > 0
+    scan = steps["scan"]["data"]
+    assert steps["scan"]["status"] == "ok", steps["scan"]["reason"]
+    assert {row["method"] for row in scan["scans"]} == {"sequential", "tree"}
+    assert all(row["rel_error"] <= 1e-5 and row["forward_backward_ms"] > 0 for row in scan["scans"])
+    assert scan["auto"] == "sequential" and scan["mingru_over_gru"] > 0
+    measured = {(row["model"], row["scan_method"]) for row in scan["models"]}
+    assert ("gru", "–") in measured and ("mingru", "tree") in measured and ("hawk", "sequential") in measured
     cost = steps["cost_suite"]["data"]
     assert steps["cost_suite"]["status"] == "ok" and cost["points"]["ok"] >= 2
     kernels = {row["arch"]: row["kernels"] for row in cost["rows"]}
@@ -40,6 +47,7 @@ def test_cpu_run_skips_cuda_steps_and_measures_the_rest(tmp_path: Path) -> None:
     summary = (out / "summary.md").read_text()
     assert "## The cost suite, at the task's own lengths" in summary
     assert "## Padded vs packed training step" in summary
+    assert "## The linear scan and the modern architectures" in summary
     assert "| grid | skipped |" in summary
 
 

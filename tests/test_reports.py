@@ -88,8 +88,10 @@ def test_summary_frame_rows_follow_the_manifest_and_aggregate_seeds(rendered):
     assert lstm["test_accuracy_n"] == 2
     assert lstm["test_accuracy_mean"] == pytest.approx(0.86)
     assert "oom" in lstm["errors"]
-    # Without an order, rows come in order of first appearance in the records.
-    assert list(summary_frame(records[::-1])["arch"])[0] == "tfidf_logreg"
+    # Without an order, rows come in order of first appearance in the records, by family: the
+    # floors (the last records, here) after the recurrences.
+    archs = list(summary_frame(records[::-1])["arch"])
+    assert archs[-2:] == ["tfidf_logreg", "bag"] and archs[0] == "rnn"
 
 
 def test_one_seed_shows_no_spread_and_several_seeds_do():
@@ -140,8 +142,10 @@ def test_main_table_marks_direction_best_values_and_failures(rendered):
     speed = _speed(text).splitlines()[2]  # speed and memory: a table of their own
     assert "Latency p50 ms ↓" in speed and "Train peak MiB ↓" in speed and "Efficiency % ↑" in speed
     gru = _table_row(text, "gru")
-    assert gru[4].startswith("**86.15")  # the most accurate, in bold
-    assert not _table_row(text, "rnn")[4].startswith("**")
+    accuracy = _section(text, "Results").splitlines()[2].split("|")[1:-1]
+    column = [h.strip() for h in accuracy].index("Test acc % ↑")
+    assert gru[column].startswith("**86.15")  # the most accurate, in bold
+    assert not _table_row(text, "rnn")[column].startswith("**")
     assert _table_row(text, "lstm")[1] == "2 (1 of 3 failed)"
     assert "`lstm`: 1 of 3 seeds failed (oom: CUDA out of memory" in text
 
@@ -151,7 +155,7 @@ def test_bold_marks_every_value_tied_for_best_as_shown_and_none_when_all_show_al
         records = [make_record(arch, 0, metrics={"test_accuracy": a})
                    for arch, a in accuracies.items()]
         lines = main_table(summarize(records)).splitlines()[2:]
-        return [line.split("|")[1].strip() for line in lines if "**" in line.split("|")[5]]
+        return [line.split("|")[1].strip() for line in lines if "**" in line.split("|")[6]]
 
     # 84.999% and 85.001% both show as 85.00: a tie, bold on both; 84.90% is not the best
     assert bold_rows({"rnn": 0.84999, "lstm": 0.85001, "gru": 0.849}) == ["`rnn`", "`lstm`"]
@@ -448,11 +452,11 @@ def test_the_version_1_example_still_renders(tmp_path):
     text = (example / "report.md").read_text(encoding="utf-8")
     for arch in ("rnn", "lstm", "gru", "bilstm", "bag_of_embeddings", "tfidf_logreg"):
         row = _table_row(text, arch)
-        assert row[4].removesuffix(" ‡").endswith("(n=3)"), row  # a test accuracy over three seeds
+        assert row[5].removesuffix(" ‡").endswith("(n=3)"), row  # a test accuracy over three seeds
     assert _speed_row(text, "lstm")[_speed_headers(text).index("Infer peak MiB ↓")] == "—"
     assert "Not compared: `tfidf_logreg`" in text
     # Its records predate concurrent_runs too: one run at a time, nothing marked as contended.
-    assert "| **Runs at once** | 1: every run had the machine to itself (`--jobs 1`) |" in text
+    assert "| **Runs at once** | 1: no two runs of this grid at once (`--jobs 1`) |" in text
     assert "†" not in text
 
 
@@ -612,11 +616,11 @@ def test_a_budget_bound_run_is_marked_in_the_table_and_the_advice_says_so(tmp_pa
     assert [budget_bound(r) for r in lstm] == [True, False]  # still improving; stalled for 2
     assert not budget_bound({**lstm[0], "stop_reason": "early_stop"})
     rows = summarize(records)
-    assert _row_cells(main_table(rows), "lstm")[4].endswith("(n=2) ‡")
-    assert not _row_cells(main_table(rows), "gru")[4].endswith("‡")
+    assert _row_cells(main_table(rows), "lstm")[5].endswith("(n=2) ‡")
+    assert not _row_cells(main_table(rows), "gru")[5].endswith("‡")
     text = recommend(rows, Comparer(folder, rows))
     assert text.endswith("‡ Every statement above that names `lstm` rests on budget-bound runs "
-                         "(the epoch cap ended training while it still improved): more epochs "
+                         "(the epoch cap ended training before early stopping would have): more epochs "
                          "might change it.")
 
 

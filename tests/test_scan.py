@@ -148,6 +148,7 @@ def test_bad_arguments_raise_one_clear_value_error(args, kwargs, message) -> Non
         linear_scan(*args, **kwargs)
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("method", SCAN_METHODS)
 def test_cuda_scan_matches_the_cpu_float64_recurrence(method) -> None:

@@ -23,6 +23,12 @@ that fits in about five minutes and can be rerun once. It writes one folder:
 ``anchor``
     pytorch's fastrnns shape (LSTM, seq 100, batch 64, input and hidden 512), forward and backward
     separately, so our figures can be set beside that published one.
+``scan`` (in the summary)
+    the linear scan of ``models/scan.py`` on the device: each method's forward and backward time
+    at batch 64, width 64, T = 1,000 and its float32 error against the float64 recurrence (weak
+    forgetting, T = 4,096); a minGRU layer against an ``nn.GRU`` layer (the gated benchmark's
+    shape); and the training step of every modern architecture at the ``full`` sizes with each
+    scan method, beside the GRU's.
 ``grid/``
     ``run_all.py --profile full --seeds 1``: the default grid end to end, data pipeline included,
     with its report; the summary turns its per-run times into wall-time estimates for 5 seeds.
@@ -59,7 +65,8 @@ from bench.run.instruments import matmul_flops_per_s, synchronize, training_flop
 from models import create_model, list_models, model_info
 from models.recurrent import AUTO_PADDING_MODE
 
-STEPS = ("environment", "tests", "bench", "padding", "precision", "anchor", "cost_suite", "grid")
+STEPS = ("environment", "tests", "bench", "padding", "precision", "anchor", "scan", "cost_suite",
+         "grid")
 #: The cost step's share of the budget (the issue's 2 of the check's 5 minutes), in seconds.
 COST_BUDGET_S = 120.0
 PRECISIONS = ("fp32", "tf32", "bf16")
@@ -69,9 +76,11 @@ REPO_ROOT = Path(__file__).resolve().parents[2]  # bench/dev/gpu_check.py -> the
 # "small" exists so that the plumbing runs in seconds on a CPU.
 SCALES: dict[str, dict[str, int]] = {
     "full": {"batch": 64, "max_len": 250, "vocab": 10_000, "warmup": 3, "reps": 10,
-             "anchor_hidden": 512, "anchor_seq": 100, "matmul": 4096},
+             "anchor_hidden": 512, "anchor_seq": 100, "matmul": 4096,
+             "scan_batch": 64, "scan_width": 64, "scan_steps": 1_000, "scan_check_steps": 4_096},
     "small": {"batch": 8, "max_len": 40, "vocab": 500, "warmup": 1, "reps": 3,
-              "anchor_hidden": 32, "anchor_seq": 20, "matmul": 256},
+              "anchor_hidden": 32, "anchor_seq": 20, "matmul": 256,
+              "scan_batch": 4, "scan_width": 8, "scan_steps": 50, "scan_check_steps": 256},
 }
 # IMDb's review lengths (tokens): log-normal with median 201 and sigma 0.73 fits p50/p90/p99;
 # truncated at the batch's max_len as the pipeline truncates (tests/benchmarks use the same fit).
@@ -500,6 +509,95 @@ def wall_time_estimates(
 
 # --- the check ------------------------------------------------------------------------------
 
+def _median_ms(fn: Callable[[], None], device: torch.device, warmup: int, reps: int) -> float:
+    """Median wall time of ``fn`` in milliseconds (the device synchronised around each call)."""
+    times = []
+    for i in range(warmup + reps):
+        synchronize(device)
+        start = time.perf_counter()
+        fn()
+        synchronize(device)
+        if i >= warmup:
+            times.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times)
+
+
+def _layer_step(layer: nn.Module, inputs: torch.Tensor, read: Callable[[Any], torch.Tensor]
+                ) -> Callable[[], None]:  # fmt: skip
+    def step() -> None:
+        inputs.grad = None
+        layer.zero_grad(set_to_none=True)
+        read(layer(inputs)).sum().backward()
+
+    return step
+
+
+def scan_error(device: torch.device, steps: int, method: str) -> float:
+    """The largest relative error norm, over sequences, of the float32 scan on ``device`` against
+    the float64 recurrence on the CPU, forward, under weak forgetting (1 - a in [1e-6, 1e-3])."""
+    from models.scan import linear_scan, reference_scan
+
+    gen = torch.Generator().manual_seed(0)
+    a = 1 - 10 ** (torch.rand(2, steps, 3, dtype=torch.float64, generator=gen) * 3 - 6)
+    b = torch.randn(2, steps, 3, dtype=torch.float64, generator=gen)
+    reference = reference_scan(a, b)
+    h = linear_scan(a.float().to(device), b.float().to(device), method=method).cpu().double()
+    return ((h - reference).flatten(1).norm(dim=1) / reference.flatten(1).norm(dim=1)).max().item()
+
+
+def measure_scan(device: torch.device, scale: str) -> dict[str, Any]:
+    """The scan's methods, a minGRU layer against ``nn.GRU``, and the modern architectures'
+    training steps per scan method, on ``device``."""
+    from models.min_rnn import MinGRULayer
+    from models.scan import SCAN_METHODS, linear_scan, resolve_method
+
+    sizes = SCALES[scale]
+    warmup, reps = sizes["warmup"], sizes["reps"]
+    shape = (sizes["scan_batch"], sizes["scan_steps"], sizes["scan_width"])
+    gen = torch.Generator().manual_seed(0)
+    a = torch.rand(shape, generator=gen).to(device).requires_grad_()
+    b = torch.randn(shape, generator=gen).to(device).requires_grad_()
+    methods = [m for m in SCAN_METHODS if m != "auto"]
+    scans = []
+    for method in methods:
+        forward = _median_ms(lambda m=method: linear_scan(a, b, method=m), device, warmup, reps)
+        both = _median_ms(lambda m=method: linear_scan(a, b, method=m).sum().backward(), device,
+                          warmup, reps)  # fmt: skip
+        scans.append({"method": method, "forward_ms": forward, "forward_backward_ms": both,
+                      "rel_error": scan_error(device, sizes["scan_check_steps"], method)})
+    torch.manual_seed(0)
+    inputs = torch.randn(shape, generator=gen).to(device).requires_grad_()
+    width = sizes["scan_width"]
+    layers = {"minGRU": (MinGRULayer(width, width), lambda out: out),
+              "nn.GRU": (nn.GRU(width, width, batch_first=True), lambda out: out[0]),
+              "nn.LSTM": (nn.LSTM(width, width, batch_first=True), lambda out: out[0])}
+    layer_ms = {name: _median_ms(_layer_step(layer.to(device), inputs, read), device, warmup, reps)
+                for name, (layer, read) in layers.items()}  # fmt: skip
+    batch = imdb_like_batch(sizes["batch"], sizes["max_len"], sizes["vocab"])
+    models = []
+    for name in ["gru", *list_models("*", family="modern")]:
+        if name.endswith("_max"):
+            continue  # the readout does not change the recurrence's cost
+        hyper = full_model_hyperparams(name, scale)
+        for method in (methods if "scan_method" in model_info(name).hyperparams else [None]):
+            torch.manual_seed(0)
+            extra = {} if method is None else {"scan_method": method}
+            model = create_model(name, vocab_size=sizes["vocab"], pad_index=1, **hyper, **extra)
+            times = time_training_step(model, batch, device, precision="fp32", warmup=warmup,
+                                       reps=reps)  # fmt: skip
+            models.append({"model": name, "scan_method": method or "–", "step_ms": times.step_ms,
+                           "forward_ms": times.forward_ms, "backward_ms": times.backward_ms})
+    return {
+        "shape": dict(zip(("batch", "steps", "width"), shape, strict=True)),
+        "auto": resolve_method("auto", device),
+        "scans": scans,
+        "layers_ms": layer_ms,
+        "mingru_over_gru": layer_ms["minGRU"] / layer_ms["nn.GRU"],
+        "models": models,
+        "summary": f"minGRU layer / nn.GRU layer = {layer_ms['minGRU'] / layer_ms['nn.GRU']:.2f}",
+    }
+
+
 def _timed(name: str, fn: Callable[[], dict[str, Any]]) -> StepResult:
     start = time.perf_counter()
     try:
@@ -541,6 +639,8 @@ def run_check(
             result = _timed(name, lambda: measure_precision(device, scale, precisions, data))
         elif name == "anchor":
             result = _timed(name, lambda: measure_anchor(device, scale, precisions))
+        elif name == "scan":
+            result = _timed(name, lambda: measure_scan(device, scale))
         elif name == "cost_suite":
             if data is None:
                 result = StepResult(name, status="skipped", reason="no data (--data)")
@@ -627,6 +727,31 @@ def _anchor_lines(a: dict[str, Any]) -> list[str]:
     ]
 
 
+def _scan_lines(c: dict[str, Any]) -> list[str]:
+    """The scan section of :func:`summary_markdown`."""
+    shape = c["shape"]
+    return [
+        "", "## The linear scan and the modern architectures", "",
+        f"`linear_scan` at batch {shape['batch']}, T = {shape['steps']:,}, width {shape['width']} "
+        f"(median ms; `auto` is `{c['auto']}` here); relative error against the float64 "
+        "recurrence under weak forgetting.",
+        "",
+        *_table(["method", "forward ms", "forward + backward ms", "rel. error"], [
+            [r["method"], _fmt(r["forward_ms"]), _fmt(r["forward_backward_ms"]),
+             _fmt(r["rel_error"], ".1e")] for r in c["scans"]
+        ]),
+        "",
+        "One layer's training step at that shape (median ms): "
+        + ", ".join(f"{name} {_fmt(ms)}" for name, ms in c["layers_ms"].items())
+        + f"; minGRU / GRU = {c['mingru_over_gru']:.2f}.",
+        "",
+        *_table(["model", "scan method", "train step ms", "forward ms", "backward ms"], [
+            [r["model"], r["scan_method"], _fmt(r["step_ms"]), _fmt(r["forward_ms"]),
+             _fmt(r["backward_ms"])] for r in c["models"]
+        ]),
+    ]
+
+
 def _cost_lines(c: dict[str, Any]) -> list[str]:
     """The cost-suite section of :func:`summary_markdown`."""
     return [
@@ -696,6 +821,9 @@ def summary_markdown(results: list[StepResult], *, device: torch.device, scale: 
     anchor = by_name.get("anchor")
     if anchor and anchor.status == "ok":
         lines += _anchor_lines(anchor.data)
+    scan = by_name.get("scan")
+    if scan and scan.status == "ok":
+        lines += _scan_lines(scan.data)
     cost = by_name.get("cost_suite")
     if cost and cost.data.get("rows"):
         lines += _cost_lines(cost.data)

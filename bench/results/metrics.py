@@ -185,6 +185,13 @@ register_metric("core_param_count", bounds=(0.0, None), label="Core params", uni
                 "the readout; none for a self-fitting model. Records written before it: "
                 "`param_count` − vocabulary × `embedding_dim` (every registered network has one "
                 "table of that size)")  # fmt: skip
+register_metric("state_size", bounds=(1.0, None), label="State", unit="count",
+                higher_is_better=None, summary="mean", display="count",
+                definition="floats each review carries from one step to the next: every layer's "
+                "recurrent state (an LSTM's h and c, a complex state's two parts, a convolution's "
+                "window), as the registry declares it and a test holds it to the model's "
+                "`final_state`; none for a model that is not recurrent. Records written before "
+                "it: the registry's declaration at the record's hyperparameters")  # fmt: skip
 register_metric("test_accuracy", bounds=(0.0, 1.0), scored_on="n_test", label="Test acc %", unit="fraction", higher_is_better=True,
                 summary="mean_sd", display="percent", required=True, in_terminal=True,
                 definition=_TEST)  # fmt: skip

@@ -83,6 +83,7 @@ def model_facts(info: ModelInfo, hyperparams: dict[str, Any]) -> dict[str, Any]:
     """What the registry declares about the model, as the record's ``spec.model`` carries it."""
     return {
         "recurrent": info.recurrent,
+        "family": info.family,
         "training": info.training,
         "flops_per_token": info.declared_flops_per_token(**hyperparams),
     }
@@ -214,6 +215,7 @@ def _run(
     metrics = record["metrics"]
     metrics["param_count"] = trainable_params(model)
     metrics["core_param_count"] = core_params(model) if info.training == "gradient" else None
+    metrics["state_size"] = info.declared_state_size(**hyperparams) if info.recurrent else None
 
     # The trainer is also the evaluator every model shares (test pass, inference throughput).
     trainer = Trainer(
