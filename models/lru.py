@@ -58,8 +58,9 @@ class LRU(nn.Module):
     def states(self, x: Tensor) -> Tensor:
         """``h [B, T, N]``, complex64."""
         gamma = torch.exp(self.gamma_log)
-        drive = torch.complex(F.linear(x, self.b_re * gamma[:, None]),
-                              F.linear(x, self.b_im * gamma[:, None]))  # fmt: skip
+        # float32 parts: a complex tensor has no bf16 form (and autocast may give bf16 products)
+        drive = torch.complex(F.linear(x, self.b_re * gamma[:, None]).float(),
+                              F.linear(x, self.b_im * gamma[:, None]).float())  # fmt: skip
         gates = self.gate().expand_as(drive)
         return linear_scan(gates, drive, method=self.scan_method)
 

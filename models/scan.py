@@ -41,7 +41,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["SCAN_METHODS", "linear_scan", "reference_scan", "resolve_method"]
+__all__ = ["SCAN_METHODS", "linear_scan", "reference_scan", "resolve_method", "scan_dtype"]
 
 #: How the scan may be computed; ``"auto"`` picks by device (:data:`AUTO_METHOD`).
 SCAN_METHODS = ("auto", "sequential", "tree")
@@ -144,12 +144,22 @@ def _check(a: Tensor, b: Tensor, h0: Tensor | None) -> None:
     if a.dim() < 2 or a.shape[1] == 0:
         raise ValueError(f"linear_scan: expected [batch, time, ...] with time >= 1, got "
                          f"{tuple(a.shape)}")
-    if a.dtype != b.dtype or not (a.is_floating_point() or a.is_complex()):
-        raise ValueError(f"linear_scan: a and b must share one float or complex dtype, got {a.dtype} "
-                         f"and {b.dtype}")
-    if h0 is not None and (h0.shape != a.shape[:1] + a.shape[2:] or h0.dtype != a.dtype):
-        raise ValueError(f"linear_scan: h0 must be {tuple(a.shape[:1] + a.shape[2:])} of {a.dtype}, "
-                         f"got {tuple(h0.shape)} of {h0.dtype}")
+    for tensor in (a, b) if h0 is None else (a, b, h0):
+        if not (tensor.is_floating_point() or tensor.is_complex()):
+            raise ValueError(f"linear_scan: a, b and h0 must be float or complex, got {tensor.dtype}")
+    if h0 is not None and h0.shape != a.shape[:1] + a.shape[2:]:
+        raise ValueError(f"linear_scan: h0 must be {tuple(a.shape[:1] + a.shape[2:])}, "
+                         f"got {tuple(h0.shape)}")
+
+
+def scan_dtype(*tensors: Tensor) -> torch.dtype:
+    """The dtype the scan runs in: the inputs' common one, at least float32 (complex64 for
+    complex inputs). Half-precision inputs (bf16 autocast on a GPU) are promoted: a recurrence
+    accumulated in bf16 loses its state to rounding within a few hundred steps."""
+    dtype = torch.float32
+    for tensor in tensors:
+        dtype = torch.promote_types(dtype, tensor.dtype)
+    return dtype
 
 
 def linear_scan(a: Tensor, b: Tensor, h0: Tensor | None = None, *, method: str = "auto") -> Tensor:
@@ -158,14 +168,21 @@ def linear_scan(a: Tensor, b: Tensor, h0: Tensor | None = None, *, method: str =
     Args:
         a: the gates, ``[B, T, ...]``, real or complex (any magnitude; the models keep it in
             ``(0, 1]``, where the scan is numerically safe in float32).
-        b: the inputs, same shape and dtype as ``a``.
+        b: the inputs, the same shape as ``a``.
         h0: the state before the first step, ``[B, ...]``, or None for zeros.
         method: ``"sequential"``, ``"tree"`` or ``"auto"`` (:data:`AUTO_METHOD`).
 
+    The scan and ``h`` are in :func:`scan_dtype` of the inputs (float32 at least, whatever
+    autocast made of them); gradients flow back to each input in its own dtype.
+
     Raises:
-        ValueError: shapes or dtypes that do not fit, or an unknown method.
+        ValueError: shapes that do not fit, an input that is not float or complex, or an unknown
+            method.
     """
     _check(a, b, h0)
+    dtype = scan_dtype(a, b) if h0 is None else scan_dtype(a, b, h0)
+    a, b = a.to(dtype), b.to(dtype)
+    h0 = h0.to(dtype) if h0 is not None else None
     resolved = resolve_method(method, a.device)
     h = _LinearScan.apply(a.transpose(0, 1), b.transpose(0, 1), h0, resolved)
     return h.transpose(0, 1)

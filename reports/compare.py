@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from bench.results.records import RUNS_DIR
-from reports.stats import mcnemar_exact, paired_bootstrap
+from reports.stats import holm, mcnemar_exact, paired_bootstrap
 from reports.table import ArchSummary
 
 #: Significance level of every "tie" in the report.
@@ -97,6 +97,50 @@ def _unavailable(a: ArchSummary, b: ArchSummary, reason: str) -> PairedCompariso
     return PairedComparison(arch_a=a.arch, arch_b=b.arch, available=False, reason=reason)
 
 
+def leader_pairs(rows: list[ArchSummary]) -> list[tuple[str, ArchSummary, ArchSummary]]:
+    """The comparisons among the leaders beside best-against-each, as (what it asks, first,
+    second): the best recurrent model against the runner-up recurrent one and against the best
+    floor (by mean test accuracy), and each recurrent model whose mean passes a floor's against
+    that floor (what the recommendation's sentences on recurrence over the floors rest on)."""
+    ranked = sorted((r for r in rows if r.value("test_accuracy") is not None),
+                    key=lambda r: -(r.value("test_accuracy") or 0.0))  # fmt: skip
+    recurrent = [r for r in ranked if r.recurrent is True]
+    floors = [r for r in ranked if r.recurrent is False]
+    pairs = []
+    if len(recurrent) >= 2:
+        pairs.append(("best recurrent against the runner-up recurrent", recurrent[0], recurrent[1]))
+    if recurrent and floors:
+        pairs.append(("best recurrent against the best floor", recurrent[0], floors[0]))
+    for floor in floors:
+        pairs += [("a recurrent model above a floor, against it", model, floor) for model in recurrent
+                  if (model.value("test_accuracy") or 0.0) > (floor.value("test_accuracy") or 0.0)]
+    return pairs
+
+
+@dataclass(frozen=True)
+class Family:
+    """The paired comparisons the report makes, and each one's p-value adjusted for all of them
+    (Holm): the most accurate architecture against each other one, then the leaders'
+    (:func:`leader_pairs`) not already among those."""
+
+    best: ArchSummary
+    against: list[tuple[ArchSummary, PairedComparison]]
+    leaders: list[tuple[str, ArchSummary, ArchSummary, PairedComparison]]
+    adjusted: list[float]  # against's, then leaders', in order
+
+    @property
+    def comparisons(self) -> list[PairedComparison]:
+        """Every comparison of the family, in the order of :attr:`adjusted`."""
+        return [cmp for _, cmp in self.against] + [cmp for *_, cmp in self.leaders]
+
+    def holm_p(self, arch_a: str, arch_b: str) -> float | None:
+        """The adjusted p-value of the pair (either order), or None when the family lacks it."""
+        pairs = ([frozenset((self.best.arch, row.arch)) for row, _ in self.against]
+                 + [frozenset((a.arch, b.arch)) for _, a, b, _ in self.leaders])  # fmt: skip
+        wanted = frozenset((arch_a, arch_b))
+        return next((q for pair, q in zip(pairs, self.adjusted, strict=True) if pair == wanted), None)
+
+
 class Comparer:
     """Paired comparisons between the architectures of one results folder, computed once each."""
 
@@ -117,6 +161,32 @@ class Comparer:
         if key not in self._cache:
             self._cache[key] = self._compute(self._rows[arch_a], self._rows[arch_b])
         return self._cache[key]
+
+    def family(self, rows: list[ArchSummary] | None = None) -> Family | None:
+        """The report's family of comparisons over ``rows`` (default: the rows given at
+        construction), or None with fewer than two test accuracies."""
+        ok = [r for r in (rows if rows is not None else list(self._rows.values()))
+              if r.value("test_accuracy") is not None]  # fmt: skip
+        if len(ok) < 2:
+            return None
+        best = max(ok, key=lambda r: r.value("test_accuracy"))
+        against = [(row, self.compare(best.arch, row.arch)) for row in ok if row is not best]
+        seen = {frozenset((best.arch, row.arch)) for row, _ in against}
+        leaders = []
+        for what, a, b in leader_pairs(ok):
+            if frozenset((a.arch, b.arch)) not in seen:
+                seen.add(frozenset((a.arch, b.arch)))
+                leaders.append((what, a, b, self.compare(a.arch, b.arch)))
+        family = Family(best, against, leaders, [])
+        family.adjusted.extend(holm([c.p_value if c.available else math.nan
+                                     for c in family.comparisons]))  # fmt: skip
+        return family
+
+    def holm_p(self, arch_a: str, arch_b: str) -> float | None:
+        """The pair's Holm-adjusted p-value within :meth:`family`, or None outside it."""
+        if not hasattr(self, "_family"):
+            self._family = self.family()
+        return self._family.holm_p(arch_a, arch_b) if self._family is not None else None
 
     def _by_seed(self, row: ArchSummary) -> tuple[dict[int, Predictions], str]:
         found, reasons = {}, []

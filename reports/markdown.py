@@ -9,7 +9,6 @@ task reads as one report, a folder of several has a section per task.
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -29,7 +28,6 @@ from reports.compare import (
 from reports.plots import PLOT_TITLES, PLOTS_DIR, plot_title
 from reports.recommend import format_p, format_points, recommend
 from reports.sections import task_report
-from reports.stats import holm
 from reports.table import (
     HEADLINE,
     MISSING,
@@ -283,9 +281,10 @@ def header(
             "",
             *(line for citation in citations for line in (citation, "")),
             "**Timings and memory values come from this machine only.** Do not compare them with "
-            "another machine's report; across machines only `efficiency` (achieved FLOP/s as a "
-            "fraction of a matmul measured on the same device in the same process) is meaningful. "
-            "Within this report, speed ratios compare runs made on the same machine in one session.",
+            "another machine's report; `efficiency` (achieved FLOP/s as a fraction of a matmul "
+            "measured on the same device in the same process) travels best between machines, "
+            "though it too moves with how many runs shared the machine. Within this report, "
+            "speed ratios compare runs made on the same machine in one session.",
         ]
     )
 
@@ -438,36 +437,14 @@ def _comparison_cells(cmp: PairedComparison, adjusted: float) -> list[str]:
             format_p(adjusted).removeprefix("p = ").removeprefix("p "), cmp.method, verdict]
 
 
-def leader_pairs(rows: Sequence[ArchSummary]) -> list[tuple[str, ArchSummary, ArchSummary]]:
-    """The comparisons among the leaders beside best-against-each: the best recurrent model
-    against the runner-up recurrent one and against the best floor (by mean test accuracy),
-    as (what it asks, first, second)."""
-    ranked = sorted((r for r in rows if r.value("test_accuracy") is not None),
-                    key=lambda r: -(r.value("test_accuracy") or 0.0))  # fmt: skip
-    recurrent = [r for r in ranked if r.recurrent is True]
-    floors = [r for r in ranked if r.recurrent is False]
-    pairs = []
-    if len(recurrent) >= 2:
-        pairs.append(("best recurrent against the runner-up recurrent", recurrent[0], recurrent[1]))
-    if recurrent and floors:
-        pairs.append(("best recurrent against the best floor", recurrent[0], floors[0]))
-    return pairs
-
-
 def comparison_section(rows: Sequence[ArchSummary], comparer: Comparer, example: str = "review") -> str:
     """The most accurate architecture against each other one, paired by seed, then the leaders
     among themselves; every p-value also adjusted for the section's family (Holm)."""
-    ok = [r for r in rows if r.value("test_accuracy") is not None]
     lines = ["## Paired comparisons", ""]
-    if len(ok) < 2:
+    family = comparer.family(rows)
+    if family is None:
         return "\n".join(lines + ["Only one architecture has a test accuracy: nothing to compare."])
-    best = max(ok, key=lambda r: r.value("test_accuracy"))
-    against = [(row, comparer.compare(best.arch, row.arch)) for row in ok if row is not best]
-    seen = {frozenset((best.arch, row.arch)) for row, _ in against}
-    leaders = [(what, a, b, comparer.compare(a.arch, b.arch)) for what, a, b in leader_pairs(ok)
-               if frozenset((a.arch, b.arch)) not in seen]  # fmt: skip
-    family = [cmp for _, cmp in against] + [cmp for *_, cmp in leaders]
-    adjusted = holm([cmp.p_value if cmp.available else math.nan for cmp in family])
+    best, against, leaders, adjusted = family.best, family.against, family.leaders, family.adjusted
     body = [[f"`{row.arch}`", *_comparison_cells(cmp, q)]
             for (row, cmp), q in zip(against, adjusted, strict=False)]  # fmt: skip
     headers = ["Against", "Seed ids paired", f"{example.capitalize()}s", f"`{best.arch}` − it (points)",
@@ -498,11 +475,11 @@ def comparison_section(rows: Sequence[ArchSummary], comparer: Comparer, example:
         f"p ≥ {ALPHA}; the interval is then the bootstrap over {example}s alone. Pairs whose runs "
         "kept no test predictions are not available rather than guessed.",
         "",
-        f"Each verdict is at {ALPHA:.0%} on its own, as the recommendation reads it: each answers "
-        f"one question. Read together, the {sum(c.available for c in family)} comparisons of this "
-        f"section are a family: *Holm p* is each p-value adjusted for it (Holm's step-down "
-        f"method, which holds the chance of any false difference among them at {ALPHA:.0%}), and "
-        "a verdict that would not survive it says so.",
+        f"Each verdict is at {ALPHA:.0%} on its own: each answers one question. Read together, "
+        f"the {sum(c.available for c in family.comparisons)} comparisons of this section are a "
+        f"family: *Holm p* is each p-value adjusted for it (Holm's step-down method, which holds "
+        f"the chance of any false difference among them at {ALPHA:.0%}), and a verdict that would "
+        "not survive it says so, here and where the recommendation quotes it.",
     ]
     return "\n".join(lines)
 

@@ -50,6 +50,7 @@ from reports.table import (
     markdown_table,
     marked,
     summarize,
+    training_of,
 )
 
 #: The task name of the memory suite's runs.
@@ -253,7 +254,8 @@ class MemoryBudget:
     n_train: tuple[Any, ...]
     embedding_dim: tuple[Any, ...]
     hidden_dim: tuple[Any, ...]
-    #: The validation accuracy a run stops at (None: the suite named none), and how many did.
+    #: The validation accuracy a run stops at (None: the suite named none), how many did, and
+    #: how many trained runs there were (a self-fitting floor has no epochs to stop).
     target_accuracy: float | None
     stopped_at_target: int
     runs: int
@@ -336,7 +338,8 @@ def _budget(records: Sequence[dict[str, Any]], manifest: Mapping[str, Any]) -> M
         *(_distinct_spec(records, key) for key in ("train.patience", "data.n_train",
                                                    "model.embedding_dim", "model.hidden_dim")),
         float(target) if isinstance(target, int | float) else None,
-        sum(1 for r in records if r.get("stop_reason") == "target_reached"), len(records),
+        sum(1 for r in records if r.get("stop_reason") == "target_reached"),
+        sum(1 for r in records if training_of(r) == "gradient"),  # a fit has no target to reach
         seeds if isinstance(seeds, int) else None,
         factor if isinstance(factor, int) and not isinstance(factor, bool) else None,
     )  # fmt: skip
@@ -510,8 +513,8 @@ def _task_text(facts: MemoryFacts) -> str:
               f"{_values(spent.embedding_dim)}, hidden {_values(spent.hidden_dim)}")  # fmt: skip
     if spent.target_accuracy is not None:
         budget += (f"; a run stops as soon as its validation accuracy reaches {spent.target_accuracy * 100:g}% "
-                   f"({spent.stopped_at_target} of {spent.runs} runs did)")  # fmt: skip
-    seeds = (f"Seed 0 runs at every T; up to {spent.seeds_at_change} seeds run where seed 0's "
+                   f"({spent.stopped_at_target} of the {spent.runs} trained runs did)")  # fmt: skip
+    seeds = (f"Seed 0 runs at each T of an architecture's series until it fails; up to {spent.seeds_at_change} seeds run where seed 0's "
              "result changes from solved to not solved (each cell's n says how many ran there: "
              "where the extra seeds moved the change by one T, the T now beside it has seed 0 "
              "alone)"

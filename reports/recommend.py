@@ -11,8 +11,9 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from bench.results.metrics import METRICS
 from reports.compare import ALPHA, Comparer, PairedComparison
-from reports.table import BUDGET_MARK, ArchSummary, format_count, format_number
+from reports.table import BUDGET_MARK, CONTENDED_MARK, ArchSummary, format_count, format_number
 
 #: The axes of the Pareto set: (metric, higher is better, how it is shown).
 PARETO_AXES: tuple[tuple[str, bool, str], ...] = (
@@ -71,13 +72,21 @@ def _oriented(comparison: PairedComparison, arch: str) -> PairedComparison:
     )
 
 
-def significance_note(comparison: PairedComparison) -> str:
-    """``significant, p = 0.003`` / ``a statistical tie, p = 0.4`` / ``not tested: why``."""
+def significance_note(comparison: PairedComparison, holm_p: float | None = None) -> str:
+    """``significant, p = 0.003`` / ``a statistical tie, p = 0.4`` / ``not tested: why``; with
+    the pair's Holm-adjusted p-value (the paired comparisons' family), ``significant, p = 0.003,
+    Holm p = 0.02``, or that the correction makes it a tie."""
     if not comparison.available:
         return f"significance not tested: {comparison.reason}"
-    if comparison.significant:
+    if not comparison.significant:
+        return f"a statistical tie, {format_p(comparison.p_value)}"
+    if holm_p is None or math.isnan(holm_p):
         return f"significant, {format_p(comparison.p_value)}"
-    return f"a statistical tie, {format_p(comparison.p_value)}"
+    adjusted = format_p(holm_p).replace("p ", "Holm p ", 1)
+    if holm_p < ALPHA:
+        return f"significant, {format_p(comparison.p_value)}, {adjusted}"
+    return (f"significant alone, {format_p(comparison.p_value)}, but a tie after Holm's correction "
+            f"for the paired comparisons, {adjusted}")
 
 
 @dataclass(frozen=True)
@@ -89,16 +98,18 @@ class AccuracyGap:
     ref: str
     gap: float
     comparison: PairedComparison
+    holm_p: float | None = None  # within the paired comparisons' family (None: not in it)
 
 
 def accuracy_gap_of(row: ArchSummary, ref: ArchSummary, comparer: Comparer) -> AccuracyGap:
     gap = (row.value("test_accuracy") or 0.0) - (ref.value("test_accuracy") or 0.0)
-    return AccuracyGap(row.arch, ref.arch, gap, comparer.compare(row.arch, ref.arch))
+    return AccuracyGap(row.arch, ref.arch, gap, comparer.compare(row.arch, ref.arch),
+                       comparer.holm_p(row.arch, ref.arch))  # fmt: skip
 
 
 def _gap_text(gap: AccuracyGap) -> str:
     word = "less" if gap.gap < 0 else "more"
-    note = significance_note(gap.comparison)
+    note = significance_note(gap.comparison, gap.holm_p)
     return f"{abs(gap.gap) * 100:.2f} points {word} accurate than `{gap.ref}` ({note})"
 
 
@@ -405,7 +416,10 @@ def _best_at_text(entry: BestAt) -> str:
     """A "best at <metric>" bullet: the winner, its value, its margin, its accuracy cost."""
     margin = "" if entry.margin is None else _RATIO_PHRASES[entry.metric].format(
         ratio=_ratio(entry.margin, 1.0), other=entry.versus)
-    text = f"**{entry.title}: `{entry.winner.arch}`**, {_DESCRIBE[entry.metric](entry.winner)}"
+    # A speed or memory figure measured while runs shared the machine carries the tables' mark.
+    shared = METRICS[entry.metric].contended and entry.winner.shared_machine
+    text = (f"**{entry.title}: `{entry.winner.arch}`**, {_DESCRIBE[entry.metric](entry.winner)}"
+            + (f" {CONTENDED_MARK}" if shared else ""))
     if entry.gap is None:  # the winner is the most accurate
         text += ("; it is also the most accurate." if entry.versus is None
                  else f"; it is also the most accurate, and {margin}, the runner-up.")  # fmt: skip

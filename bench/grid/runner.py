@@ -437,7 +437,7 @@ def account(outcome: GridOutcome, record: dict[str, Any], duration_s: float, *, 
         log(
             f"    {name}test accuracy {m['test_accuracy']:.2%}, "
             f"{m['train_samples_per_s']:,.0f} train samples/s, "
-            f"{_format_duration(duration_s)}"
+            f"{_format_duration(duration_s)} for the whole run (data, training, evaluation)"
         )
 
 
