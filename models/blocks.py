@@ -41,6 +41,7 @@ __all__ = [
     "CausalConv1d",
     "GatedMLP",
     "LayerCost",
+    "lecun_normal_",
     "Mlp",
     "ResidualClassifier",
     "real_steps",
@@ -78,7 +79,7 @@ class CausalConv1d(nn.Module):
         """``[B, kernel - 1, W]``: each sequence's last ``kernel - 1`` real inputs (zeros before
         its first), the state a step-by-step run would hold after its last real step."""
         padded = F.pad(x, (0, 0, self.kernel - 1, 0))
-        offsets = torch.arange(self.kernel - 1)
+        offsets = torch.arange(self.kernel - 1, device=lengths.device)
         index = (lengths.unsqueeze(1) + offsets.unsqueeze(0)).to(x.device)  # shifted by the pad
         return padded.gather(1, index.unsqueeze(2).expand(-1, -1, x.shape[2]))
 
@@ -104,6 +105,16 @@ class Mlp(nn.Module):
         return LayerCost(params=2 * dim * inner + inner + dim, flops=4.0 * dim * inner)
 
 
+def lecun_normal_(layer: nn.Linear | nn.Conv1d, variance_scale: float = 1.0) -> None:
+    """Weights normal with variance ``variance_scale / fan_in``, bias zero: how Griffin's reference
+    (google-deepmind/recurrentgemma) initialises its linear layers and, with scale 0.01 over the
+    kernel width, its convolution."""
+    fan_in = layer.weight[0].numel()
+    nn.init.normal_(layer.weight, std=(variance_scale / fan_in) ** 0.5)
+    if layer.bias is not None:
+        nn.init.zeros_(layer.bias)
+
+
 class GatedMLP(nn.Module):
     """Griffin's MLP block: ``Linear(D, E*D)`` twice, GeLU of one times the other, back to D
     (a GeGLU; E = 3 in the paper, De et al. 2024, section 2.1)."""
@@ -113,6 +124,8 @@ class GatedMLP(nn.Module):
         self.expansion = expansion
         self.up = nn.Linear(dim, 2 * expansion * dim)
         self.down = nn.Linear(expansion * dim, dim)
+        for layer in (self.up, self.down):
+            lecun_normal_(layer)
 
     def forward(self, x: Tensor) -> Tensor:
         gate, value = self.up(x).chunk(2, dim=-1)
@@ -192,7 +205,8 @@ class ResidualClassifier(TextClassifier):
 
     def final_state(self, tokens: Tensor, lengths: Tensor) -> list[Tensor]:
         """The tensors every layer carries past each review's last real token, ``[B, ...]`` each:
-        what a step-by-step run would hold there (the declared ``state_size`` counts them)."""
+        what a step-by-step run would hold there (the declared ``state_size`` counts them).
+        Call it in eval mode: in training mode the residual branches' dropout is drawn."""
         states: list[Tensor] = []
 
         def collect(layer: int, mixer_input: Tensor) -> None:

@@ -30,7 +30,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from models.blocks import CausalConv1d, GatedMLP, LayerCost, register_block
+from models.blocks import CausalConv1d, GatedMLP, LayerCost, lecun_normal_, register_block
 from models.recurrent import gather_last
 from models.scan import linear_scan
 
@@ -121,6 +121,11 @@ class HawkMixer(nn.Module):
         self.conv = CausalConv1d(width, CONV_WIDTH)
         self.rg_lru = RGLRU(width, scan_method)
         self.out = nn.Linear(width, dim)
+        # The reference's initialisation: linears normal with variance 1 / fan-in (the output's
+        # scale is 2 / layers there; 1 here, its value at two layers), the convolution 0.01 / width.
+        for layer in (self.gate_branch, self.recurrent_branch, self.out):
+            lecun_normal_(layer)
+        lecun_normal_(self.conv.conv, variance_scale=0.01)
 
     def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
         recurrent = self.rg_lru(self.conv(self.recurrent_branch(x)))

@@ -7,9 +7,11 @@ A complex diagonal linear recurrence with the paper's three ingredients (section
     h_t    = lambda * h_{t-1} + gamma * (B x_t)              (gamma = sqrt(1 - |lambda|^2))
     y_t    = Re(C h_t) + D * x_t
 
-``nu`` and ``theta`` initialised so that ``|lambda|`` is uniform on the ring ``[r_min, r_max]``
-and the phase uniform in ``[0, max_phase]`` (the paper's r_min 0.9, r_max 0.999, max phase
-2 pi / 10 for its long-range tasks); ``gamma`` is a parameter initialised at its normalising value;
+``nu`` and ``theta`` initialised so that ``lambda`` is uniform by area on the ring
+``[r_min, r_max]`` (``|lambda|^2`` uniform) with its phase uniform in ``[0, max_phase]``: r_min
+0.9 and r_max 0.999, the paper's ring for its long-range tasks, and max phase 2 pi, its reference
+code's default (the narrower phase the paper gives its hardest task is not used); ``gamma`` is a
+parameter initialised at its normalising value;
 ``B`` and ``C`` complex Glorot-like. The block is the paper's (figure 1): the LRU, a GELU, then a
 gated linear unit, ``Linear(y) * sigmoid(Linear(y))``, as the residual branch; no separate MLP.
 The recurrence runs on :func:`models.scan.linear_scan` in complex64. The state is ``N`` complex
@@ -30,7 +32,7 @@ from models.scan import linear_scan
 
 __all__ = ["LRU", "LRUMixer"]
 
-R_MIN, R_MAX, MAX_PHASE = 0.9, 0.999, 2 * math.pi / 10
+R_MIN, R_MAX, MAX_PHASE = 0.9, 0.999, 2 * math.pi
 
 
 class LRU(nn.Module):
