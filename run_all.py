@@ -211,7 +211,10 @@ def main(argv: list[str] | None = None) -> int:
     for flag, listing in ((args.list_archs, list_archs), (args.list_tasks, list_tasks),
                           (args.list_suites, list_suites)):
         if flag:
-            print(listing())
+            try:
+                print(listing(), flush=True)
+            except BrokenPipeError:  # `--list-archs | head`: the reader left; not an error
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return 0
     from bench.suites import command
 

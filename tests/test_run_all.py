@@ -114,6 +114,16 @@ def test_list_archs_comes_from_the_registry(capsys):
     assert out.index("family modern") < out.index(" mingru ") < out.index("family floor")
 
 
+def test_a_listing_piped_into_a_reader_that_leaves_early_is_not_an_error():
+    # `python run_all.py --list-archs | head -1`, the reader gone before the listing is written
+    # (it is closed before the command has even imported the registry).
+    listing = subprocess.Popen([sys.executable, str(ROOT / "run_all.py"), "--list-archs"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)  # fmt: skip
+    listing.stdout.close()
+    _, err = listing.communicate(timeout=120)
+    assert listing.returncode == 0 and b"Traceback" not in err, err.decode()
+
+
 def test_smoke_grid_end_to_end_then_report_only_reproduces_the_report(capsys, tmp_path, archive):
     out = tmp_path / "res"
     argv = ["--profile", "smoke", "--archs", "gru,bag_of_embeddings", "--data", str(archive),
