@@ -15,6 +15,9 @@ the normalisation is 1 at the first step (the state before it is zero), and the 
 square root is bounded (by :data:`MAX_SQRT_GRADIENT`), which keeps a gate near 1 from sending an
 unbounded gradient.
 
+Sized by the configuration: the residual stream is ``embedding_dim`` wide and the RG-LRU
+(``width`` here) ``hidden_dim``; Griffin makes the latter about 4/3 of the former.
+
 The recurrent block (figure 2): two branches from the normed input, ``GeLU(Linear(x))`` and
 ``RG-LRU(Conv1D(Linear(x)))`` (a causal depthwise convolution of width 4), multiplied, then
 ``Linear`` back to the residual width; each residual block also has the gated MLP (GeGLU,

@@ -15,8 +15,10 @@ the scan runs in real space. The gates are computed from their pre-activations i
 forms ``1 - sigmoid(u) = sigmoid(-u)`` and, for minLSTM, ``f' = sigmoid(-d)``, ``i' = sigmoid(d)``
 with ``d = softplus(-u_f) - softplus(-u_i) = log(i / f)``.
 
-A layer maps ``[B, T, D] -> [B, T, H]``; in a block (:mod:`models.blocks`) a linear projection
-takes ``H`` back to the residual width, and the paper's MLP follows. The paper's reference code
+A layer maps ``[B, T, D] -> [B, T, H]`` (``D`` the configured ``embedding_dim``, the residual
+stream's width; ``H`` the configured ``hidden_dim``); in a block (:mod:`models.blocks`) a linear
+projection takes ``H`` back to ``D``, and an MLP follows (``4 D`` wide,
+:data:`models.blocks.MLP_EXPANSION`). The paper's reference code
 (BorealisAI/minRNNs) was read for the activation and the normalisation; no code copied.
 """
 

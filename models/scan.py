@@ -1,7 +1,7 @@
 """One scan for the linear recurrences: ``h_t = a_t * h_{t-1} + b_t``, element by element.
 
 minGRU, minLSTM, the selective state-space block, LRU and RG-LRU all reduce their recurrence to
-this form (real gates for the first four, complex ones for LRU), so one function serves them all:
+this form (real gates for minGRU, minLSTM, Mamba and RG-LRU; complex ones for LRU), so one function serves them all:
 :func:`linear_scan`. It is exact (no approximation of any kind: the same products and sums as the
 sequential recurrence, in an order that keeps float32 safe) and never divides, so no gate in
 ``(0, 1]``, however small, can overflow it. It is causal: a right-padded batch's padding comes

@@ -181,8 +181,9 @@ register_metric("param_count", bounds=(0.0, None), label="Params", unit="count",
                 definition="trainable parameters")  # fmt: skip
 register_metric("core_param_count", bounds=(0.0, None), label="Core params", unit="count",
                 higher_is_better=None, summary="mean", display="count",
-                definition="trainable parameters outside the embedding table: the recurrence and "
-                "the readout; none for a self-fitting model. Records written before it: "
+                definition="trainable parameters outside the embedding table: the recurrence (with "
+                "its block's MLP, norms and convolutions, for a modern one) and the readout; none "
+                "for a self-fitting model. Records written before it: "
                 "`param_count` − vocabulary × `embedding_dim` (every registered network has one "
                 "table of that size)")  # fmt: skip
 register_metric("state_size", bounds=(1.0, None), label="State", unit="count",
