@@ -14,6 +14,7 @@ The interval is always the paired bootstrap (over reviews alone with one seed).
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -184,9 +185,13 @@ class Comparer:
 
     def holm_p(self, arch_a: str, arch_b: str) -> float | None:
         """The pair's Holm-adjusted p-value within :meth:`family`, or None outside it."""
-        if not hasattr(self, "_family"):
-            self._family = self.family()
-        return self._family.holm_p(arch_a, arch_b) if self._family is not None else None
+        family = self._family
+        return family.holm_p(arch_a, arch_b) if family is not None else None
+
+    @functools.cached_property
+    def _family(self) -> Family | None:
+        """:meth:`family` over the rows given at construction, computed once."""
+        return self.family()
 
     def _by_seed(self, row: ArchSummary) -> tuple[dict[int, Predictions], str]:
         found, reasons = {}, []
