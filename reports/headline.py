@@ -316,11 +316,49 @@ def memory_setup(page: str, folder: Committed) -> str:
 # ---- blocks ------------------------------------------------------------------------------------
 
 
-def headline(page: str) -> str:
-    """README's table: what someone choosing an architecture needs, one row per architecture."""
+def default_set() -> list[str]:
+    """The architectures ``run_all.py`` compares when no ``--archs`` is given."""
+    from models import list_models
+
+    return list_models(default_only=True)
+
+
+def family_bests(*folders: Committed) -> list[str]:
+    """Per folder and family, the architecture with the best mean validation accuracy (the
+    selection metric; the test set plays no part in choosing a row)."""
+    bests: list[str] = []
+    for folder in folders:
+        by_family: dict[str, ArchSummary] = {}
+        for row in folder.rows.values():
+            score = row.value("val_accuracy")
+            held = by_family.get(row.family)
+            if score is not None and (held is None or score > (held.value("val_accuracy") or 0)):
+                by_family[row.family] = row
+        bests += [row.arch for row in by_family.values()]
+    return bests
+
+
+def front_rows(archs: Sequence[str], *folders: Committed) -> list[str]:
+    """README's rows, in ``archs``' order: the default set, and each family's best by validation
+    accuracy in each folder (:func:`family_bests`); :func:`every_architecture` has them all."""
+    kept = set(default_set()) | set(family_bests(*folders))
+    return [arch for arch in archs if arch in kept]
+
+
+def headline(page: str, every: bool = False) -> str:
+    """README's table: what someone choosing an architecture needs, one row per architecture of
+    :func:`front_rows` (``every``: of every committed report)."""
     quick, long, mem = committed(EXAMPLE), committed(LONG), committed(HORIZON)
     spent = cost_committed()
-    archs = arch_order(quick, long)
+    archs, rows_note = arch_order(quick, long), ""
+    if not every:
+        shown = front_rows(archs, quick, long)
+        if len(shown) < len(archs):
+            rows_note = (
+                f" Rows: the default set (`run_all.py` with no `--archs`) and each family's best "
+                f"mean validation accuracy in each report; {len(archs) - len(shown)} more in "
+                f"[every architecture]({link(page, 'docs/findings.md')}#every-architecture).")
+        archs = shown
     best_quick = _best(quick.rows.get(a) for a in archs)
     best_long = _best(long.rows.get(a) for a in archs)
     load_names = loads(mem)
@@ -348,7 +386,7 @@ def headline(page: str) -> str:
         "Test accuracy: mean ± standard deviation over seeds (n: seeds), **bold** the best of its "
         "column; the reports give each its 95% interval and paired significance tests; "
         f"{BUDGET_MARK}: some seeds budget-bound (stopped by the epoch cap, not early stopping). "
-        + _fitted_note(archs, quick, long) + f"{MISSING}: not run in that report.",
+        + _fitted_note(archs, quick, long) + f"{MISSING}: not run in that report." + rows_note,
         "",
         "- " + setup(page, quick, "250 tokens"),
         "- " + setup(page, long, "whole reviews"),
@@ -356,6 +394,11 @@ def headline(page: str) -> str:
         "- " + memory_setup(page, mem),
     ]
     return _table(headers, body) + "\n\n" + "\n".join(notes)
+
+
+def every_architecture(page: str) -> str:
+    """:func:`headline` with a row for every architecture of the committed IMDb reports."""
+    return headline(page, every=True)
 
 
 def cost_cells(spent: CostCommitted, arch: str) -> list[str]:
@@ -590,6 +633,7 @@ def _kernel_gap(spent: CostCommitted) -> str:
 #: Every generated block, by name: a function of the page it is written into (for its links).
 BLOCKS: dict[str, Callable[[str], str]] = {
     "headline": headline,
+    "every-architecture": every_architecture,
     "whole-reviews": whole_reviews,
     "memory-horizons": memory_horizons,
     "memory-cost": memory_cost,

@@ -78,21 +78,45 @@ def test_a_stale_block_is_rewritten_and_an_edit_outside_blocks_is_kept() -> None
 def test_the_headline_reads_the_records_not_a_copy() -> None:
     """The figure the issue found stale: GRU's training peak on whole reviews is the three-seed
     mean of the records (770 MiB), not seed 0's (776 MiB); and the table has every architecture
-    of the reports, in registry order."""
+    of the reports, in registry order (findings.md), the README those of ``front_rows``."""
     long = headline.committed(headline.LONG)
     seeds = [r["metrics"]["train_peak_mem_mb"] for r in long.rows["gru"].ok]
     assert len(seeds) == 3 and round(sum(seeds) / 3) == 770
     assert headline.figure(long.rows["gru"], "train_peak_mem_mb") == "770 †"
+    every = _row_names(headline.render_block("every-architecture", "docs/findings.md"))
+    assert every == headline.arch_order(headline.committed(headline.EXAMPLE), long)
+    assert set(long.manifest["archs"]) <= set(every)
     table = headline.render_block("headline", "README.md")
-    rows = [line.split(" | ")[0].strip("| `")
-            for line in table.splitlines() if line.startswith("| `")]  # fmt: skip
-    assert rows == long.manifest["archs"]
+    rows = _row_names(table)
+    assert rows == [a for a in every if a in set(headline.default_set())
+                    | set(headline.family_bests(headline.committed(headline.EXAMPLE), long))]
     gru = next(line for line in table.splitlines() if line.startswith("| `gru` |"))
     assert "89.27 ± 0.23 (n=3)" in gru and gru.endswith("| 64 / 64 |")
     # Speed and memory: the cost suite's, measured alone (never the shared-machine runs', †).
     point = headline.cost_committed().task_point("gru")
     assert f"| {point['train']['samples_per_s']:,.0f} | {point['train']['peak_mb']:,.1f} |" in gru
     assert "†" not in table
+
+
+def _row_names(table: str) -> list[str]:
+    return [line.split(" | ")[0].strip("| `") for line in table.splitlines()
+            if line.startswith("| `")]  # fmt: skip
+
+
+def test_the_readme_keeps_each_familys_best_by_validation_accuracy() -> None:
+    """A family's row on the front page is chosen by the selection metric, never by test
+    accuracy; a table that hides rows says how many and links them."""
+    for folder in (headline.committed(headline.EXAMPLE), headline.committed(headline.LONG)):
+        for arch in headline.family_bests(folder):
+            row = folder.rows[arch]
+            rivals = [r.value("val_accuracy") or 0.0 for r in folder.rows.values()
+                      if r.family == row.family]  # fmt: skip
+            assert row.value("val_accuracy") == max(rivals)
+    table = headline.render_block("headline", "README.md")
+    hidden = len(_row_names(headline.render_block("every-architecture", "docs/findings.md")))
+    hidden -= len(_row_names(table))
+    if hidden:
+        assert f"{hidden} more in [every architecture](docs/findings.md#every-architecture)" in table
 
 
 def test_the_horizons_agree_with_the_memory_report() -> None:
